@@ -1,0 +1,512 @@
+"""The command line: parse, call one operation, render or print JSON.
+
+Errors a user can cause become one line on stderr and a non-zero exit;
+nothing here writes SQL or decides semantics.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from .errors import BgprocError
+from .timing import TimingOptions
+
+app = typer.Typer(
+    name="bgproc",
+    help=(
+        "Typed background tasks with an embedded scheduler and a process monitor.\n\n"
+        "Register task classes, schedule process requests, run `bgproc daemon`, "
+        "and watch executions with `bgproc monitor`. One SQLite file holds it all."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class State:
+    db: Path | None
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db", envvar="BGPROC_DB", metavar="PATH",
+            help="Database file (default: bgproc.db in the user's data directory).",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = State(db)
+
+
+@contextmanager
+def _store(ctx: typer.Context) -> Iterator[Any]:
+    from .store import Store
+
+    store = Store.open(ctx.obj.db if ctx.obj else None)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=160, color_system=None, soft_wrap=False)
+
+
+def _print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _now() -> Any:
+    from .clock import utcnow
+
+    return utcnow()
+
+
+def _zone() -> str:
+    from .localzone import system_zone_name
+
+    return system_zone_name()
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+# Timing options, shared by `schedule` and `reschedule`.
+NowOpt = Annotated[bool, typer.Option("--now", help="Run once, as soon as a daemon can (the default).", rich_help_panel="Timing")]
+AtOpt = Annotated[str | None, typer.Option("--at", metavar="WHEN", help="Run once, at WHEN.", rich_help_panel="Timing")]
+EveryOpt = Annotated[str | None, typer.Option("--every", metavar="N{s,m,h,d}", help="Every N seconds/minutes/hours/days of elapsed time.", rich_help_panel="Timing")]
+HourlyOpt = Annotated[bool, typer.Option("--hourly", help="Every hour at the minute and second of --start.", rich_help_panel="Timing")]
+DailyOpt = Annotated[bool, typer.Option("--daily", help="Every day at the time of day of --start.", rich_help_panel="Timing")]
+WeeklyOpt = Annotated[bool, typer.Option("--weekly", help="Every week on --days (default: the weekday of --start).", rich_help_panel="Timing")]
+DaysOpt = Annotated[str | None, typer.Option("--days", metavar="mon,fri|mon-fri", help="Weekdays for --weekly.", rich_help_panel="Timing")]
+MonthlyOpt = Annotated[bool, typer.Option("--monthly", help="Every month on --day (default: the day of --start).", rich_help_panel="Timing")]
+DayOpt = Annotated[str | None, typer.Option("--day", metavar="N|last", help="Day of the month for --monthly; past the month's end it fires on the last day.", rich_help_panel="Timing")]
+CronOpt = Annotated[str | None, typer.Option("--cron", metavar="EXPR", help="A cron expression: 5 fields, or 6 with seconds first.", rich_help_panel="Timing")]
+StartOpt = Annotated[str | None, typer.Option("--start", metavar="WHEN", help="First possible fire of a recurring timing (default: now).", rich_help_panel="Timing")]
+FinishOpt = Annotated[str | None, typer.Option("--finish", metavar="WHEN", help="No fires after WHEN; the request then becomes complete.", rich_help_panel="Timing")]
+TzOpt = Annotated[str | None, typer.Option("--tz", metavar="ZONE", help="IANA zone of wall times (default: the system's zone).", rich_help_panel="Timing")]
+
+TIMING_HELP = """
+WHEN is ISO 8601 with or without an offset (without one it is wall time in
+--tz), or relative to now: +90s, +5m, +2h, +1d.
+
+Time and DST: daily, weekly, monthly and cron expressions with a fixed
+minute and hour fire at wall-clock times in the request's zone. A wall time
+that a spring-forward gap skips fires once, at the first instant after the
+gap (30 2 * * * in America/New_York on 2026-03-08 fires at 03:00 EDT); one
+that occurs twice at fall-back fires once, at its first occurrence.
+--hourly and cron expressions whose minute or hour field starts with *
+(or whose hour has a step) follow the clock: they fire at every real
+instant whose wall time matches, so */15 * * * * fires every 15 real
+minutes through both transitions. --every is elapsed time and ignores DST.
+"""
+
+
+def _timing(
+    now: bool, at: str | None, every: str | None, hourly: bool, daily: bool, weekly: bool,
+    days: str | None, monthly: bool, day: str | None, cron: str | None, start: str | None,
+    finish: str | None, tz: str | None,
+) -> TimingOptions:
+    return TimingOptions(
+        now=now, at=at, every=every, hourly=hourly, daily=daily, weekly=weekly, days=days,
+        monthly=monthly, day=day, cron=cron, start=start, finish=finish, tz=tz,
+    )
+
+
+# ----------------------------------------------------------------------
+# Tasks
+
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    targets: Annotated[list[str], typer.Argument(metavar="MODULE_OR_FILE...", help="Dotted module names or .py files.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import modules and record every task class they define (re-registering updates)."""
+    from . import registry, views
+
+    with _store(ctx) as store:
+        collected = registry.collect(targets)
+        results = registry.save(store, collected, _now())
+    if as_json:
+        _print_json([
+            {"module": r.module, "tasks": [views.task_json(t) for t in r.tasks], "unregistered": r.unregistered}
+            for r in results
+        ])
+        return
+    for r in results:
+        names = ", ".join(t.name for t in r.tasks)
+        print(f"registered {r.module}: {names}")
+        for name in r.unregistered:
+            print(f"  {name} is no longer in {r.module}: unregistered")
+
+
+@app.command()
+def unregister(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Argument(help="The task's name.")],
+) -> None:
+    """Remove a task from the registry; its scheduled requests are unscheduled, history stays."""
+    with _store(ctx) as store:
+        count = store.unregister_task(task, _now())
+    suffix = f"; unscheduled {count} request{'s' if count != 1 else ''}" if count else ""
+    print(f"unregistered {task}{suffix}")
+
+
+@app.command()
+def tasks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List registered tasks with their parameter fields and types."""
+    from . import monitor, views
+
+    with _store(ctx) as store:
+        records = store.list_tasks()
+    if as_json:
+        _print_json([views.task_json(t) for t in records])
+    elif not records:
+        print("no tasks registered; run `bgproc register MODULE`")
+    else:
+        _console().print(monitor.tasks_table(records))
+
+
+# ----------------------------------------------------------------------
+# Requests
+
+
+@app.command(epilog=TIMING_HELP)
+def schedule(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Argument(help="Registered task name, or module:Class.")],
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", metavar="FIELD=VALUE", help="A parameter, converted by the field's type (repeat).")] = None,
+    params_json: Annotated[str | None, typer.Option("--params-json", metavar="JSON", help="Parameters as a JSON object.")] = None,
+    params_file: Annotated[Path | None, typer.Option("--params-file", metavar="FILE", help="Parameters from a JSON file ('-' for stdin).")] = None,
+    now: NowOpt = False, at: AtOpt = None, every: EveryOpt = None, hourly: HourlyOpt = False,
+    daily: DailyOpt = False, weekly: WeeklyOpt = False, days: DaysOpt = None,
+    monthly: MonthlyOpt = False, day: DayOpt = None, cron: CronOpt = None,
+    start: StartOpt = None, finish: FinishOpt = None, tz: TzOpt = None,
+    timeout: Annotated[str | None, typer.Option("--timeout", metavar="DURATION", help="Stop a run after this long (90s, 5m, 2h; default: the task's).")] = None,
+    allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Start a run even while the previous one is still going.")] = False,
+    user: Annotated[str | None, typer.Option("--user", help="Who makes the request (default: the OS user).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, write nothing, show the next fires.")] = False,
+    count: Annotated[int, typer.Option("-n", min=1, max=1000, help="How many fires --dry-run shows.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a process request: run TASK now, later, or on a schedule. Prints the request id."""
+    from . import requests, views
+
+    text = _params_text(params_json, params_file)
+    options = _timing(now, at, every, hourly, daily, weekly, days, monthly, day, cron, start, finish, tz)
+    moment = _now()
+    with _store(ctx) as store:
+        planned = requests.plan(
+            store, task, now=moment, default_zone=_zone(), pairs=param or [], params_json=text,
+            timing=options, timeout=timeout, allow_overlap=allow_overlap, user=user, count=count,
+        )
+        if dry_run:
+            preview = _preview(planned, moment)
+            if as_json:
+                _print_json(views.plan_json(preview, planned.next_fires, planned.timing.zone))
+            else:
+                _show_plan(planned)
+            return
+        record = requests.create(store, planned, moment)
+    if as_json:
+        _print_json(views.request_json(record))
+    else:
+        print(record.id)
+
+
+def _params_text(params_json: str | None, params_file: Path | None) -> str | None:
+    if params_json is not None and params_file is not None:
+        raise BgprocError("give --params-json or --params-file, not both")
+    if params_file is None:
+        return params_json
+    try:
+        if str(params_file) == "-":
+            return sys.stdin.read()
+        return params_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BgprocError(f"cannot read --params-file {params_file}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _preview(planned: Any, now: Any) -> dict[str, Any]:
+    """The request object that schedule would write (id null)."""
+    from . import views
+    from .records import RequestRecord
+
+    record = RequestRecord(
+        id=0, task=planned.task.name, params=planned.params, timing=planned.timing,
+        status="scheduled", next_run_at=planned.next_fires[0] if planned.next_fires else None,
+        timeout_s=planned.timeout_s, allow_overlap=planned.allow_overlap, user=planned.user,
+        created_at=now, updated_at=now,
+    )
+    document = views.request_json(record)
+    document["id"] = None
+    return document
+
+
+def _show_plan(planned: Any) -> None:
+    from . import monitor
+
+    console = _console()
+    console.print(f"dry run: {planned.task.name}, {planned.timing.describe()}; nothing written")
+    console.print(monitor.fires_table(planned.next_fires, planned.timing.zone, "Next fires"))
+
+
+@app.command()
+def requests(
+    ctx: typer.Context,
+    show_all: Annotated[bool, typer.Option("--all", help="Include unscheduled and complete requests.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List process requests with their timing, status and next run."""
+    from . import monitor, views
+
+    with _store(ctx) as store:
+        records = store.list_requests(include_all=show_all)
+    if as_json:
+        _print_json([views.request_json(r) for r in records])
+    elif not records:
+        print("no scheduled requests" + ("" if show_all else "; `--all` shows the others"))
+    else:
+        _console().print(monitor.requests_table(records))
+
+
+@app.command()
+def unschedule(
+    ctx: typer.Context,
+    request: Annotated[int, typer.Argument(metavar="REQUEST", help="The request id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop future runs of a request; a run in progress finishes; history stays."""
+    from . import requests as ops
+    from . import views
+
+    with _store(ctx) as store:
+        record = ops.unschedule(store, request, _now())
+    if as_json:
+        _print_json(views.request_json(record))
+    else:
+        print(f"request {record.id} unscheduled")
+
+
+@app.command(epilog=TIMING_HELP)
+def reschedule(
+    ctx: typer.Context,
+    request: Annotated[int, typer.Argument(metavar="REQUEST", help="The request id.")],
+    now: NowOpt = False, at: AtOpt = None, every: EveryOpt = None, hourly: HourlyOpt = False,
+    daily: DailyOpt = False, weekly: WeeklyOpt = False, days: DaysOpt = None,
+    monthly: MonthlyOpt = False, day: DayOpt = None, cron: CronOpt = None,
+    start: StartOpt = None, finish: FinishOpt = None, tz: TzOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Schedule a request again, optionally with a new timing."""
+    from . import requests as ops
+    from . import views
+
+    options = _timing(now, at, every, hourly, daily, weekly, days, monthly, day, cron, start, finish, tz)
+    with _store(ctx) as store:
+        record = ops.reschedule(store, request, _now(), _zone(), options)
+    if as_json:
+        _print_json(views.request_json(record))
+    else:
+        from . import monitor
+
+        nxt = monitor._zoned(record.next_run_at, record.timing.zone)
+        print(f"request {record.id} scheduled: {record.timing.describe()}; next run {nxt}")
+
+
+@app.command()
+def upcoming(
+    ctx: typer.Context,
+    request: Annotated[int, typer.Argument(metavar="REQUEST", help="The request id.")],
+    count: Annotated[int, typer.Option("-n", min=1, max=1000, help="How many fires.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the next fires of a stored request."""
+    from . import monitor, views
+
+    with _store(ctx) as store:
+        record = store.get_request(request)
+    fires = []
+    if record.status == "scheduled" and record.next_run_at is not None:
+        fires = [record.next_run_at, *record.timing.fires(record.next_run_at, count - 1)]
+    if as_json:
+        _print_json(views.plan_json(views.request_json(record), fires, record.timing.zone))
+    elif not fires:
+        print(f"request {record.id} is {record.status}; it has no upcoming fires")
+    else:
+        _console().print(monitor.fires_table(fires, record.timing.zone, f"Request {record.id}: {record.timing.describe()}"))
+
+
+# ----------------------------------------------------------------------
+# Runs
+
+
+@app.command("monitor")
+def monitor_command(
+    ctx: typer.Context,
+    run: Annotated[int | None, typer.Argument(metavar="[RUN]", help="Show one execution in full.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only runs of this task.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
+    request: Annotated[int | None, typer.Option("--request", help="Only runs of this request.")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="WHEN", help="Only runs since WHEN (ISO 8601, or -1h, -30m).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 20,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep updating until Ctrl-C.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show executions, newest first: process, start, end, duration, status and log."""
+    from . import monitor, views
+    from .records import RUN_STATUSES
+
+    if status is not None and status not in RUN_STATUSES:
+        raise BgprocError(f"--status {status!r} is not a run status; use one of {', '.join(RUN_STATUSES)}")
+    since_at = _parse_since(since) if since is not None else None
+    with _store(ctx) as store:
+        if run is not None:
+            record = store.get_run(run)
+            if as_json:
+                _print_json(views.run_json(record, _now()))
+            else:
+                _console().print(monitor.run_detail(record, _now()))
+            return
+        filters = {"task": task, "status": status, "request_id": request, "since": since_at, "limit": limit}
+        if follow:
+            from .follow import follow_runs
+
+            follow_runs(store, filters, _console())
+            return
+        records = store.list_runs(**filters, with_log=as_json)
+        if as_json:
+            moment = _now()
+            _print_json([views.run_json(r, moment) for r in records])
+        elif not records:
+            print("no executions yet")
+        else:
+            _console().print(monitor.runs_table(records, _now()))
+
+
+def _parse_since(text: str) -> Any:
+    import re
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from .timing import parse_when
+
+    match = re.fullmatch(r"-?(\d+)\s*([smhd])", text.strip())
+    if match:
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        return _now() - timedelta(seconds=int(match.group(1)) * units[match.group(2)])
+    return parse_when(text, _now(), ZoneInfo(_zone()), "--since")
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    run: Annotated[int, typer.Argument(metavar="RUN", help="The run id.")],
+) -> None:
+    """Ask the daemon to stop a running execution (it becomes cancelled)."""
+    with _store(ctx) as store:
+        store.request_cancel(run, _now())
+    print(f"run {run}: cancel requested")
+
+
+@app.command()
+def daemon(
+    ctx: typer.Context,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Runs at once (default: the number of CPUs).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Run what is due now, wait for it, exit.")] = False,
+    grace: Annotated[float, typer.Option("--grace", min=0, metavar="SECONDS", help="On SIGTERM/SIGINT, how long running runs may finish.")] = 30.0,
+    kill_after: Annotated[float, typer.Option("--kill-after", min=0, metavar="SECONDS", help="After SIGTERM to a run, how long before SIGKILL.")] = 5.0,
+    log_limit: Annotated[int, typer.Option("--log-limit", min=1024, metavar="BYTES", help="Process log kept per run (head and tail).")] = 1024 * 1024,
+) -> None:
+    """Run due work, each run in its own subprocess, until stopped (or --once)."""
+    import os
+
+    from .daemon import Daemon, DaemonConfig
+
+    config = DaemonConfig(
+        workers=workers or os.cpu_count() or 1, once=once, grace_s=grace,
+        kill_after_s=kill_after, log_limit=log_limit,
+    )
+    with _store(ctx) as store:
+        code = Daemon(store, config).run()
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    delay: Annotated[float, typer.Option("--delay", min=0, metavar="SECONDS", help="The sample task's wait.")] = 3.0,
+) -> None:
+    """Register the sample, schedule it, run the daemon once, and show the monitor."""
+    from .demo import run_demo
+
+    with _store(ctx) as store:
+        code = run_demo(store, delay, _console())
+    raise typer.Exit(code)
+
+
+# ----------------------------------------------------------------------
+# Entry point
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    sys.stderr.write(f"bgproc: {message}\n")
+    raise SystemExit(code)
+
+
+# Typer now carries its own copy of click, so find click's exception classes
+# through what typer exports rather than importing click.
+_USAGE_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+# Raised for `bgproc` alone by click 8.2+; older versions print the help themselves.
+_NO_ARGS_IS_HELP: Any = getattr(sys.modules[_USAGE_ERROR.__module__], "NoArgsIsHelpError", ())
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (errors are one line on stderr)."""
+    command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        result = command.main(args=args, prog_name="bgproc", standalone_mode=False)
+    except _NO_ARGS_IS_HELP as exc:
+        sys.stdout.write(exc.ctx.get_help() + "\n")
+        return 0
+    except _USAGE_ERROR as exc:
+        where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx is not None else ""
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        sys.stderr.write(f"bgproc: {message}{where}\n")
+        return 2
+    except typer.Abort:
+        sys.stderr.write("bgproc: aborted\n")
+        return 130
+    except BgprocError as exc:
+        message = " ".join(str(exc).split())
+        sys.stderr.write(f"bgproc: error: {message}\n")
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run())

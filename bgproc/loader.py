@@ -1,0 +1,41 @@
+"""Importing a task class from its recorded import path.
+
+Shared by the registry (in the command line) and the worker, so it stays
+as light as the task API.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from .errors import RegistryError
+from .task import BackgroundTask
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and message, or a SyntaxError's place."""
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename}:{exc.lineno}" if exc.filename else f"line {exc.lineno}"
+        return f"SyntaxError: {exc.msg} ({where})"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def load_task_class(import_path: str, search_path: str | None) -> type[BackgroundTask]:
+    """Import ``module:Qualname`` (with ``search_path`` on sys.path) and check it is a task."""
+    module_name, _, qualname = import_path.partition(":")
+    if search_path and search_path not in sys.path:
+        sys.path.insert(0, search_path)
+    try:
+        module = importlib.import_module(module_name)
+        obj: object = module
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:  # noqa: BLE001 - user code may raise anything
+        raise RegistryError(
+            f"cannot load task {import_path}: {one_line(exc)}; re-register its module"
+        ) from None
+    if not (isinstance(obj, type) and issubclass(obj, BackgroundTask)):
+        raise RegistryError(f"{import_path} is not a BackgroundTask class; re-register its module")
+    return obj

@@ -1,0 +1,223 @@
+"""Rendering of tasks, requests and runs for the terminal (rich). No database access.
+
+Logs are untrusted text: control characters are shown escaped, never sent
+to the terminal, and nothing in them is read as markup.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from .records import RequestRecord, RunRecord, TaskRecord
+
+STATUS_STYLE = {
+    "running": "bold cyan",
+    "success": "green",
+    "error": "bold red",
+    "timeout": "red",
+    "cancelled": "yellow",
+    "interrupted": "magenta",
+    "skipped": "dim",
+    "missed": "dim yellow",
+    "scheduled": "cyan",
+    "unscheduled": "dim",
+    "complete": "green",
+}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_control(text: str) -> str:
+    """Show control characters (escape sequences included) as visible escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def status_text(status: str | None) -> Text:
+    if status is None:
+        return Text("-", style="dim")
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def local_time(value: datetime | None, zone: str | None = None, *, date: bool = True) -> str:
+    if value is None:
+        return "-"
+    shown = value.astimezone(ZoneInfo(zone)) if zone else value.astimezone()
+    return shown.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def tasks_table(tasks: list[TaskRecord]) -> Table:
+    table = Table(title="Registered tasks", title_justify="left", expand=False)
+    table.add_column("task", style="bold")
+    table.add_column("parameters")
+    table.add_column("timeout", justify="right")
+    table.add_column("import path", style="dim")
+    table.add_column("description")
+    for task in tasks:
+        fields = []
+        for f in task.fields:
+            text = f"{f['name']}: {f['type']}"
+            if not f["required"]:
+                text += f" = {f.get('default')!r}"
+            fields.append(text)
+        table.add_row(
+            task.name, "\n".join(fields) or "-", duration_text(task.timeout_s), task.import_path,
+            Text(task.description),
+        )
+    return table
+
+
+def requests_table(requests: list[RequestRecord]) -> Table:
+    table = Table(title="Process requests", title_justify="left")
+    table.add_column("id", justify="right")
+    table.add_column("task", style="bold")
+    table.add_column("timing")
+    table.add_column("status")
+    table.add_column("next run")
+    table.add_column("last run")
+    for r in requests:
+        last = status_text(r.last_run_status)
+        if r.last_run_at is not None:
+            last.append(f" {local_time(r.last_run_at, r.timing.zone)}", style="dim")
+        table.add_row(
+            str(r.id), r.task, Text(r.timing.describe()), status_text(r.status),
+            _zoned(r.next_run_at, r.timing.zone), last,
+        )
+    return table
+
+
+def _zoned(value: datetime | None, zone: str) -> str:
+    if value is None:
+        return "-"
+    shown = value.astimezone(ZoneInfo(zone))
+    return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname()}"
+
+
+def fires_table(fires: list[datetime], zone: str, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column(f"fire ({zone})")
+    table.add_column("offset", style="dim")
+    for i, fire in enumerate(fires, 1):
+        shown = fire.astimezone(ZoneInfo(zone))
+        table.add_row(str(i), f"{shown:%a %Y-%m-%d %H:%M:%S} {shown.tzname()}", shown.strftime("%z"))
+    return table
+
+
+def runs_table(runs: list[RunRecord], now: datetime, title: str = "Executions") -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("run", justify="right")
+    table.add_column("request", justify="right")
+    table.add_column("task", style="bold")
+    table.add_column("status")
+    table.add_column("pid", justify="right")
+    table.add_column("started")
+    table.add_column("ended")
+    table.add_column("duration", justify="right")
+    table.add_column("log / progress", overflow="ellipsis", no_wrap=True, max_width=60)
+    for run in runs:
+        table.add_row(
+            str(run.id), str(run.request_id), run.task, status_text(run.status),
+            str(run.pid) if run.pid else "-", local_time(run.started_at or run.planned_at),
+            local_time(run.ended_at, date=False) if run.ended_at else "-",
+            duration_text(run.duration_s(now)), _last_column(run),
+        )
+    return table
+
+
+def _last_column(run: RunRecord) -> RenderableType:
+    if run.status == "running" and run.progress_done is not None:
+        return _progress(run)
+    if run.status in ("skipped", "missed"):
+        return Text(run.detail or "", style="dim")
+    line = last_line(run.log_tail or run.log_head or "")
+    if not line and run.detail:
+        return Text(run.detail, style="dim")
+    return Text(line)
+
+
+def _progress(run: RunRecord) -> RenderableType:
+    done, total = run.progress_done or 0.0, run.progress_total
+    grid = Table.grid(padding=(0, 1))
+    if total:
+        grid.add_row(
+            ProgressBar(total=total, completed=min(done, total), width=20),
+            Text(f"{100 * done / total:3.0f}%"),
+            Text(escape_control(run.progress_message or "")),
+        )
+    else:
+        grid.add_row(Text(f"{done:g} done"), Text(escape_control(run.progress_message or "")))
+    return grid
+
+
+def last_line(log: str) -> str:
+    for line in reversed(log.splitlines()):
+        if line.strip():
+            return escape_control(line.strip())
+    return ""
+
+
+def run_detail(run: RunRecord, now: datetime) -> RenderableType:
+    props = Table.grid(padding=(0, 2))
+    props.add_column(style="bold")
+    props.add_column()
+    rows: list[tuple[str, RenderableType]] = [
+        ("run", str(run.id)),
+        ("request", str(run.request_id)),
+        ("task", run.task),
+        ("status", status_text(run.status)),
+        ("reason", run.reason or "-"),
+        ("planned", local_time(run.planned_at)),
+        ("started", local_time(run.started_at)),
+        ("ended", local_time(run.ended_at)),
+        ("duration", duration_text(run.duration_s(now))),
+        ("lateness", duration_text(run.lateness_s())),
+        ("process", f"pid {run.pid}" if run.pid else "-"),
+        ("exit", _exit_text(run)),
+        ("cpu", f"{run.cpu_s:.3f}s" if run.cpu_s is not None else "-"),
+        ("peak memory", f"{run.max_rss_kb / 1024:.1f} MiB" if run.max_rss_kb else "-"),
+        ("daemon", run.daemon_id or "-"),
+    ]
+    if run.detail:
+        rows.append(("detail", Text(run.detail)))
+    if run.missed_count:
+        rows.append(("missed", f"{run.missed_count} slot(s) until {local_time(run.missed_until)}"))
+    if run.progress_done is not None:
+        rows.append(("progress", _progress(run)))
+    for key, value in rows:
+        props.add_row(key, value)
+    log = escape_control(run.log) if run.log else ""
+    title = "process log"
+    if run.log_dropped:
+        title += f" ({run.log_dropped} bytes dropped from the middle)"
+    return Group(props, Panel(Text(log or "(empty)", style="" if log else "dim"), title=title, title_align="left"))
+
+
+def _exit_text(run: RunRecord) -> str:
+    if run.signal:
+        import signal
+
+        try:
+            name = signal.Signals(run.signal).name
+        except ValueError:
+            name = str(run.signal)
+        return f"killed by {name}"
+    return "-" if run.exit_code is None else f"code {run.exit_code}"

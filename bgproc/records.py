@@ -1,0 +1,117 @@
+"""Value objects that the store returns: tasks, requests, runs, daemons.
+
+Frozen and keyword-only; instants are aware datetimes in UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .timing import Timing
+
+REQUEST_STATUSES = ("scheduled", "unscheduled", "complete")
+RUN_STATUSES = (
+    "running", "success", "error", "timeout", "cancelled", "interrupted", "skipped", "missed",
+)
+FINISHED_STATUSES = ("success", "error", "timeout", "cancelled", "interrupted")
+RUN_REASONS = ("schedule", "now", "catch-up", "manual")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskRecord:
+    name: str
+    import_path: str
+    module: str
+    search_path: str | None
+    params_type: str
+    fields: list[dict[str, Any]]
+    description: str
+    timeout_s: float
+    registered_at: datetime | None = None
+    updated_at: datetime | None = None
+    unregistered_at: datetime | None = None
+
+    @property
+    def registered(self) -> bool:
+        return self.unregistered_at is None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestRecord:
+    id: int
+    task: str
+    params: bytes
+    timing: Timing
+    status: str
+    next_run_at: datetime | None
+    timeout_s: float | None
+    allow_overlap: bool
+    user: str
+    created_at: datetime
+    updated_at: datetime
+    last_run_status: str | None = None
+    last_run_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    id: int
+    request_id: int
+    task: str
+    status: str
+    reason: str | None
+    planned_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    exit_code: int | None
+    signal: int | None
+    daemon_id: str | None
+    pid: int | None
+    cpu_s: float | None
+    max_rss_kb: int | None
+    detail: str | None
+    missed_count: int | None
+    missed_until: datetime | None
+    progress_done: float | None
+    progress_total: float | None
+    progress_message: str | None
+    cancel_requested_at: datetime | None
+    log_head: str | None = None
+    log_tail: str | None = None
+    log_dropped: int = 0
+
+    def duration_s(self, now: datetime | None = None) -> float | None:
+        """Seconds from start to end, or to ``now`` while it runs."""
+        if self.started_at is None:
+            return None
+        end = self.ended_at or now
+        return None if end is None else (end - self.started_at).total_seconds()
+
+    def lateness_s(self) -> float | None:
+        if self.started_at is None or self.planned_at is None:
+            return None
+        return (self.started_at - self.planned_at).total_seconds()
+
+    @property
+    def log(self) -> str:
+        """The whole stored process log, with a marker where the middle was dropped."""
+        head, tail = self.log_head or "", self.log_tail or ""
+        if self.log_dropped:
+            marker = f"[... {self.log_dropped} bytes of log dropped ...]\n"
+            if head and not head.endswith("\n"):
+                marker = "\n" + marker
+            return head + marker + tail
+        return head + tail
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonRecord:
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+    workers: int

@@ -1,0 +1,205 @@
+"""The registry: which task classes exist, where they live, and their parameters.
+
+``register`` imports modules and records their ``BackgroundTask`` classes;
+``resolve`` turns a name (or ``module:Class``) into a record; ``load_class``
+imports a recorded task again (the command line to validate parameters,
+the worker to run it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import inspect
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+
+from . import params as params_codec
+from .errors import ParamsError, RegistryError
+from .loader import load_task_class, one_line
+from .records import TaskRecord
+from .store import Store
+from .task import BackgroundTask
+
+
+@dataclass(frozen=True)
+class Registered:
+    module: str
+    tasks: list[TaskRecord]
+    unregistered: list[str]
+
+
+def collect(targets: list[str], cwd: Path | None = None) -> list[Registered]:
+    """Import every target and describe its task classes; nothing is written.
+
+    All targets are checked before any is saved, so a broken module leaves
+    the registry as it was.
+    """
+    collected: list[Registered] = []
+    owner: dict[str, str] = {}
+    for target in targets:
+        module, search_path = import_target(target, cwd or Path.cwd())
+        tasks = [describe(cls, search_path) for cls in task_classes(module)]
+        if not tasks:
+            raise RegistryError(
+                f"module {module.__name__} defines no BackgroundTask subclasses; "
+                "define `class MyTask(BackgroundTask[MyParams])` in it"
+            )
+        for task in tasks:
+            if task.name in owner and owner[task.name] != task.import_path:
+                raise RegistryError(
+                    f"two tasks are named {task.name!r} ({owner[task.name]} and {task.import_path}); "
+                    "give one a different `name`"
+                )
+            owner[task.name] = task.import_path
+        collected.append(Registered(module.__name__, tasks, []))
+    return collected
+
+
+def save(store: Store, collected: list[Registered], now: datetime) -> list[Registered]:
+    """Record collected modules in one transaction; returns what each unregistered."""
+    gone = store.save_modules([(c.module, c.tasks) for c in collected], now)
+    return [Registered(c.module, c.tasks, g) for c, g in zip(collected, gone)]
+
+
+def register(store: Store, targets: list[str], now: datetime, cwd: Path | None = None) -> list[Registered]:
+    """Import modules (dotted names or ``.py`` paths) and record their task classes."""
+    return save(store, collect(targets, cwd), now)
+
+
+def import_target(target: str, cwd: Path) -> tuple[ModuleType, str]:
+    """Import a dotted module name (against cwd and PYTHONPATH) or a .py file.
+
+    Returns the module and the directory that must be on ``sys.path`` to
+    import it again.
+    """
+    path = Path(target)
+    if target.endswith(".py") or path.is_file() or "/" in target or "\\" in target:
+        if not path.is_absolute():
+            path = cwd / path
+        if not path.is_file():
+            raise RegistryError(f"no such file {target}; give a path to a .py file or a dotted module name")
+        name, root = _module_name_for_file(path.resolve())
+    else:
+        name, root = target, None
+    search = str(root) if root is not None else str(cwd)
+    if search not in sys.path:
+        sys.path.insert(0, search)
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+            raise RegistryError(
+                f"no module named {name!r} (looked in {cwd} and PYTHONPATH); "
+                "give a dotted module name or a path to a .py file"
+            ) from None
+        raise RegistryError(f"cannot import {target}: {one_line(exc)}") from None
+    except BaseException as exc:  # noqa: BLE001 - any failure while importing user code
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise RegistryError(f"cannot import {target}: {one_line(exc)}") from None
+    return module, _root_of(module) or search
+
+
+def _module_name_for_file(path: Path) -> tuple[str, Path]:
+    """A file's dotted module name and the directory above its top package."""
+    parts = [path.stem]
+    directory = path.parent
+    while (directory / "__init__.py").is_file():
+        parts.insert(0, directory.name)
+        directory = directory.parent
+    return ".".join(parts), directory
+
+
+def _root_of(module: ModuleType) -> str | None:
+    """The sys.path entry a module was imported from."""
+    file = getattr(module, "__file__", None)
+    if not file:
+        return None
+    path = Path(file).resolve()
+    depth = module.__name__.count(".") + (1 if path.name == "__init__.py" else 0)
+    root = path.parent
+    for _ in range(depth):
+        root = root.parent
+    return str(root)
+
+
+def task_classes(module: ModuleType) -> list[type[BackgroundTask]]:
+    """Concrete task classes defined in ``module`` (not merely imported into it)."""
+    found = []
+    for _, obj in inspect.getmembers(module, inspect.isclass):
+        if (
+            issubclass(obj, BackgroundTask)
+            and obj is not BackgroundTask
+            and obj.__module__ == module.__name__
+            and obj.run is not BackgroundTask.run
+        ):
+            found.append(obj)
+    return found
+
+
+def describe(cls: type[BackgroundTask], search_path: str | None) -> TaskRecord:
+    """A task class as a registry record; its parameter types are checked here."""
+    ptype = cls.params_type()
+    if not dataclasses.is_dataclass(ptype):
+        raise RegistryError(
+            f"task {cls.__qualname__}: parameters {getattr(ptype, '__name__', ptype)!s} "
+            "are not a dataclass; declare them with @dataclass"
+        )
+    try:
+        params_codec.check_type(ptype)
+        fields = params_codec.describe_fields(ptype)
+    except ParamsError as exc:
+        raise RegistryError(f"task {cls.__qualname__}: {exc}") from None
+    except NameError as exc:
+        raise RegistryError(f"task {cls.__qualname__}: cannot resolve a field type: {exc}") from None
+    timeout = cls.timeout_seconds()
+    if timeout <= 0:
+        raise RegistryError(f"task {cls.__qualname__}: timeout must be positive, not {timeout}")
+    return TaskRecord(
+        name=cls.name,
+        import_path=cls.import_path(),
+        module=cls.__module__,
+        search_path=search_path,
+        params_type=f"{ptype.__module__}:{ptype.__qualname__}",
+        fields=fields,
+        description=cls.description,
+        timeout_s=timeout,
+    )
+
+
+def resolve(store: Store, name: str) -> TaskRecord:
+    """A registered task by name or ``module:Class`` path."""
+    record = store.get_task(name)
+    if record is None and ":" in name:
+        record = store.find_task_by_import_path(name)
+    if record is not None:
+        return record
+    names = [t.name for t in store.list_tasks()]
+    close = difflib.get_close_matches(name, names, n=1)
+    if close:
+        hint = f"did you mean {close[0]}?"
+    elif names:
+        hint = f"registered tasks: {', '.join(names[:10])}"
+    else:
+        hint = "no tasks are registered yet; run `bgproc register MODULE`"
+    raise RegistryError(f"unknown task {name!r}; {hint}")
+
+
+def resolve_class(store: Store, cls: type[BackgroundTask]) -> TaskRecord:
+    """The registry record of a task class given from Python."""
+    record = store.find_task_by_import_path(cls.import_path()) or store.get_task(cls.name)
+    if record is None or record.import_path != cls.import_path():
+        raise RegistryError(
+            f"task {cls.import_path()} is not registered; run `bgproc register {cls.__module__}`"
+        )
+    return record
+
+
+def load_class(record: TaskRecord) -> type[BackgroundTask]:
+    """Import a registered task class again."""
+    return load_task_class(record.import_path, record.search_path)

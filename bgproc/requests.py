@@ -1,0 +1,225 @@
+"""Process requests: the operations the command line and the Python API share.
+
+Everything is validated (task, parameters, timing) before anything is
+written; each operation writes at most one transaction.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import params as params_codec
+from . import registry
+from .errors import BgprocError, ParamsError, StateError, TimingError
+from .records import RequestRecord, TaskRecord
+from .store import Store
+from .task import BackgroundTask
+from .timing import Timing, TimingOptions, parse_timing
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated request that has not been written (``--dry-run``), with its next fires."""
+
+    task: TaskRecord
+    params: bytes
+    timing: Timing
+    timeout_s: float | None
+    allow_overlap: bool
+    user: str
+    next_fires: list[datetime]
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user database entry in some containers
+        return "unknown"
+
+
+def plan(
+    store: Store,
+    task: str | type[BackgroundTask],
+    *,
+    now: datetime,
+    default_zone: str,
+    params: Any = None,
+    pairs: list[str] | None = None,
+    params_json: str | None = None,
+    timing: TimingOptions | None = None,
+    timeout: str | float | timedelta | None = None,
+    allow_overlap: bool = False,
+    user: str | None = None,
+    count: int = 5,
+) -> Plan:
+    """Validate a request completely, without writing it."""
+    record = registry.resolve_class(store, task) if isinstance(task, type) else registry.resolve(store, task)
+    cls = registry.load_class(record)
+    ptype = cls.params_type()
+    if params is None:
+        params = params_codec.from_inputs(ptype, pairs, params_json)
+    elif pairs or params_json is not None:
+        raise ParamsError("params: give either a parameters object or -p/--params-json, not both")
+    elif not isinstance(params, ptype):
+        raise ParamsError(
+            f"params: expected {ptype.__name__} for task {record.name}, got {type(params).__name__}"
+        )
+    data = params_codec.encode(params)
+    parsed = parse_timing(timing or TimingOptions(), now, default_zone)
+    timeout_s = parse_timeout(timeout) if timeout is not None else None
+    first = parsed.due_from(now)
+    fires = [] if first is None else [first, *parsed.fires(first, count - 1)]
+    return Plan(record, data, parsed, timeout_s, allow_overlap, user or current_user(), fires)
+
+
+def create(store: Store, planned: Plan, now: datetime) -> RequestRecord:
+    """Write a validated request; it is due at its first fire."""
+    request_id = store.insert_request(
+        task=planned.task.name,
+        params=planned.params,
+        timing=planned.timing,
+        next_run_at=planned.timing.due_from(now),
+        timeout_s=planned.timeout_s,
+        allow_overlap=planned.allow_overlap,
+        user=planned.user,
+        now=now,
+    )
+    return store.get_request(request_id)
+
+
+def unschedule(store: Store, request_id: int, now: datetime) -> RequestRecord:
+    """No future runs; a run in progress finishes; history stays."""
+    try:
+        store.set_request_schedule(
+            request_id, status="unscheduled", next_run_at=None, now=now, expect_status=("scheduled",)
+        )
+    except StateError as exc:
+        raise StateError(f"{exc}, not scheduled; nothing to unschedule") from None
+    return store.get_request(request_id)
+
+
+def reschedule(
+    store: Store,
+    request_id: int,
+    now: datetime,
+    default_zone: str,
+    timing: TimingOptions | None = None,
+) -> RequestRecord:
+    """Schedule a request again, with its own timing or a new one.
+
+    Without a new timing a recurring request continues with its first fire
+    after now (slots while it was unscheduled are not caught up).
+    """
+    current = store.get_request(request_id)
+    if timing is not None and timing.any_given():
+        new_timing = parse_timing(timing, now, default_zone)
+        next_at = new_timing.due_from(now)
+    else:
+        if current.status == "scheduled":
+            raise StateError(
+                f"request {request_id} is already scheduled; give a timing to change it "
+                f"(for example --every 5m) or unschedule it first"
+            )
+        new_timing = None
+        old = current.timing
+        if old.kind == "now":
+            next_at = now
+        elif old.kind == "at":
+            if old.start < now - timedelta(seconds=60):
+                raise TimingError(
+                    f"request {request_id} was to run once at {old.start.isoformat()}, which is past; "
+                    "give a new timing such as --now or --at WHEN"
+                )
+            next_at = old.start
+        else:
+            next_at = old.next_fire(now - timedelta(microseconds=1))
+            if next_at is None:
+                raise TimingError(
+                    f"request {request_id} has no fires left (its finish has passed); "
+                    "give a new timing or a later --finish"
+                )
+    store.set_request_schedule(
+        request_id, status="scheduled", next_run_at=next_at, now=now, timing=new_timing
+    )
+    return store.get_request(request_id)
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_timeout(value: str | float | timedelta) -> float:
+    """``90``, ``90s``, ``5m``, ``2h`` or a number of seconds; positive."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        try:
+            if text and text[-1] in _DURATION_UNITS:
+                seconds = float(text[:-1]) * _DURATION_UNITS[text[-1]]
+            else:
+                seconds = float(text)
+        except ValueError:
+            raise BgprocError(f"--timeout {value!r} is not a duration; write 90s, 5m or 2h") from None
+    if not seconds > 0:
+        raise BgprocError(f"--timeout {value} must be positive; write 90s, 5m or 2h")
+    return seconds
+
+
+# ----------------------------------------------------------------------
+# The Python API (re-exported by ``bgproc``)
+
+
+def _open(db: str | Path | None) -> Store:
+    return Store.open(db)
+
+
+def start_new(
+    task: type[BackgroundTask] | str,
+    params: Any = None,
+    *,
+    db: str | Path | None = None,
+    user: str | None = None,
+    timeout: str | float | timedelta | None = None,
+) -> int:
+    """Request a run of ``task`` as soon as a daemon can; returns the request id."""
+    return schedule(task, params, db=db, user=user, timeout=timeout, now=True)
+
+
+def schedule(
+    task: type[BackgroundTask] | str,
+    params: Any = None,
+    *,
+    db: str | Path | None = None,
+    user: str | None = None,
+    timeout: str | float | timedelta | None = None,
+    allow_overlap: bool = False,
+    **timing: Any,
+) -> int:
+    """Create a process request with any timing; returns its id.
+
+    Timing keywords mirror the command line: ``now=True``, ``at=``,
+    ``every="5m"``, ``hourly=True``, ``daily=True``, ``weekly=True, days="mon,fri"``,
+    ``monthly=True, day=15``, ``cron="0 9 * * mon-fri"``, with ``start=``,
+    ``finish=`` and ``tz=``. Strings are parsed as on the command line;
+    datetimes and timedeltas are taken as they are.
+    """
+    from .clock import utcnow
+    from .localzone import system_zone_name
+
+    try:
+        options = TimingOptions(**timing)
+    except TypeError as exc:
+        raise TimingError(f"unknown timing keyword: {exc}") from None
+    now = utcnow()
+    with _open(db) as store:
+        planned = plan(
+            store, task, now=now, default_zone=system_zone_name(), params=params, timing=options,
+            timeout=timeout, allow_overlap=allow_overlap, user=user,
+        )
+        return create(store, planned, now).id

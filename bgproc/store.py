@@ -1,0 +1,748 @@
+"""The store: the schema, its migrations, and every query. Nothing else writes SQL.
+
+One SQLite file in WAL mode, through sqlite-utils. Instants are stored as
+fixed-width UTC text (``2026-05-01T07:30:00.000000Z``) so that text order is
+time order and the file reads well in ``sqlite3``.
+
+The interface is narrow on purpose (rows in, value objects out) so that a
+PostgreSQL store can stand beside it for daemons on several hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from . import wakeup
+from .errors import NotFound, RegistryError, StateError, StoreError
+from .records import DaemonRecord, RequestRecord, RunRecord, TaskRecord
+from .timing import Timing
+
+BUSY_TIMEOUT_MS = 30_000
+
+# Ordered migrations; the schema version is PRAGMA user_version = len(applied).
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE tasks (
+        name TEXT PRIMARY KEY,
+        import_path TEXT NOT NULL,
+        module TEXT NOT NULL,
+        search_path TEXT,
+        params_type TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        timeout_s REAL NOT NULL,
+        registered_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        unregistered_at TEXT
+    );
+    CREATE INDEX tasks_import_path ON tasks(import_path);
+
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        task TEXT NOT NULL REFERENCES tasks(name),
+        params BLOB NOT NULL,
+        timing TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        start_at TEXT NOT NULL,
+        finish_at TEXT,
+        status TEXT NOT NULL CHECK (status IN ('scheduled', 'unscheduled', 'complete')),
+        next_run_at TEXT,
+        timeout_s REAL,
+        allow_overlap INTEGER NOT NULL DEFAULT 0,
+        user TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    -- "what is due next": only scheduled requests, in fire order
+    CREATE INDEX requests_due ON requests(next_run_at) WHERE status = 'scheduled';
+    CREATE INDEX requests_status ON requests(status, id);
+
+    CREATE TABLE daemons (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        stopped_at TEXT,
+        workers INTEGER NOT NULL
+    );
+
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        request_id INTEGER NOT NULL REFERENCES requests(id),
+        task TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'success', 'error', 'timeout',
+            'cancelled', 'interrupted', 'skipped', 'missed')),
+        reason TEXT,
+        planned_at TEXT,
+        started_at TEXT,
+        ended_at TEXT,
+        exit_code INTEGER,
+        signal INTEGER,
+        daemon_id TEXT,
+        pid INTEGER,
+        cpu_s REAL,
+        max_rss_kb INTEGER,
+        detail TEXT,
+        missed_count INTEGER,
+        missed_until TEXT,
+        progress_done REAL,
+        progress_total REAL,
+        progress_message TEXT,
+        cancel_requested_at TEXT,
+        created_at TEXT NOT NULL
+    );
+    -- "latest runs" overall is the rowid; these serve the monitor's filters
+    CREATE INDEX runs_request ON runs(request_id, id);
+    CREATE INDEX runs_task ON runs(task, id);
+    CREATE INDEX runs_status ON runs(status, id);
+    CREATE INDEX runs_running ON runs(daemon_id) WHERE status = 'running';
+
+    CREATE TABLE run_logs (
+        run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+        head TEXT NOT NULL DEFAULT '',
+        tail TEXT NOT NULL DEFAULT '',
+        dropped_bytes INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+]
+
+
+def ts(value: datetime | None) -> str | None:
+    """An aware instant as fixed-width UTC text."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dt(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def default_path() -> Path:
+    """``BGPROC_DB`` if set, else ``bgproc.db`` in the user's data directory."""
+    env = os.environ.get("BGPROC_DB")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("bgproc", appauthor=False)) / "bgproc.db"
+
+
+class Store:
+    """The bgproc database. Open with ``Store.open(path)``."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+
+    # ------------------------------------------------------------------
+    # Opening
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Store:
+        """Open (creating it owner-only if missing) and migrate the database file."""
+        path = Path(path).expanduser() if path is not None else default_path()
+        path = path.absolute()
+        _create_private(path)
+        _refuse_shared(path)
+        try:
+            conn = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open database {path}: {exc}; is it a bgproc database?") from None
+        store = cls(path, conn)
+        store._migrate()
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"database {self.path} has schema version {version}, newer than this bgproc "
+                f"understands ({len(MIGRATIONS)}); upgrade bgproc"
+            )
+        if version == len(MIGRATIONS):
+            return
+        with self.immediate():
+            version = self.schema_version()  # another process may have migrated meanwhile
+            for number in range(version, len(MIGRATIONS)):
+                for statement in _statements(MIGRATIONS[number]):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def immediate(self) -> Iterator[None]:
+        """A write transaction that takes the write lock at once (``BEGIN IMMEDIATE``)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (``PRAGMA data_version``)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def notify(self) -> None:
+        """Wake the daemons on this database after a change they should see."""
+        wakeup.notify(self.path)
+
+    # ------------------------------------------------------------------
+    # Tasks
+
+    def save_modules(
+        self, modules: list[tuple[str, list[TaskRecord]]], now: datetime
+    ) -> list[list[str]]:
+        """Record the tasks of each module, in one transaction.
+
+        Tasks a module no longer defines are unregistered; returns their
+        names per module. A name already registered from another module is
+        refused and nothing is written.
+        """
+        gone_per_module = []
+        with self.immediate():
+            for module, tasks in modules:
+                for task in tasks:
+                    other = self.conn.execute(
+                        "SELECT module FROM tasks WHERE name = ? AND unregistered_at IS NULL",
+                        (task.name,),
+                    ).fetchone()
+                    if other is not None and other[0] != module:
+                        raise RegistryError(
+                            f"task name {task.name!r} is already registered from module {other[0]}; "
+                            f"set a different `name` on {task.import_path} or "
+                            f"`bgproc unregister {task.name}` first"
+                        )
+                    self._upsert_task(module, task, now)
+                names = {t.name for t in tasks}
+                gone = [
+                    row[0]
+                    for row in self.conn.execute(
+                        "SELECT name FROM tasks WHERE module = ? AND unregistered_at IS NULL",
+                        (module,),
+                    ).fetchall()
+                    if row[0] not in names
+                ]
+                for name in gone:
+                    self._unregister(name, now)
+                gone_per_module.append(gone)
+        return gone_per_module
+
+    def _upsert_task(self, module: str, task: TaskRecord, now: datetime) -> None:
+        self.conn.execute(
+            """
+            INSERT INTO tasks (name, import_path, module, search_path, params_type, fields,
+                description, timeout_s, registered_at, updated_at, unregistered_at)
+            VALUES (:name, :import_path, :module, :search_path, :params_type, :fields,
+                :description, :timeout_s, :now, :now, NULL)
+            ON CONFLICT (name) DO UPDATE SET
+                import_path = excluded.import_path, module = excluded.module,
+                search_path = excluded.search_path, params_type = excluded.params_type,
+                fields = excluded.fields, description = excluded.description,
+                timeout_s = excluded.timeout_s, updated_at = excluded.updated_at,
+                unregistered_at = NULL
+            """,
+            {
+                "name": task.name, "import_path": task.import_path, "module": module,
+                "search_path": task.search_path, "params_type": task.params_type,
+                "fields": json.dumps(task.fields), "description": task.description,
+                "timeout_s": task.timeout_s, "now": ts(now),
+            },
+        )
+
+    def get_task(self, name: str, *, include_unregistered: bool = False) -> TaskRecord | None:
+        sql = "SELECT * FROM tasks WHERE name = ?"
+        if not include_unregistered:
+            sql += " AND unregistered_at IS NULL"
+        rows = list(self.db.query(sql, [name]))
+        return _task(rows[0]) if rows else None
+
+    def find_task_by_import_path(self, import_path: str) -> TaskRecord | None:
+        rows = list(
+            self.db.query(
+                "SELECT * FROM tasks WHERE import_path = ? AND unregistered_at IS NULL", [import_path]
+            )
+        )
+        return _task(rows[0]) if rows else None
+
+    def list_tasks(self) -> list[TaskRecord]:
+        return [
+            _task(r)
+            for r in self.db.query("SELECT * FROM tasks WHERE unregistered_at IS NULL ORDER BY name")
+        ]
+
+    def unregister_task(self, name: str, now: datetime) -> int:
+        """Unregister a task and unschedule its scheduled requests; returns how many."""
+        with self.immediate():
+            return self._unregister(name, now)
+
+    def _unregister(self, name: str, now: datetime) -> int:
+        found = self.conn.execute(
+            "UPDATE tasks SET unregistered_at = ?, updated_at = ? "
+            "WHERE name = ? AND unregistered_at IS NULL",
+            (ts(now), ts(now), name),
+        ).rowcount
+        if not found:
+            raise NotFound(f"no registered task named {name!r}; see `bgproc tasks`")
+        return self.conn.execute(
+            "UPDATE requests SET status = 'unscheduled', next_run_at = NULL, updated_at = ? "
+            "WHERE task = ? AND status = 'scheduled'",
+            (ts(now), name),
+        ).rowcount
+
+    # ------------------------------------------------------------------
+    # Requests
+
+    def insert_request(
+        self,
+        *,
+        task: str,
+        params: bytes,
+        timing: Timing,
+        next_run_at: datetime | None,
+        timeout_s: float | None,
+        allow_overlap: bool,
+        user: str,
+        now: datetime,
+    ) -> int:
+        with self.immediate():
+            cursor = self.conn.execute(
+                """
+                INSERT INTO requests (task, params, timing, timezone, start_at, finish_at, status,
+                    next_run_at, timeout_s, allow_overlap, user, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    task, params, json.dumps(timing.to_dict()), timing.zone, ts(timing.start),
+                    ts(timing.finish), ts(next_run_at), timeout_s, int(allow_overlap), user,
+                    ts(now), ts(now),
+                ),
+            )
+            request_id = int(cursor.lastrowid or 0)
+        self.notify()
+        return request_id
+
+    def get_request(self, request_id: int) -> RequestRecord:
+        rows = list(self.db.query(_REQUEST_SELECT + " WHERE r.id = ?", [request_id]))
+        if not rows:
+            raise NotFound(f"no request with id {request_id}; see `bgproc requests --all`")
+        return _request(rows[0])
+
+    def list_requests(self, *, include_all: bool = False, limit: int | None = None) -> list[RequestRecord]:
+        sql = _REQUEST_SELECT
+        if not include_all:
+            sql += " WHERE r.status = 'scheduled'"
+        sql += " ORDER BY r.id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_request(r) for r in self.db.query(sql)]
+
+    def set_request_schedule(
+        self,
+        request_id: int,
+        *,
+        status: str,
+        next_run_at: datetime | None,
+        now: datetime,
+        timing: Timing | None = None,
+        expect_status: tuple[str, ...] | None = None,
+    ) -> None:
+        """Change a request's status and next fire (and timing); checks its status first."""
+        with self.immediate():
+            row = self.conn.execute("SELECT status FROM requests WHERE id = ?", (request_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no request with id {request_id}; see `bgproc requests --all`")
+            if expect_status is not None and row[0] not in expect_status:
+                raise StateError(f"request {request_id} is {row[0]}")
+            sets = "status = ?, next_run_at = ?, updated_at = ?"
+            values: list[Any] = [status, ts(next_run_at), ts(now)]
+            if timing is not None:
+                sets += ", timing = ?, timezone = ?, start_at = ?, finish_at = ?"
+                values += [json.dumps(timing.to_dict()), timing.zone, ts(timing.start), ts(timing.finish)]
+            self.conn.execute(f"UPDATE requests SET {sets} WHERE id = ?", [*values, request_id])
+        self.notify()
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest next fire among scheduled requests."""
+        row = self.conn.execute(
+            "SELECT MIN(next_run_at) FROM requests WHERE status = 'scheduled'"
+        ).fetchone()
+        return dt(row[0]) if row else None
+
+    # ------------------------------------------------------------------
+    # Claiming (inside ``immediate()``; the daemon decides, the store records)
+
+    def due_requests(self, now: datetime, limit: int) -> list[RequestRecord]:
+        sql = (
+            _REQUEST_SELECT
+            + " WHERE r.status = 'scheduled' AND r.next_run_at <= ? ORDER BY r.next_run_at, r.id LIMIT ?"
+        )
+        return [_request(r) for r in self.db.query(sql, [ts(now), limit])]
+
+    def running_count(self, request_id: int) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE request_id = ? AND status = 'running'", (request_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def advance_request(self, request_id: int, next_run_at: datetime | None, now: datetime) -> None:
+        """Move a request to its next fire, or mark it complete when there is none."""
+        status = "scheduled" if next_run_at is not None else "complete"
+        self.conn.execute(
+            "UPDATE requests SET next_run_at = ?, status = ?, updated_at = ? WHERE id = ?",
+            (ts(next_run_at), status, ts(now), request_id),
+        )
+
+    def insert_run(
+        self,
+        *,
+        request_id: int,
+        task: str,
+        status: str,
+        now: datetime,
+        reason: str | None = None,
+        planned_at: datetime | None = None,
+        started_at: datetime | None = None,
+        daemon_id: str | None = None,
+        detail: str | None = None,
+        missed_count: int | None = None,
+        missed_until: datetime | None = None,
+    ) -> int:
+        cursor = self.conn.execute(
+            """
+            INSERT INTO runs (request_id, task, status, reason, planned_at, started_at, daemon_id,
+                detail, missed_count, missed_until, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            (
+                request_id, task, status, reason, ts(planned_at), ts(started_at), daemon_id,
+                detail, missed_count, ts(missed_until), ts(now),
+            ),
+        )
+        run_id = int(cursor.lastrowid or 0)
+        if status == "running":
+            self.conn.execute("INSERT INTO run_logs (run_id) VALUES (?)", (run_id,))
+        return run_id
+
+    def get_task_for_run(self, name: str) -> TaskRecord | None:
+        return self.get_task(name)
+
+    # ------------------------------------------------------------------
+    # Runs
+
+    def set_run_pid(self, run_id: int, pid: int) -> None:
+        self.conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        ended_at: datetime,
+        exit_code: int | None = None,
+        signal: int | None = None,
+        cpu_s: float | None = None,
+        max_rss_kb: int | None = None,
+        detail: str | None = None,
+    ) -> bool:
+        """Record a run's outcome, once: only a run still ``running`` changes."""
+        changed = self.conn.execute(
+            """
+            UPDATE runs SET status = ?, ended_at = ?, exit_code = ?, signal = ?, cpu_s = ?,
+                max_rss_kb = ?, detail = COALESCE(?, detail)
+            WHERE id = ? AND status = 'running'
+            """,
+            (status, ts(ended_at), exit_code, signal, cpu_s, max_rss_kb, detail, run_id),
+        ).rowcount
+        return bool(changed)
+
+    def set_progress(
+        self, run_id: int, done: float, total: float | None, message: str | None, now: datetime
+    ) -> None:
+        self.conn.execute(
+            "UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = ? WHERE id = ?",
+            (done, total, message, run_id),
+        )
+
+    def write_log(self, run_id: int, *, append_head: str, tail: str | None, dropped: int) -> None:
+        """Append to a run's log head and replace its tail (the daemon bounds both)."""
+        if tail is None:
+            self.conn.execute(
+                "UPDATE run_logs SET head = head || ?, dropped_bytes = ? WHERE run_id = ?",
+                (append_head, dropped, run_id),
+            )
+        else:
+            self.conn.execute(
+                "UPDATE run_logs SET head = head || ?, tail = ?, dropped_bytes = ? WHERE run_id = ?",
+                (append_head, tail, dropped, run_id),
+            )
+
+    def request_cancel(self, run_id: int, now: datetime) -> RunRecord:
+        with self.immediate():
+            run = self.get_run(run_id)
+            if run.status != "running":
+                raise StateError(f"run {run_id} is {run.status}, not running; nothing to cancel")
+            self.conn.execute(
+                "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, ?) WHERE id = ?",
+                (ts(now), run_id),
+            )
+        self.notify()
+        return self.get_run(run_id)
+
+    def cancel_requested(self, run_ids: list[int]) -> list[int]:
+        if not run_ids:
+            return []
+        marks = ",".join("?" * len(run_ids))
+        rows = self.conn.execute(
+            f"SELECT id FROM runs WHERE id IN ({marks}) AND cancel_requested_at IS NOT NULL", run_ids
+        )
+        return [int(r[0]) for r in rows]
+
+    def get_run(self, run_id: int, *, with_log: bool = True) -> RunRecord:
+        rows = list(self.db.query(_run_select(with_log) + " WHERE runs.id = ?", [run_id]))
+        if not rows:
+            raise NotFound(f"no run with id {run_id}; see `bgproc monitor`")
+        return _run(rows[0])
+
+    def list_runs(
+        self,
+        *,
+        task: str | None = None,
+        status: str | None = None,
+        request_id: int | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        with_log: bool = False,
+    ) -> list[RunRecord]:
+        where, values = [], []
+        if task is not None:
+            where.append("runs.task = ?")
+            values.append(task)
+        if status is not None:
+            where.append("runs.status = ?")
+            values.append(status)
+        if request_id is not None:
+            where.append("runs.request_id = ?")
+            values.append(request_id)
+        if since is not None:
+            where.append("runs.created_at >= ?")
+            values.append(ts(since))
+        sql = _run_select(with_log)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY runs.id DESC LIMIT ?"
+        values.append(limit)
+        return [_run(r) for r in self.db.query(sql, values)]
+
+    def runs_changed_marker(self) -> tuple[int, int]:
+        """A cheap value that changes when runs are added or change (for --follow)."""
+        return self.data_version(), int(
+            self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM runs").fetchone()[0]
+        )
+
+    def running_runs(self, daemon_id: str | None = None) -> list[RunRecord]:
+        sql = _run_select(False) + " WHERE runs.status = 'running'"
+        values: list[Any] = []
+        if daemon_id is not None:
+            sql += " AND runs.daemon_id = ?"
+            values.append(daemon_id)
+        return [_run(r) for r in self.db.query(sql + " ORDER BY runs.id", values)]
+
+    # ------------------------------------------------------------------
+    # Daemons
+
+    def register_daemon(self, daemon: DaemonRecord) -> None:
+        with self.immediate():
+            self.conn.execute(
+                "INSERT INTO daemons (id, host, pid, started_at, heartbeat_at, stopped_at, workers) "
+                "VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                (daemon.id, daemon.host, daemon.pid, ts(daemon.started_at),
+                 ts(daemon.heartbeat_at), daemon.workers),
+            )
+
+    def heartbeat(self, daemon_id: str, now: datetime) -> None:
+        with self.immediate():
+            self.conn.execute("UPDATE daemons SET heartbeat_at = ? WHERE id = ?", (ts(now), daemon_id))
+
+    def stop_daemon(self, daemon_id: str, now: datetime) -> None:
+        with self.immediate():
+            self.conn.execute("UPDATE daemons SET stopped_at = ? WHERE id = ?", (ts(now), daemon_id))
+
+    def live_daemons(self) -> list[DaemonRecord]:
+        return [
+            _daemon(r)
+            for r in self.db.query("SELECT * FROM daemons WHERE stopped_at IS NULL ORDER BY started_at")
+        ]
+
+    def interrupt_daemon_runs(self, daemon_id: str, now: datetime, detail: str) -> list[int]:
+        """Mark a dead daemon stopped and its running runs interrupted (inside ``immediate()``)."""
+        ids = [
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT id FROM runs WHERE daemon_id = ? AND status = 'running'", (daemon_id,)
+            )
+        ]
+        self.conn.execute(
+            "UPDATE runs SET status = 'interrupted', ended_at = ?, detail = ? "
+            "WHERE daemon_id = ? AND status = 'running'",
+            (ts(now), detail, daemon_id),
+        )
+        self.conn.execute(
+            "UPDATE daemons SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL", (ts(now), daemon_id)
+        )
+        return ids
+
+
+# ----------------------------------------------------------------------
+# Rows to records
+
+_REQUEST_SELECT = """
+    SELECT r.*,
+        (SELECT status FROM runs WHERE request_id = r.id AND status NOT IN ('skipped', 'missed')
+            ORDER BY id DESC LIMIT 1) AS last_run_status,
+        (SELECT started_at FROM runs WHERE request_id = r.id AND status NOT IN ('skipped', 'missed')
+            ORDER BY id DESC LIMIT 1) AS last_run_at
+    FROM requests r
+"""
+
+
+def _run_select(with_log: bool) -> str:
+    if with_log:
+        return (
+            "SELECT runs.*, run_logs.head AS log_head, run_logs.tail AS log_tail, "
+            "COALESCE(run_logs.dropped_bytes, 0) AS log_dropped "
+            "FROM runs LEFT JOIN run_logs ON run_logs.run_id = runs.id"
+        )
+    # The monitor's list shows the log's last line only: take it from the tail
+    # (or the head's end) without loading whole logs.
+    return (
+        "SELECT runs.*, NULL AS log_head, "
+        "substr(CASE WHEN run_logs.tail != '' THEN run_logs.tail ELSE run_logs.head END, -400) "
+        "AS log_tail, 0 AS log_dropped "
+        "FROM runs LEFT JOIN run_logs ON run_logs.run_id = runs.id"
+    )
+
+
+def _task(row: dict[str, Any]) -> TaskRecord:
+    return TaskRecord(
+        name=row["name"], import_path=row["import_path"], module=row["module"],
+        search_path=row["search_path"], params_type=row["params_type"],
+        fields=json.loads(row["fields"]), description=row["description"],
+        timeout_s=row["timeout_s"], registered_at=dt(row["registered_at"]),
+        updated_at=dt(row["updated_at"]), unregistered_at=dt(row["unregistered_at"]),
+    )
+
+
+def _request(row: dict[str, Any]) -> RequestRecord:
+    start = dt(row["start_at"])
+    assert start is not None
+    timing = Timing.from_dict(
+        json.loads(row["timing"]), zone=row["timezone"], start=start, finish=dt(row["finish_at"])
+    )
+    created, updated = dt(row["created_at"]), dt(row["updated_at"])
+    assert created is not None and updated is not None
+    return RequestRecord(
+        id=row["id"], task=row["task"], params=row["params"], timing=timing, status=row["status"],
+        next_run_at=dt(row["next_run_at"]), timeout_s=row["timeout_s"],
+        allow_overlap=bool(row["allow_overlap"]), user=row["user"], created_at=created,
+        updated_at=updated, last_run_status=row.get("last_run_status"),
+        last_run_at=dt(row.get("last_run_at")),
+    )
+
+
+def _run(row: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        id=row["id"], request_id=row["request_id"], task=row["task"], status=row["status"],
+        reason=row["reason"], planned_at=dt(row["planned_at"]), started_at=dt(row["started_at"]),
+        ended_at=dt(row["ended_at"]), exit_code=row["exit_code"], signal=row["signal"],
+        daemon_id=row["daemon_id"], pid=row["pid"], cpu_s=row["cpu_s"],
+        max_rss_kb=row["max_rss_kb"], detail=row["detail"], missed_count=row["missed_count"],
+        missed_until=dt(row["missed_until"]), progress_done=row["progress_done"],
+        progress_total=row["progress_total"], progress_message=row["progress_message"],
+        cancel_requested_at=dt(row["cancel_requested_at"]), log_head=row["log_head"],
+        log_tail=row["log_tail"], log_dropped=row["log_dropped"] or 0,
+    )
+
+
+def _daemon(row: dict[str, Any]) -> DaemonRecord:
+    started, beat = dt(row["started_at"]), dt(row["heartbeat_at"])
+    assert started is not None and beat is not None
+    return DaemonRecord(
+        id=row["id"], host=row["host"], pid=row["pid"], started_at=started, heartbeat_at=beat,
+        stopped_at=dt(row["stopped_at"]), workers=row["workers"],
+    )
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (they hold no semicolons inside literals)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+# ----------------------------------------------------------------------
+# File safety
+
+
+def _create_private(path: Path) -> None:
+    """Create the directory (0700) and the file (0600) if they do not exist yet."""
+    if path.exists():
+        return
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create database {path}: {exc.strerror}; choose another path with --db"
+        ) from None
+
+
+def _refuse_shared(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise StoreError(f"cannot open database {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"database {path} is not a regular file; choose another path with --db")
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise StoreError(
+            f"database {path} is writable by others (mode {stat.S_IMODE(mode):o}); "
+            f"run: chmod 600 {path}"
+        )

@@ -1,0 +1,185 @@
+"""The public task API: ``BackgroundTask``, ``ConnectionRequired``, ``Connection``.
+
+A task is a class with one method, ``run(params)``; its parameters are a
+dataclass named by the generic argument::
+
+    @dataclass
+    class ReportParams:
+        month: date
+
+    class MonthlyReport(BackgroundTask[ReportParams], ConnectionRequired):
+        "Builds the monthly report."
+        timeout = 600
+
+        def run(self, params: ReportParams) -> None:
+            self.connection.log.info("building %s", params.month)
+
+This module is imported by the worker, so it stays light: no database, no
+command-line libraries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import typing
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from .errors import BgprocError
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+DEFAULT_TIMEOUT_S = 3600.0
+
+P = TypeVar("P")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoParams:
+    """The parameters of a task declared without any (``BackgroundTask`` bare)."""
+
+
+class Cancelled(BaseException):  # noqa: N818 - reads as a state, like KeyboardInterrupt
+    """Raised inside ``run`` when the core stops the run (timeout, cancel, shutdown).
+
+    It derives from ``BaseException`` so that a task's ``except Exception``
+    does not swallow it; ``finally`` blocks still run.
+    """
+
+
+class BackgroundTask(Generic[P]):
+    """Base class of every task. Subclass as ``BackgroundTask[MyParams]``.
+
+    Class attributes a task may set:
+
+    - ``name``: the registered name (default: the class name)
+    - ``description``: one line (default: the docstring's first line)
+    - ``timeout``: seconds (or a ``timedelta``) before the core stops a run
+      (default: one hour)
+    """
+
+    name: ClassVar[str] = "BackgroundTask"
+    description: ClassVar[str] = ""
+    timeout: ClassVar[float | timedelta | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
+        if "description" not in cls.__dict__:
+            doc = (cls.__dict__.get("__doc__") or "").strip()
+            cls.description = doc.splitlines()[0].strip() if doc else ""
+
+    def run(self, params: P) -> None:
+        """Do the work. Raise to fail the run; return to succeed."""
+        raise NotImplementedError(f"{type(self).__name__} must implement run(params)")
+
+    @classmethod
+    def params_type(cls) -> type:
+        """The parameters dataclass, read from the generic argument."""
+        for klass in cls.__mro__:
+            for base in klass.__dict__.get("__orig_bases__", ()):
+                if typing.get_origin(base) is BackgroundTask:
+                    (arg,) = typing.get_args(base)
+                    if isinstance(arg, TypeVar):
+                        continue
+                    if arg is None or arg is type(None):
+                        return NoParams
+                    return arg
+        return NoParams
+
+    @classmethod
+    def timeout_seconds(cls) -> float:
+        """The task's timeout in seconds (the default when it sets none)."""
+        value = cls.timeout
+        if value is None:
+            return DEFAULT_TIMEOUT_S
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+        return float(value)
+
+    @classmethod
+    def import_path(cls) -> str:
+        return f"{cls.__module__}:{cls.__qualname__}"
+
+
+class Connection:
+    """What the core hands a ``ConnectionRequired`` task before ``run``.
+
+    - ``db``: the application database (``sqlite_utils.Database``), opened
+      on first use: ``BGPROC_APP_DB`` if set, else the bgproc database
+    - ``run_id``, ``request_id``, ``user`` (who made the request)
+    - ``log``: a ``logging.Logger`` whose records go to the run's process log
+    - ``progress(done, total=None, message=None)``: shown by the monitor
+    - ``cancelled``: true once the core has asked the run to stop
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: int,
+        request_id: int,
+        user: str,
+        app_db_path: str,
+        log: logging.Logger,
+        on_progress: Callable[[float, float | None, str | None], None] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.request_id = request_id
+        self.user = user
+        self.app_db_path = app_db_path
+        self.log = log
+        self._on_progress = on_progress
+        self._db: sqlite_utils.Database | None = None
+        self._cancelled = threading.Event()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        if self._db is None:
+            import sqlite3
+
+            import sqlite_utils
+
+            conn = sqlite3.connect(self.app_db_path, timeout=30.0)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            self._db = sqlite_utils.Database(conn, execute_plugins=False)
+        return self._db
+
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Report how far the run has come; the monitor shows it as a bar."""
+        if self._on_progress is not None:
+            self._on_progress(done, total, message)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+class ConnectionRequired:
+    """Mixin: the core calls ``set_connection`` before ``run``; use ``self.connection``."""
+
+    _connection: Connection | None = None
+
+    def set_connection(self, connection: Connection) -> None:
+        self._connection = connection
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            raise BgprocError(
+                f"{type(self).__name__}.connection is only available inside run(), "
+                "when bgproc starts the task"
+            )
+        return self._connection

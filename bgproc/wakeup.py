@@ -1,0 +1,91 @@
+"""Waking daemons when requests change, without polling.
+
+Each daemon owns a FIFO in ``<database>.wake/``; a command that changes
+requests writes one byte to every FIFO there after it commits. A daemon
+selects on its FIFO, so it notices a new request within milliseconds and
+an idle daemon sleeps without using CPU. A FIFO without a reader belongs to
+a daemon that is gone and is removed. Where FIFOs do not exist (Windows),
+notify does nothing and daemons fall back to watching ``PRAGMA data_version``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+
+def wake_dir(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".wake")
+
+
+def notify(db_path: Path) -> None:
+    """Wake every daemon on this database (best effort: never raises)."""
+    directory = wake_dir(db_path)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not name.endswith(".fifo"):
+            continue
+        fifo = directory / name
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # no reader: its daemon is gone
+                try:
+                    fifo.unlink()
+                except OSError:
+                    pass
+            continue
+        try:
+            os.write(fd, b"!")
+        except OSError:
+            pass  # full: the daemon has wake-ups pending already
+        finally:
+            os.close(fd)
+
+
+class Waker:
+    """A daemon's end: a FIFO to select on."""
+
+    def __init__(self, db_path: Path, daemon_id: str) -> None:
+        self.path: Path | None = None
+        self._read = self._keep = -1
+        if not hasattr(os, "mkfifo"):
+            return
+        directory = wake_dir(db_path)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        path = directory / f"{daemon_id}.fifo"
+        os.mkfifo(path, 0o600)
+        self._read = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        # Holding a write end ourselves keeps the FIFO from reading as EOF forever.
+        self._keep = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        self.path = path
+
+    def fileno(self) -> int:
+        return self._read
+
+    @property
+    def available(self) -> bool:
+        return self._read >= 0
+
+    def drain(self) -> None:
+        try:
+            while os.read(self._read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        for fd in (self._read, self._keep):
+            if fd >= 0:
+                os.close(fd)
+        self._read = self._keep = -1
+        if self.path is not None:
+            try:
+                self.path.unlink()
+            except OSError:
+                pass
+            self.path = None

@@ -1,0 +1,164 @@
+"""The worker: the subprocess that runs one task. ``python -m bgproc.worker``.
+
+It knows the task API and the parameter codec, nothing of the daemon, the
+store or the command line. The daemon hands it two pipes (their numbers in
+``BGPROC_WORKER_FDS``):
+
+- the *job* pipe carries one message (a 4-byte length, then MessagePack:
+  run id, request id, task import path, search path, parameter bytes,
+  user, application database) and then stays open as a lifeline: when it
+  reads as closed, the daemon is gone and the worker kills its own process
+  group rather than run on unobserved;
+- the *events* pipe carries MessagePack events back: ``connection.log``
+  records and ``connection.progress`` reports.
+
+stdout and stderr are the process log. Exit 0 is success; an exception
+prints its traceback and exits 1. The daemon records the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import struct
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+import msgpack
+
+from . import params as params_codec
+from .loader import load_task_class
+from .task import Cancelled, Connection, ConnectionRequired
+
+FDS_ENV = "BGPROC_WORKER_FDS"
+EXIT_ERROR = 1
+EXIT_CANCELLED = 143
+
+
+def read_job(fd: int) -> dict[str, Any]:
+    """Read the one length-prefixed job message from the job pipe."""
+    header = _read_exactly(fd, 4)
+    (length,) = struct.unpack(">I", header)
+    return msgpack.unpackb(_read_exactly(fd, length), raw=False)
+
+
+def pack_job(job: dict[str, Any]) -> bytes:
+    body = msgpack.packb(job, use_bin_type=True)
+    return struct.pack(">I", len(body)) + body
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    chunks, left = [], n
+    while left:
+        chunk = os.read(fd, left)
+        if not chunk:
+            raise EOFError("the daemon closed the job pipe before sending the job")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+class EventSink:
+    """Writes events to the daemon; thread-safe, and quiet once the pipe is gone."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def send(self, event: dict[str, Any]) -> None:
+        data = msgpack.packb(event, use_bin_type=True)
+        with self._lock:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+            except OSError:
+                pass
+
+
+class EventLogHandler(logging.Handler):
+    """Sends ``connection.log`` records to the daemon's process log."""
+
+    def __init__(self, sink: EventSink) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            self._sink.send({"t": "log", "at": record.created, "level": record.levelname, "msg": message})
+        except Exception:  # noqa: BLE001 - logging must never fail the task
+            self.handleError(record)
+
+
+def _watch_lifeline(fd: int) -> None:
+    """Block on the job pipe; when it closes the daemon is gone: stop everything."""
+    try:
+        while os.read(fd, 1):
+            pass
+    except OSError:
+        pass
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def main() -> int:
+    job_fd, events_fd = (int(x) for x in os.environ[FDS_ENV].split(","))
+    job = read_job(job_fd)
+    threading.Thread(target=_watch_lifeline, args=(job_fd,), daemon=True, name="lifeline").start()
+    sink = EventSink(events_fd)
+
+    log = logging.getLogger(f"bgproc.run.{job['run_id']}")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    log.addHandler(EventLogHandler(sink))
+
+    def progress(done: float, total: float | None, message: str | None) -> None:
+        sink.send({"t": "progress", "at": time.time(), "done": done, "total": total, "msg": message})
+
+    connection = Connection(
+        run_id=job["run_id"], request_id=job["request_id"], user=job["user"],
+        app_db_path=job["app_db"], log=log, on_progress=progress,
+    )
+
+    def on_term(signum: int, frame: Any) -> None:
+        # The first SIGTERM unwinds the task (finally blocks run); the daemon
+        # sends SIGKILL if it does not end within its grace.
+        if not connection.cancelled:
+            connection.cancel()
+            raise Cancelled(f"stopped by signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        cls = load_task_class(job["import_path"], job.get("search_path"))
+        parameters = params_codec.decode(cls.params_type(), job["params"])
+        task = cls()
+        if isinstance(task, ConnectionRequired):
+            task.set_connection(connection)
+        task.run(parameters)
+        code = 0
+    except Cancelled as exc:
+        print(f"bgproc: run {job['run_id']} cancelled: {exc}", file=sys.stderr)
+        code = EXIT_CANCELLED
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            traceback.print_exc()
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR)
+    except BaseException:  # noqa: BLE001 - report anything the task raises
+        traceback.print_exc()
+        code = EXIT_ERROR
+    finally:
+        connection.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+if __name__ == "__main__":
+    # os._exit: a task's stray non-daemon threads must not keep the run alive.
+    os._exit(main())

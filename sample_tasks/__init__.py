@@ -1,0 +1,1 @@
+"""Sample tasks for bgproc: `bgproc register sample_tasks.activities`."""
