@@ -460,8 +460,11 @@ def demo(
 ) -> None:
     """Register the sample, schedule it, run the daemon once, and show the monitor."""
     from .demo import run_demo
+    from .store import Store
 
-    with _store(ctx) as store:
+    # Without --db or BGPROC_DB the demo keeps to its own file in the current directory.
+    path = ctx.obj.db if ctx.obj and ctx.obj.db else Path("bgproc-demo.db")
+    with Store.open(path) as store:
         code = run_demo(store, delay, _console())
     raise typer.Exit(code)
 

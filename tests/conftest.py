@@ -1,0 +1,109 @@
+"""Shared test helpers: a database per test, the command line in-process or as a
+real subprocess, polling with a deadline, and database snapshots."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_tasks" / "activities.py"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "bgproc.db"
+
+
+@pytest.fixture
+def cli(db: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run the command line in-process (fast) against this test's database."""
+    from bgproc.cli import run
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        code = run(["--db", str(db), *args])
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return invoke
+
+
+def bgproc_env(db: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["BGPROC_DB"] = str(db)
+    env.pop("BGPROC_APP_DB", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra)
+    return env
+
+
+def run_bgproc(db: Path, *args: str, timeout: float = 60, **env: str) -> Result:
+    """Run the command line as a real subprocess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bgproc", *args], capture_output=True, text=True,
+        env=bgproc_env(db, **env), timeout=timeout, cwd=str(ROOT),
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def start_daemon(db: Path, *args: str, **env: str) -> subprocess.Popen:
+    """Start `bgproc daemon` as a real subprocess (stop it with stop_daemon)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bgproc", "daemon", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=bgproc_env(db, **env), cwd=str(ROOT),
+    )
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:
+    """Poll until ``predicate()`` is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def snapshot(db: Path) -> dict[str, list[tuple]]:
+    """Every row of every table (to prove a failed command wrote nothing)."""
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: conn.execute(f'SELECT * FROM "{t}" ORDER BY rowid').fetchall() for t in tables}
+    finally:
+        conn.close()
+
+
+def query(db: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.close()
