@@ -7,6 +7,7 @@ nothing here writes SQL or decides semantics.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,7 +70,9 @@ def _console() -> Any:
 
     if sys.stdout.isatty():
         return Console()
-    return Console(width=160, color_system=None, soft_wrap=False)
+    # Piped: no colours, and wide enough for a table unless COLUMNS says otherwise.
+    width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 160
+    return Console(width=width, color_system=None, soft_wrap=False)
 
 
 def _print_json(document: Any) -> None:
@@ -402,7 +405,8 @@ def monitor_command(
         elif not records:
             print("no executions yet")
         else:
-            _console().print(monitor.runs_table(records, _now()))
+            console = _console()
+            console.print(monitor.runs_table(records, _now(), width=console.width))
 
 
 def _parse_since(text: str) -> Any:

@@ -52,7 +52,7 @@ def run_demo(store: Store, delay_s: float, console: Any) -> int:
 
     console.print(f"[bold]4.[/] bgproc monitor --request {request.id}")
     runs = store.list_runs(request_id=request.id, limit=5)
-    console.print(monitor.runs_table(runs, utcnow()))
+    console.print(monitor.runs_table(runs, utcnow(), width=console.width))
     if runs:
         console.print(monitor.run_detail(store.get_run(runs[0].id), utcnow()))
 

@@ -87,12 +87,12 @@ def tasks_table(tasks: list[TaskRecord]) -> Table:
 
 def requests_table(requests: list[RequestRecord]) -> Table:
     table = Table(title="Process requests", title_justify="left")
-    table.add_column("id", justify="right")
-    table.add_column("task", style="bold")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("task", style="bold", no_wrap=True, overflow="ellipsis", max_width=28)
     table.add_column("timing")
     table.add_column("status")
-    table.add_column("next run")
-    table.add_column("last run")
+    table.add_column("next run", no_wrap=True)
+    table.add_column("last run", no_wrap=True)
     for r in requests:
         last = status_text(r.last_run_status)
         if r.last_run_at is not None:
@@ -122,24 +122,39 @@ def fires_table(fires: list[datetime], zone: str, title: str) -> Table:
     return table
 
 
-def runs_table(runs: list[RunRecord], now: datetime, title: str = "Executions") -> Table:
+def runs_table(runs: list[RunRecord], now: datetime, title: str = "Executions", width: int = 160) -> Table:
+    """Executions, newest first; the log column gets what the others leave of ``width``."""
+    task_w = min(28, max([4, *(len(r.task) for r in runs)]))
+    id_w = max([3, *(len(str(r.id)) for r in runs)])
+    narrow = width < 125  # drop the request and pid columns rather than squeeze them
+    fixed = [id_w, task_w, 11, 19, 8, 8] + ([] if narrow else [id_w, 7])
+    log_w = max(12, width - sum(w + 3 for w in fixed) - 4)
     table = Table(title=title, title_justify="left")
-    table.add_column("run", justify="right")
-    table.add_column("request", justify="right")
-    table.add_column("task", style="bold")
-    table.add_column("status")
-    table.add_column("pid", justify="right")
-    table.add_column("started")
-    table.add_column("ended")
-    table.add_column("duration", justify="right")
-    table.add_column("log / progress", overflow="ellipsis", no_wrap=True, max_width=60)
+    table.add_column("run", justify="right", no_wrap=True)
+    if not narrow:
+        table.add_column("req", justify="right", no_wrap=True)
+    table.add_column("task", style="bold", no_wrap=True, overflow="ellipsis", max_width=task_w)
+    table.add_column("status", no_wrap=True)
+    if not narrow:
+        table.add_column("pid", justify="right", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("ended", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("log / progress", overflow="ellipsis", no_wrap=True, max_width=log_w)
     for run in runs:
-        table.add_row(
-            str(run.id), str(run.request_id), run.task, status_text(run.status),
-            str(run.pid) if run.pid else "-", local_time(run.started_at or run.planned_at),
+        cells: list[RenderableType] = [str(run.id)]
+        if not narrow:
+            cells.append(str(run.request_id))
+        cells += [run.task, status_text(run.status)]
+        if not narrow:
+            cells.append(str(run.pid) if run.pid else "-")
+        cells += [
+            local_time(run.started_at or run.planned_at),
             local_time(run.ended_at, date=False) if run.ended_at else "-",
-            duration_text(run.duration_s(now)), _last_column(run),
-        )
+            duration_text(run.duration_s(now)),
+            _last_column(run),
+        ]
+        table.add_row(*cells)
     return table
 
 
@@ -168,10 +183,15 @@ def _progress(run: RunRecord) -> RenderableType:
     return grid
 
 
+_STAMP = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} ")
+
+
 def last_line(log: str) -> str:
+    """The log's last non-empty line, without its timestamp."""
     for line in reversed(log.splitlines()):
-        if line.strip():
-            return escape_control(line.strip())
+        text = _STAMP.sub("", line).strip()
+        if text:
+            return escape_control(text)
     return ""
 
 
@@ -204,7 +224,7 @@ def run_detail(run: RunRecord, now: datetime) -> RenderableType:
         rows.append(("progress", _progress(run)))
     for key, value in rows:
         props.add_row(key, value)
-    log = escape_control(run.log) if run.log else ""
+    log = escape_control(run.log.rstrip("\n")) if run.log else ""
     title = "process log"
     if run.log_dropped:
         title += f" ({run.log_dropped} bytes dropped from the middle)"

@@ -1,0 +1,44 @@
+"""README stays true: every command is documented, and CI runs README's test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+
+from bgproc.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _commands() -> dict[str, object]:
+    group = typer.main.get_command(app)
+    return dict(group.commands)  # type: ignore[attr-defined]
+
+
+def test_every_command_has_help_and_a_readme_section() -> None:
+    commands = _commands()
+    assert {"register", "tasks", "unregister", "schedule", "requests", "unschedule", "reschedule",
+            "upcoming", "monitor", "daemon", "cancel", "demo"} <= set(commands)
+    for name, command in commands.items():
+        assert (command.help or "").strip(), f"bgproc {name} has no help text"
+        assert re.search(rf"^### bgproc {name}\b", README, re.M), f"README has no section for bgproc {name}"
+
+
+def test_every_option_has_help() -> None:
+    for name, command in _commands().items():
+        for param in command.params:  # type: ignore[attr-defined]
+            if param.param_type_name == "option":
+                assert (param.help or "").strip(), f"bgproc {name} {param.opts[0]} has no help"
+
+
+def test_ci_runs_the_test_command_that_readme_gives() -> None:
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+    command = ci[-1].strip()
+    assert command == "python -m pytest -q"
+    quickstart = re.findall(r"```sh\n(.*?)\n```", README, re.S)
+    assert quickstart[0].endswith("bgproc demo"), "the first quickstart command runs the sample"
+    assert quickstart[1].endswith(command), "the second quickstart command runs the tests as CI does"
+    assert "install -e '.[test]'" in quickstart[1] and "install -e '.[test]'" in "\n".join(ci)

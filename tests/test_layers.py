@@ -1,0 +1,66 @@
+"""The architecture's arrows point one way; these tests hold them there."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "bgproc"
+
+# Which bgproc modules may import which third-party libraries (anywhere in the module).
+ALLOWED = {
+    "typer": {"cli"},
+    "rich": {"cli", "monitor", "follow", "reporter", "demo"},
+    "sqlite_utils": {"store", "task"},  # task: opened lazily, only for connection.db
+    "croniter": {"timing"},
+    "cron_descriptor": {"timing"},
+    "msgpack": {"params", "worker", "daemon"},
+    "platformdirs": {"store"},
+}
+# Modules the worker may import: the task API, the codec, and what they need.
+WORKER_MAY_IMPORT = {"bgproc", "bgproc.worker", "bgproc.task", "bgproc.params", "bgproc.errors", "bgproc.loader"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_third_party_libraries_stay_in_their_layer() -> None:
+    for path in sorted(PACKAGE.glob("*.py")):
+        module = path.stem
+        for library, allowed in ALLOWED.items():
+            if library in _imports(path):
+                assert module in allowed, f"bgproc/{path.name} imports {library}; only {sorted(allowed)} may"
+
+
+def test_store_and_services_do_not_import_the_command_line() -> None:
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.stem in ("cli", "__main__"):
+            continue
+        source = path.read_text()
+        assert "from .cli import" not in source and "bgproc.cli" not in source, path.name
+
+
+def test_worker_imports_only_the_task_api_and_the_codec() -> None:
+    code = (
+        "import sys, bgproc.worker; "
+        "print('\\n'.join(sorted(m for m in sys.modules if m == 'bgproc' or m.startswith(('bgproc.', 'sqlite_utils', 'typer', 'rich', 'croniter', 'click')))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(out.split())
+    assert loaded <= WORKER_MAY_IMPORT, f"the worker also loads {sorted(loaded - WORKER_MAY_IMPORT)}"
+
+
+def test_importing_bgproc_is_light() -> None:
+    code = "import sys, bgproc; print(any(m.startswith(('sqlite_utils', 'typer', 'rich', 'croniter')) for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
