@@ -63,9 +63,8 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );
-    -- "what is due next": only scheduled requests, in fire order
-    CREATE INDEX requests_due ON requests(next_run_at) WHERE status = 'scheduled';
-    CREATE INDEX requests_status ON requests(status, id);
+    -- "what is due next": scheduled requests in fire order (equality, then range)
+    CREATE INDEX requests_due ON requests(status, next_run_at);
 
     CREATE TABLE daemons (
         id TEXT PRIMARY KEY,

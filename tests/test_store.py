@@ -1,0 +1,111 @@
+"""The store: file safety, schema versions, and indexes for the hot queries."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bgproc.errors import StoreError
+from bgproc.store import MIGRATIONS, Store, ts
+from bgproc.timing import Timing
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_creates_the_file_owner_only_in_a_private_directory(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "bg.db"
+    Store.open(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_refuses_a_database_others_can_write(tmp_path: Path) -> None:
+    path = tmp_path / "bg.db"
+    Store.open(path).close()
+    os.chmod(path, 0o664)
+    with pytest.raises(StoreError, match="writable by others.*chmod 600"):
+        Store.open(path)
+
+
+def test_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "bg.db") as store:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+
+
+def test_migrations_set_the_version_and_reopen_is_a_no_op(tmp_path: Path) -> None:
+    path = tmp_path / "bg.db"
+    Store.open(path).close()
+    with Store.open(path) as store:
+        assert store.schema_version() == len(MIGRATIONS)
+        assert {"tasks", "requests", "runs", "run_logs", "daemons"} <= set(store.db.table_names())
+
+
+def test_refuses_a_database_from_a_newer_bgproc(tmp_path: Path) -> None:
+    path = tmp_path / "bg.db"
+    Store.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer.*upgrade bgproc"):
+        Store.open(path)
+
+
+def test_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "bg.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    os.chmod(path, 0o600)
+    with pytest.raises(StoreError, match="not a bgproc database|cannot open"):
+        Store.open(path)
+
+
+def test_instants_are_fixed_width_utc_text_in_time_order() -> None:
+    a = datetime(2026, 3, 8, 1, 59, 59, 999999, tzinfo=UTC)
+    b = a + timedelta(microseconds=1)
+    assert len(ts(a)) == len(ts(b)) == 27
+    assert ts(a) < ts(b)  # type: ignore[operator]
+
+
+def _plan(store: Store, sql: str, params: list) -> str:
+    rows = store.conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    return " | ".join(str(r[-1]) for r in rows)
+
+
+def test_hot_queries_use_indexes(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "bg.db") as store:
+        due = _plan(
+            store,
+            "SELECT id FROM requests WHERE status = 'scheduled' AND next_run_at <= ? ORDER BY next_run_at LIMIT 10",
+            [ts(NOW)],
+        )
+        assert "requests_due" in due and "SCAN requests" not in due
+        earliest = _plan(store, "SELECT MIN(next_run_at) FROM requests WHERE status = 'scheduled'", [])
+        assert "requests_due" in earliest
+        by_request = _plan(store, "SELECT id FROM runs WHERE request_id = ? ORDER BY id DESC LIMIT 20", [1])
+        assert "runs_request" in by_request and "TEMP B-TREE" not in by_request
+        by_status = _plan(store, "SELECT id FROM runs WHERE status = ? ORDER BY id DESC LIMIT 20", ["error"])
+        assert "runs_status" in by_status and "TEMP B-TREE" not in by_status
+        running = _plan(store, "SELECT id FROM runs WHERE daemon_id = ? AND status = 'running'", ["d"])
+        assert "runs_running" in running
+
+
+def test_requests_round_trip_their_timing(tmp_path: Path) -> None:
+    timing = Timing(kind="weekly", zone="Europe/Berlin", start=NOW, finish=NOW + timedelta(days=30), weekdays=(0, 4))
+    with Store.open(tmp_path / "bg.db") as store:
+        store.conn.execute(
+            "INSERT INTO tasks (name, import_path, module, params_type, fields, timeout_s, registered_at, updated_at) "
+            "VALUES ('T', 'm:T', 'm', 'm:P', '[]', 60, ?, ?)", (ts(NOW), ts(NOW)),
+        )
+        request_id = store.insert_request(
+            task="T", params=b"\x80", timing=timing, next_run_at=timing.due_from(NOW), timeout_s=None,
+            allow_overlap=False, user="u", now=NOW,
+        )
+        record = store.get_request(request_id)
+    assert record.timing == timing
+    assert record.next_run_at == timing.due_from(NOW)
