@@ -167,7 +167,7 @@ def register(
 @app.command()
 def unregister(
     ctx: typer.Context,
-    task: Annotated[str, typer.Argument(help="The task's name.")],
+    task: Annotated[str, typer.Argument(metavar="TASK", help="The task's name.")],
 ) -> None:
     """Remove a task from the registry; its scheduled requests are unscheduled, history stays."""
     with _store(ctx) as store:
@@ -198,7 +198,7 @@ def tasks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command(epilog=TIMING_HELP)
 def schedule(
     ctx: typer.Context,
-    task: Annotated[str, typer.Argument(help="Registered task name, or module:Class.")],
+    task: Annotated[str, typer.Argument(metavar="TASK", help="Registered task name, or module:Class.")],
     param: Annotated[list[str] | None, typer.Option("-p", "--param", metavar="FIELD=VALUE", help="A parameter, converted by the field's type (repeat).")] = None,
     params_json: Annotated[str | None, typer.Option("--params-json", metavar="JSON", help="Parameters as a JSON object.")] = None,
     params_file: Annotated[Path | None, typer.Option("--params-file", metavar="FILE", help="Parameters from a JSON file ('-' for stdin).")] = None,
@@ -208,9 +208,9 @@ def schedule(
     start: StartOpt = None, finish: FinishOpt = None, tz: TzOpt = None,
     timeout: Annotated[str | None, typer.Option("--timeout", metavar="DURATION", help="Stop a run after this long (90s, 5m, 2h; default: the task's).")] = None,
     allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Start a run even while the previous one is still going.")] = False,
-    user: Annotated[str | None, typer.Option("--user", help="Who makes the request (default: the OS user).")] = None,
+    user: Annotated[str | None, typer.Option("--user", metavar="NAME", help="Who makes the request (default: the OS user).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, write nothing, show the next fires.")] = False,
-    count: Annotated[int, typer.Option("-n", min=1, max=1000, help="How many fires --dry-run shows.")] = 5,
+    count: Annotated[int, typer.Option("-n", min=1, max=1000, metavar="N", help="How many fires --dry-run shows.")] = 5,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a process request: run TASK now, later, or on a schedule. Prints the request id."""
@@ -342,7 +342,7 @@ def reschedule(
 def upcoming(
     ctx: typer.Context,
     request: Annotated[int, typer.Argument(metavar="REQUEST", help="The request id.")],
-    count: Annotated[int, typer.Option("-n", min=1, max=1000, help="How many fires.")] = 5,
+    count: Annotated[int, typer.Option("-n", min=1, max=1000, metavar="N", help="How many fires.")] = 5,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the next fires of a stored request."""
@@ -368,12 +368,12 @@ def upcoming(
 @app.command("monitor")
 def monitor_command(
     ctx: typer.Context,
-    run: Annotated[int | None, typer.Argument(metavar="[RUN]", help="Show one execution in full.")] = None,
-    task: Annotated[str | None, typer.Option("--task", help="Only runs of this task.")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
-    request: Annotated[int | None, typer.Option("--request", help="Only runs of this request.")] = None,
+    run: Annotated[int | None, typer.Argument(metavar="RUN", help="Show one execution in full.")] = None,
+    task: Annotated[str | None, typer.Option("--task", metavar="TASK", help="Only runs of this task.")] = None,
+    status: Annotated[str | None, typer.Option("--status", metavar="STATUS", help="Only runs with this status.")] = None,
+    request: Annotated[int | None, typer.Option("--request", metavar="REQUEST", help="Only runs of this request.")] = None,
     since: Annotated[str | None, typer.Option("--since", metavar="WHEN", help="Only runs since WHEN (ISO 8601, or -1h, -30m).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, metavar="N", help="At most this many runs.")] = 20,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep updating until Ctrl-C.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -437,7 +437,7 @@ def cancel(
 @app.command()
 def daemon(
     ctx: typer.Context,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Runs at once (default: the number of CPUs).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, metavar="N", help="Runs at once (default: the number of CPUs).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Run what is due now, wait for it, exit.")] = False,
     grace: Annotated[float, typer.Option("--grace", min=0, metavar="SECONDS", help="On SIGTERM/SIGINT, how long running runs may finish.")] = 30.0,
     kill_after: Annotated[float, typer.Option("--kill-after", min=0, metavar="SECONDS", help="After SIGTERM to a run, how long before SIGKILL.")] = 5.0,

@@ -1,0 +1,88 @@
+"""Rendering runs and requests: escaped logs, progress, durations, JSON views."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from rich.console import Console
+
+from bgproc import monitor, views
+from bgproc.records import RunRecord
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _run(**changes: object) -> RunRecord:
+    base: dict[str, object] = dict(
+        id=7, request_id=3, task="Report", status="success", reason="schedule",
+        planned_at=NOW - timedelta(seconds=65), started_at=NOW - timedelta(seconds=64),
+        ended_at=NOW, exit_code=0, signal=None, daemon_id="host:1:abc", pid=4321, cpu_s=0.25,
+        max_rss_kb=40960, detail=None, missed_count=None, missed_until=None, progress_done=None,
+        progress_total=None, progress_message=None, cancel_requested_at=None,
+        log_head="12:00:00.000 hello\n", log_tail="", log_dropped=0,
+    )
+    base.update(changes)
+    return RunRecord(**base)  # type: ignore[arg-type]
+
+
+def _text(renderable: object, width: int = 140) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_control_characters_in_logs_are_shown_escaped() -> None:
+    run = _run(log_head="12:00:00.000 \x1b[31mred\x1b[0m and a bell\x07\n")
+    text = _text(monitor.run_detail(run, NOW))
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[31mred" in text and "\\x07" in text
+
+
+def test_markup_in_logs_is_not_interpreted() -> None:
+    run = _run(log_head="12:00:00.000 [bold]not bold[/bold]\n")
+    assert "[bold]not bold[/bold]" in _text(monitor.run_detail(run, NOW))
+
+
+def test_detail_shows_provenance_lateness_cpu_and_memory() -> None:
+    text = _text(monitor.run_detail(_run(), NOW))
+    for expected in ("schedule", "1.0s", "1m 04s", "pid 4321", "0.250s", "40.0 MiB", "code 0"):
+        assert expected in text
+
+
+def test_dropped_log_is_marked_between_head_and_tail() -> None:
+    run = _run(log_head="12:00:00.000 first\n", log_tail="12:00:09.000 last\n", log_dropped=1234)
+    assert run.log == "12:00:00.000 first\n[... 1234 bytes of log dropped ...]\n12:00:09.000 last\n"
+    assert "1234 bytes dropped" in _text(monitor.run_detail(run, NOW))
+
+
+def test_table_shows_the_last_log_line_without_its_timestamp() -> None:
+    run = _run(log_head=None, log_tail="12:00:00.000 one\n12:00:01.000 two\n\n")
+    text = _text(monitor.runs_table([run], NOW))
+    assert "two" in text and "12:00:01.000" not in text
+
+
+def test_running_runs_show_elapsed_time_and_a_progress_bar() -> None:
+    run = _run(status="running", ended_at=None, exit_code=None, progress_done=3, progress_total=4,
+               progress_message="step 3 of 4")
+    text = _text(monitor.runs_table([run], NOW))
+    assert "running" in text and "1m 04s" in text and "75%" in text and "step 3 of 4" in text
+
+
+def test_killed_runs_name_the_signal() -> None:
+    text = _text(monitor.run_detail(_run(status="error", exit_code=None, signal=11), NOW))
+    assert "killed by SIGSEGV" in text
+
+
+def test_durations_read_well() -> None:
+    assert monitor.duration_text(None) == "-"
+    assert monitor.duration_text(2.25) == "2.2s"
+    assert monitor.duration_text(125) == "2m 05s"
+    assert monitor.duration_text(3 * 3600 + 61) == "3h 01m"
+
+
+def test_run_json_carries_the_documented_keys() -> None:
+    document = views.run_json(_run())
+    for key in ("id", "request_id", "task", "status", "started_at", "ended_at", "duration_s", "exit_code", "log"):
+        assert key in document
+    assert document["duration_s"] == 64.0
+    assert document["started_at"] == "2026-05-01T11:58:56+00:00"
