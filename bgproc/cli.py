@@ -6,6 +6,7 @@ nothing here writes SQL or decides semantics.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -148,8 +149,8 @@ def register(
     """Import modules and record every task class they define (re-registering updates)."""
     from . import registry, views
 
+    collected = registry.collect(targets)  # import everything before touching the database
     with _store(ctx) as store:
-        collected = registry.collect(targets)
         results = registry.save(store, collected, _now())
     if as_json:
         _print_json([
@@ -489,9 +490,14 @@ _USAGE_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == 
 _NO_ARGS_IS_HELP: Any = getattr(sys.modules[_USAGE_ERROR.__module__], "NoArgsIsHelpError", ())
 
 
+@functools.cache
+def _command() -> Any:
+    return typer.main.get_command(app)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (errors are one line on stderr)."""
-    command = typer.main.get_command(app)
+    command = _command()
     args = sys.argv[1:] if argv is None else argv
     try:
         result = command.main(args=args, prog_name="bgproc", standalone_mode=False)

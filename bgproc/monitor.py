@@ -79,8 +79,8 @@ def tasks_table(tasks: list[TaskRecord]) -> Table:
                 text += f" = {f.get('default')!r}"
             fields.append(text)
         table.add_row(
-            task.name, "\n".join(fields) or "-", duration_text(task.timeout_s), task.import_path,
-            Text(task.description),
+            Text(task.name), Text("\n".join(fields) or "-"), duration_text(task.timeout_s),
+            Text(task.import_path), Text(task.description),
         )
     return table
 

@@ -63,7 +63,7 @@ def collect(targets: list[str], cwd: Path | None = None) -> list[Registered]:
 def save(store: Store, collected: list[Registered], now: datetime) -> list[Registered]:
     """Record collected modules in one transaction; returns what each unregistered."""
     gone = store.save_modules([(c.module, c.tasks) for c in collected], now)
-    return [Registered(c.module, c.tasks, g) for c, g in zip(collected, gone)]
+    return [Registered(c.module, c.tasks, g) for c, g in zip(collected, gone, strict=True)]
 
 
 def register(store: Store, targets: list[str], now: datetime, cwd: Path | None = None) -> list[Registered]:
@@ -102,6 +102,15 @@ def import_target(target: str, cwd: Path) -> tuple[ModuleType, str]:
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise RegistryError(f"cannot import {target}: {one_line(exc)}") from None
+    if root is not None:
+        loaded = getattr(module, "__file__", None)
+        if loaded is None or Path(loaded).resolve() != path.resolve():
+            # Another module of the same name came first (the standard library, an
+            # installed package, or another file registered in the same command).
+            raise RegistryError(
+                f"cannot register {target}: the module name {name!r} is already taken by "
+                f"{loaded or 'a built-in module'}; rename the file"
+            )
     return module, _root_of(module) or search
 
 
@@ -145,7 +154,7 @@ def task_classes(module: ModuleType) -> list[type[BackgroundTask]]:
 def describe(cls: type[BackgroundTask], search_path: str | None) -> TaskRecord:
     """A task class as a registry record; its parameter types are checked here."""
     ptype = cls.params_type()
-    if not dataclasses.is_dataclass(ptype):
+    if not (isinstance(ptype, type) and dataclasses.is_dataclass(ptype)):
         raise RegistryError(
             f"task {cls.__qualname__}: parameters {getattr(ptype, '__name__', ptype)!s} "
             "are not a dataclass; declare them with @dataclass"
@@ -157,8 +166,14 @@ def describe(cls: type[BackgroundTask], search_path: str | None) -> TaskRecord:
         raise RegistryError(f"task {cls.__qualname__}: {exc}") from None
     except NameError as exc:
         raise RegistryError(f"task {cls.__qualname__}: cannot resolve a field type: {exc}") from None
-    timeout = cls.timeout_seconds()
-    if timeout <= 0:
+    try:
+        timeout = cls.timeout_seconds()
+    except (TypeError, ValueError):
+        raise RegistryError(
+            f"task {cls.__qualname__}: timeout {cls.timeout!r} is not a number of seconds "
+            "or a timedelta"
+        ) from None
+    if not timeout > 0:
         raise RegistryError(f"task {cls.__qualname__}: timeout must be positive, not {timeout}")
     return TaskRecord(
         name=cls.name,

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import params as params_codec
 from . import registry
-from .errors import BgprocError, ParamsError, StateError, TimingError
+from .errors import BgprocError, ParamsError, RegistryError, StateError, TimingError
 from .records import RequestRecord, TaskRecord
 from .store import Store
 from .task import BackgroundTask
@@ -115,6 +115,11 @@ def reschedule(
     after now (slots while it was unscheduled are not caught up).
     """
     current = store.get_request(request_id)
+    if store.get_task(current.task) is None:
+        raise RegistryError(
+            f"request {request_id} runs task {current.task!r}, which is not registered; "
+            "register its module again first"
+        )
     if timing is not None and timing.any_given():
         new_timing = parse_timing(timing, now, default_zone)
         next_at = new_timing.due_from(now)

@@ -548,7 +548,8 @@ class Store:
         limit: int = 50,
         with_log: bool = False,
     ) -> list[RunRecord]:
-        where, values = [], []
+        where: list[str] = []
+        values: list[Any] = []
         if task is not None:
             where.append("runs.task = ?")
             values.append(task)

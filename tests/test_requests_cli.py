@@ -1,0 +1,744 @@
+"""Registering tasks and making process requests, through the command line
+(in-process, against a per-test database) and the Python API.
+
+Every bad input must exit non-zero with exactly one `bgproc:` line on stderr,
+no traceback, nothing on stdout, and the database exactly as it was."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import os
+import shutil
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from conftest import ROOT, SAMPLE, Result, query, run_bgproc, snapshot
+
+import bgproc
+from bgproc import params as P
+from bgproc.errors import BgprocError, ParamsError, RegistryError, TimingError
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+GOOD = FIXTURES / "good_tasks.py"
+BAD_TYPES = FIXTURES / "bad_types.py"
+BROKEN = FIXTURES / "broken_module.py"
+DUP_A = FIXTURES / "dup_a.py"
+DUP_B = FIXTURES / "dup_b.py"
+REQUEST_KEYS = {"id", "task", "status", "timing", "params", "next_run_at", "start", "finish", "timezone"}
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def isolated_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test imports task modules afresh, as a new `bgproc` process would."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    saved_path = list(sys.path)
+    before = set(sys.modules)
+    yield
+    sys.path[:] = saved_path
+    roots = (str(FIXTURES), str(tmp_path))
+    for name in set(sys.modules) - before:
+        file = getattr(sys.modules[name], "__file__", None) or ""
+        if file.startswith(roots):
+            del sys.modules[name]
+
+
+def ok(result: Result) -> Result:
+    assert result.code == 0, f"exit {result.code}: {result.err}"
+    assert "Traceback" not in result.err
+    return result
+
+
+def assert_refused(result: Result, *words: str) -> str:
+    """Non-zero, one `bgproc:` line on stderr naming the problem, no traceback, no stdout."""
+    assert result.code != 0, result.out
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err
+    line = lines[0]
+    assert line.startswith("bgproc:"), line
+    assert "Traceback" not in result.err and "Traceback" not in result.out
+    assert result.out == "", result.out
+    for word in words:
+        assert word in line, f"{word!r} not in {line!r}"
+    return line
+
+
+def schedule_id(result: Result) -> int:
+    ok(result)
+    return int(result.out.strip())
+
+
+def requests_json(cli: Cli, *args: str) -> list[dict[str, Any]]:
+    return ok(cli("requests", "--json", *args)).json()
+
+
+def request_json(cli: Cli, request_id: int) -> dict[str, Any]:
+    return next(r for r in requests_json(cli, "--all") if r["id"] == request_id)
+
+
+def write_module(directory: Path, name: str, source: str) -> Path:
+    path = directory / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def stored_params(db: Path, request_id: int) -> bytes:
+    return query(db, "SELECT params FROM requests WHERE id = ?", request_id)[0]["params"]
+
+
+def good_module() -> Any:
+    return importlib.import_module("good_tasks")
+
+
+# ---------------------------------------------------------------------------
+# Registering
+
+
+def test_register_records_every_task_class_with_fields_types_and_defaults(cli: Cli) -> None:
+    out = ok(cli("register", str(GOOD))).out
+    assert out.strip() == "registered good_tasks: Bare, EveryType, Greet"
+    tasks = {t["name"]: t for t in ok(cli("tasks", "--json")).json()}
+    assert sorted(tasks) == ["Bare", "EveryType", "Greet"]
+    greet = tasks["Greet"]
+    assert greet["import_path"] == "good_tasks:Greet"
+    assert greet["description"] == "Greets someone a few times."
+    assert greet["timeout_s"] == 3600.0
+    assert greet["params"] == [
+        {"name": "who", "type": "str", "required": True},
+        {"name": "times", "type": "int", "required": False, "default": 1},
+    ]
+    fields = {f["name"]: f for f in tasks["EveryType"]["params"]}
+    assert tasks["EveryType"]["timeout_s"] == 60.0
+    assert {n: f["type"] for n, f in fields.items()} == {
+        "name": "str", "count": "int", "ratio": "float", "enabled": "bool", "note": "str | None",
+        "blob": "bytes", "ident": "UUID | None", "when": "datetime | None", "day": "date | None",
+        "at": "time | None", "amount": "Decimal", "priority": "Priority", "level": "Level",
+        "tags": "list[str]", "pair": "tuple[int, str]", "scores": "dict[str, int]",
+        "inner": "Inner | None", "extra": "any",
+    }
+    assert fields["amount"]["default"] == "0" and fields["priority"]["default"] == "low"
+    assert fields["pair"]["default"] == [0, ""] and fields["blob"]["default"] == "base64:"
+    assert tasks["Bare"]["params"] == []
+    table = ok(cli("tasks")).out
+    assert "Greet" in table and "who: str" in table and "times: int = 1" in table
+
+
+def test_register_by_dotted_name_from_the_working_directory(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    ok(cli("register", "sample_tasks.activities"))
+    names = {t["name"]: t["import_path"] for t in ok(cli("tasks", "--json")).json()}
+    assert names["BackgroundActivityCreator"] == "sample_tasks.activities:BackgroundActivityCreator"
+
+
+def test_register_by_dotted_name_on_pythonpath_in_a_real_process(db: Path, tmp_path: Path) -> None:
+    path = os.pathsep.join([str(FIXTURES), str(ROOT)])
+    result = run_bgproc(db, "register", "good_tasks", PYTHONPATH=path)
+    assert result.code == 0, result.err
+    assert "registered good_tasks" in result.out
+    broken = run_bgproc(db, "register", "broken_module", PYTHONPATH=path)
+    assert broken.code != 0 and "Traceback" not in broken.err
+    assert broken.err.splitlines() == [
+        "bgproc: error: cannot import broken_module: ModuleNotFoundError: "
+        "No module named 'bgproc_missing_dependency_for_tests'"
+    ]
+
+
+def test_reregistering_updates_fields_and_unregisters_tasks_that_are_gone(
+    cli: Cli, db: Path, tmp_path: Path
+) -> None:
+    v1 = '''
+        from dataclasses import dataclass
+        from bgproc import BackgroundTask
+
+        @dataclass
+        class EvolveParams:
+            a: int
+
+        class Evolve(BackgroundTask[EvolveParams]):
+            """Version one."""
+            def run(self, params): pass
+    '''
+    v2 = '''
+        from dataclasses import dataclass
+        from bgproc import BackgroundTask
+
+        @dataclass
+        class EvolveParams:
+            a: int
+            b: str = "x"
+
+        class Evolve(BackgroundTask[EvolveParams]):
+            """Version two, with more."""
+            def run(self, params): pass
+
+        class Sidekick(BackgroundTask):
+            def run(self, params): pass
+    '''
+    path = write_module(tmp_path, "evolving_tasks", v1)
+    ok(cli("register", str(path)))
+    first = {t["name"]: t for t in ok(cli("tasks", "--json")).json()}["Evolve"]
+    assert [f["name"] for f in first["params"]] == ["a"]
+
+    def reload(source: str) -> None:
+        path.write_text(textwrap.dedent(source))
+        sys.modules.pop("evolving_tasks", None)
+        importlib.invalidate_caches()
+
+    reload(v2)
+    assert ok(cli("register", str(path))).out.strip() == "registered evolving_tasks: Evolve, Sidekick"
+    tasks = {t["name"]: t for t in ok(cli("tasks", "--json")).json()}
+    assert sorted(tasks) == ["Evolve", "Sidekick"]
+    assert tasks["Evolve"]["description"] == "Version two, with more."
+    assert tasks["Evolve"]["params"][1] == {"name": "b", "type": "str", "required": False, "default": "x"}
+    assert tasks["Evolve"]["registered_at"] == first["registered_at"]
+    assert len(query(db, "SELECT * FROM tasks")) == 2
+
+    request = schedule_id(cli("schedule", "Sidekick"))
+    reload(v1)
+    out = ok(cli("register", str(path))).out
+    assert "Sidekick is no longer in evolving_tasks: unregistered" in out
+    assert [t["name"] for t in ok(cli("tasks", "--json")).json()] == ["Evolve"]
+    assert request_json(cli, request)["status"] == "unscheduled"
+
+
+def test_unregister_keeps_history_and_reregistering_brings_the_task_back(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    first = schedule_id(cli("schedule", "Greet", "-p", "who=Ann"))
+    second = schedule_id(cli("schedule", "Greet", "-p", "who=Bob", "--every", "5m"))
+    assert ok(cli("unregister", "Greet")).out.strip() == "unregistered Greet; unscheduled 2 requests"
+    assert "Greet" not in [t["name"] for t in ok(cli("tasks", "--json")).json()]
+    assert requests_json(cli) == []
+    history = requests_json(cli, "--all")
+    assert [(r["id"], r["status"], r["params"]["who"]) for r in history] == [
+        (first, "unscheduled", "Ann"), (second, "unscheduled", "Bob"),
+    ]
+    row = query(db, "SELECT * FROM tasks WHERE name = 'Greet'")[0]
+    assert row["unregistered_at"] is not None
+    assert_refused(cli("schedule", "Greet", "-p", "who=C"), "unknown task 'Greet'")
+    assert_refused(cli("reschedule", str(second)), "Greet", "not registered")
+
+    ok(cli("register", str(GOOD)))
+    assert ok(cli("reschedule", str(second))).out.startswith(f"request {second} scheduled")
+    assert request_json(cli, second)["status"] == "scheduled"
+
+
+# ---------------------------------------------------------------------------
+# Scheduling and the request lifecycle
+
+
+def test_schedule_prints_the_id_and_json_has_the_documented_keys(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    first = schedule_id(cli("schedule", "Greet", "-p", "who=Ann"))
+    result = ok(cli("schedule", "good_tasks:Greet", "-p", "who=Bob", "-p", "times=3", "--json",
+                    "--every", "10m", "--timeout", "90s", "--allow-overlap"))
+    document = result.json()
+    assert REQUEST_KEYS <= set(document)
+    assert document["id"] == first + 1
+    assert document["task"] == "Greet" and document["status"] == "scheduled"
+    assert document["params"] == {"who": "Bob", "times": 3}
+    assert document["timing"]["kind"] == "every" and document["timing"]["every"] == "10m"
+    assert document["timeout_s"] == 90.0 and document["allow_overlap"] is True
+    assert document["finish"] is None and document["timezone"]
+    assert datetime.fromisoformat(document["next_run_at"]).utcoffset() is not None
+    assert datetime.fromisoformat(document["start"]) <= datetime.fromisoformat(document["next_run_at"])
+    assert P.decode(good_module().GreetParams, stored_params(db, first)) == good_module().GreetParams("Ann")
+
+
+def test_requests_lists_only_scheduled_ones_without_all(cli: Cli) -> None:
+    ok(cli("register", str(GOOD)))
+    assert ok(cli("requests")).out.startswith("no scheduled requests")
+    a = schedule_id(cli("schedule", "Greet", "-p", "who=A"))
+    b = schedule_id(cli("schedule", "Bare", "--every", "1h"))
+    c = schedule_id(cli("schedule", "Greet", "-p", "who=C", "--daily", "--start", "09:00"))
+    ok(cli("unschedule", str(b)))
+    assert [r["id"] for r in requests_json(cli)] == [a, c]
+    assert [(r["id"], r["status"]) for r in requests_json(cli, "--all")] == [
+        (a, "scheduled"), (b, "unscheduled"), (c, "scheduled"),
+    ]
+    table = ok(cli("requests")).out
+    assert "Greet" in table and "Bare" not in table
+    assert "Bare" in ok(cli("requests", "--all")).out
+
+
+def test_unschedule_and_reschedule_change_status_and_timing(cli: Cli) -> None:
+    ok(cli("register", str(GOOD)))
+    rid = schedule_id(cli("schedule", "Greet", "-p", "who=A", "--every", "30m"))
+    assert ok(cli("unschedule", str(rid))).out.strip() == f"request {rid} unscheduled"
+    gone = request_json(cli, rid)
+    assert gone["status"] == "unscheduled" and gone["next_run_at"] is None
+
+    back = ok(cli("reschedule", str(rid), "--json")).json()
+    assert back["status"] == "scheduled" and back["timing"]["every"] == "30m"
+    assert back["next_run_at"] is not None
+
+    ok(cli("unschedule", str(rid), "--json"))
+    changed = ok(cli("reschedule", str(rid), "--cron", "0 9 * * mon-fri", "--json")).json()
+    assert changed["status"] == "scheduled" and changed["timing"]["kind"] == "cron"
+    assert changed["timing"]["cron"] == "0 9 * * mon-fri"
+    assert datetime.fromisoformat(changed["next_run_at"]).astimezone(
+        __import__("zoneinfo").ZoneInfo(changed["timezone"])
+    ).hour == 9
+
+    # a scheduled request takes a new timing directly
+    daily = ok(cli("reschedule", str(rid), "--daily", "--start", "07:15", "--json")).json()
+    assert daily["timing"]["kind"] == "daily" and daily["status"] == "scheduled"
+    upcoming = ok(cli("upcoming", str(rid), "-n", "3", "--json")).json()
+    assert len(upcoming["next"]) == 3
+
+
+def test_every_parameter_type_travels_from_the_command_line(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    g = good_module()
+    uid = "6f1f2c0e-3b7a-4c8e-9a55-0d4c1e7b2a10"
+    rid = schedule_id(cli(
+        "schedule", "EveryType",
+        "-p", "name=Jo = Jo", "-p", "count=-9223372036854775808", "-p", "ratio=2.5",
+        "-p", "enabled=yes", "-p", "note=null", "-p", "blob=base64:AAEC", "-p", f"ident={uid}",
+        "-p", "when=2026-05-01T09:30:00.000001+05:45", "-p", "day=2026-02-28",
+        "-p", "at=23:59:59-03:30", "-p", "amount=1.10", "-p", "priority=HIGH", "-p", "level=2",
+        "-p", 'tags=["a", "b"]', "-p", 'pair=[7, "seven"]', "-p", 'scores={"x": 1}',
+        "-p", 'inner={"label": "in"}', "-p", 'extra={"free": [1, "form"]}',
+    ))
+    got = P.decode(g.EveryTypeParams, stored_params(db, rid))
+    assert got == g.EveryTypeParams(
+        name="Jo = Jo", count=-(2**63), ratio=2.5, enabled=True, note=None, blob=b"\x00\x01\x02",
+        ident=UUID(uid), when=datetime(2026, 5, 1, 9, 30, 0, 1, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+        day=date(2026, 2, 28), at=time(23, 59, 59, tzinfo=timezone(-timedelta(hours=3, minutes=30))),
+        amount=Decimal("1.10"), priority=g.Priority.HIGH, level=g.Level.TWO, tags=["a", "b"],
+        pair=(7, "seven"), scores={"x": 1}, inner=g.Inner("in"), extra={"free": [1, "form"]},
+    )
+    assert str(got.amount) == "1.10" and got.when.utcoffset() == timedelta(hours=5, minutes=45)
+    shown = request_json(cli, rid)["params"]
+    assert shown["blob"] == "base64:AAEC" and shown["amount"] == "1.10" and shown["priority"] == "high"
+    assert shown["when"] == "2026-05-01T09:30:00.000001+05:45"
+
+    # what --json shows is accepted back by --params-json, to the same parameters
+    again = schedule_id(cli("schedule", "EveryType", "--params-json", json.dumps(shown)))
+    assert P.decode(g.EveryTypeParams, stored_params(db, again)) == got
+
+
+def test_params_json_and_params_file_with_pairs_overriding(cli: Cli, db: Path, tmp_path: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    g = good_module()
+    rid = schedule_id(cli("schedule", "Greet", "--params-json", '{"who": "J", "times": 2}', "-p", "times=4"))
+    assert P.decode(g.GreetParams, stored_params(db, rid)) == g.GreetParams("J", 4)
+    file = tmp_path / "params.json"
+    file.write_text(
+        '{"name": "f", "amount": 0.1, "when": "2026-01-01T00:00:00Z", "inner": {"label": "x", "weight": 2}}'
+    )
+    rid = schedule_id(cli("schedule", "EveryType", "--params-file", str(file)))
+    got = P.decode(g.EveryTypeParams, stored_params(db, rid))
+    assert got.amount == Decimal("0.1") and got.when == datetime(2026, 1, 1, tzinfo=UTC)
+    assert got.inner == g.Inner("x", 2.0)
+
+
+def test_dry_run_writes_nothing(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    before = snapshot(db)
+    result = ok(cli("schedule", "Greet", "-p", "who=A", "--every", "5m", "--dry-run", "--json"))
+    assert len(result.json()["next"]) == 5
+    assert snapshot(db) == before
+
+
+# ---------------------------------------------------------------------------
+# The Python API
+
+
+def test_python_api_start_new_and_schedule(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    g = good_module()
+    rid = bgproc.start_new(g.Greet, g.GreetParams("api"), db=db)
+    assert isinstance(rid, int)
+    by_name = bgproc.start_new("Greet", g.GreetParams("named", 2), db=db, user="alice", timeout=30)
+    defaults = bgproc.start_new(g.Bare, db=db)
+    recurring = bgproc.schedule(g.Greet, g.GreetParams("every"), db=db, every="10m", allow_overlap=True)
+    cron = bgproc.schedule(g.Greet, g.GreetParams("cron"), db=db, cron="*/15 * * * *", tz="Europe/Paris")
+    full = g.EveryTypeParams(
+        name="all", ident=UUID(int=5), when=datetime(2026, 3, 29, 2, 30), day=date(2026, 1, 1),
+        at=time(1, 2, 3, 4), amount=Decimal("1E+400"), priority=g.Priority.HIGH, level=g.Level.TWO,
+        tags=["t"], pair=(1, "x"), scores={"s": 2}, inner=g.Inner("i", 0.5), extra=[None, 1.5],
+        blob=b"\xff", enabled=True, count=2**64 - 1,
+    )
+    typed = bgproc.start_new(g.EveryType, full, db=db)
+
+    listed = {r["id"]: r for r in requests_json(cli)}
+    assert sorted(listed) == [rid, by_name, defaults, recurring, cron, typed]
+    assert listed[rid]["params"] == {"who": "api", "times": 1}
+    assert listed[rid]["timing"]["kind"] == "now"
+    assert listed[by_name]["user"] == "alice" and listed[by_name]["timeout_s"] == 30.0
+    assert listed[defaults]["params"] == {}
+    assert listed[recurring]["timing"]["every"] == "10m" and listed[recurring]["allow_overlap"] is True
+    assert listed[cron]["timing"]["cron"] == "*/15 * * * *" and listed[cron]["timezone"] == "Europe/Paris"
+    assert P.decode(g.EveryTypeParams, stored_params(db, typed)) == full
+
+
+def test_python_api_refuses_bad_params_before_writing(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    g = good_module()
+    before = snapshot(db)
+    cases: list[tuple[Callable[[], Any], type[BgprocError], str]] = [
+        (lambda: bgproc.start_new(g.EveryType, g.EveryTypeParams(name="x", extra={1, 2}), db=db),
+         ParamsError, "params.extra: cannot serialize set"),
+        (lambda: bgproc.start_new(g.EveryType, g.EveryTypeParams(name="x", extra=[open]), db=db),
+         ParamsError, "params.extra[0]: cannot serialize builtin_function_or_method"),
+        (lambda: bgproc.start_new(g.EveryType, g.EveryTypeParams(name="x", tags=["a", {"b"}]), db=db),
+         ParamsError, "params.tags[1]: cannot serialize set"),
+        (lambda: bgproc.start_new(g.EveryType, g.EveryTypeParams(name="x", count=2**64), db=db),
+         ParamsError, "params.count: integer 18446744073709551616 does not fit in 64 bits"),
+        (lambda: bgproc.start_new(g.EveryType, g.EveryTypeParams(name=5), db=db),
+         ParamsError, "params.name: expected str, got int 5"),
+        (lambda: bgproc.start_new(g.Greet, db=db), ParamsError, "params.who: missing required field"),
+        (lambda: bgproc.start_new(g.Greet, g.EveryTypeParams(name="x"), db=db),
+         ParamsError, "params: expected GreetParams for task Greet, got EveryTypeParams"),
+        (lambda: bgproc.start_new("Nope", db=db), RegistryError, "unknown task 'Nope'"),
+        (lambda: bgproc.schedule(g.Greet, g.GreetParams("x"), db=db, fortnightly=True),
+         TimingError, "unknown timing keyword"),
+        (lambda: bgproc.schedule(g.Greet, g.GreetParams("x"), db=db, every="5m", daily=True),
+         TimingError, "choose one timing"),
+    ]
+    for call, error, message in cases:
+        with pytest.raises(error) as info:
+            call()
+        assert str(info.value).startswith(message), str(info.value)
+        assert snapshot(db) == before
+
+
+def test_python_api_refuses_a_class_that_is_not_registered(db: Path, tmp_path: Path) -> None:
+    path = write_module(tmp_path, "unregistered_tasks", '''
+        from bgproc import BackgroundTask
+
+        class Stray(BackgroundTask):
+            def run(self, params): pass
+    ''')
+    sys.path.insert(0, str(tmp_path))
+    module = importlib.import_module("unregistered_tasks")
+    assert Path(module.__file__) == path
+    with pytest.raises(RegistryError, match="task unregistered_tasks:Stray is not registered"):
+        bgproc.start_new(module.Stray, db=db)
+
+
+# ---------------------------------------------------------------------------
+# Every bad input: one line, no traceback, nothing written
+
+
+@pytest.fixture(scope="module")
+def world_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with registered tasks, one scheduled and one unscheduled request.
+
+    Built once and copied for each test: every command line call costs tens of
+    milliseconds, and the bad-input table is long.
+    """
+    from bgproc.cli import run
+
+    saved_path = list(sys.path)
+    path = tmp_path_factory.mktemp("world") / "bgproc.db"
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        for args in (
+            ["register", str(GOOD), str(DUP_A)],
+            ["schedule", "Greet", "-p", "who=A", "--every", "5m"],
+            ["schedule", "Greet", "-p", "who=B"],
+            ["unschedule", "2"],
+        ):
+            assert run(["--db", str(path), *args]) == 0, out.getvalue()
+    sys.path[:] = saved_path
+    for name in ("good_tasks", "dup_a"):
+        sys.modules.pop(name, None)
+    assert not path.with_name("bgproc.db-wal").exists() or path.with_name("bgproc.db-wal").stat().st_size == 0
+    return path
+
+
+@pytest.fixture
+def world(world_template: Path, db: Path) -> dict[str, int]:
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(world_template, db)
+    return {"scheduled": 1, "unscheduled": 2}
+
+
+def _syntax_error(tmp: Path) -> list[str]:
+    return ["register", str(write_module(tmp, "syntax_broken", "def oops(:\n    pass\n"))]
+
+
+def _raises_at_import(tmp: Path) -> list[str]:
+    return ["register", str(write_module(tmp, "raising_tasks", "raise RuntimeError('no config  found\\nat all')\n"))]
+
+
+def _no_tasks(tmp: Path) -> list[str]:
+    return ["register", str(write_module(tmp, "empty_tasks", "X = 1\n"))]
+
+
+def _bad_timeout(tmp: Path) -> list[str]:
+    return ["register", str(write_module(tmp, "bad_timeout_tasks", '''
+        from bgproc import BackgroundTask
+
+        class Slow(BackgroundTask):
+            timeout = "five minutes"
+            def run(self, params): pass
+    '''))]
+
+
+def _bad_default(tmp: Path) -> list[str]:
+    return ["register", str(write_module(tmp, "bad_default_tasks", '''
+        from dataclasses import dataclass
+        from typing import Any
+        from bgproc import BackgroundTask
+
+        @dataclass
+        class P:
+            seen: Any = frozenset({1})
+
+        class Defaulted(BackgroundTask[P]):
+            def run(self, params): pass
+    '''))]
+
+
+def _ambiguous_union(tmp: Path) -> list[str]:
+    return ["register", str(write_module(tmp, "ambiguous_tasks", '''
+        from dataclasses import dataclass
+        from bgproc import BackgroundTask
+
+        @dataclass
+        class P:
+            items: list[int] | tuple[int, ...]
+
+        class Ambiguous(BackgroundTask[P]):
+            def run(self, params): pass
+    '''))]
+
+
+def _unresolvable_annotation(tmp: Path) -> list[str]:
+    return ["register", str(write_module(tmp, "unresolved_tasks", '''
+        from __future__ import annotations
+        from dataclasses import dataclass
+        from bgproc import BackgroundTask
+
+        @dataclass
+        class P:
+            when: Moment
+
+        class Unresolved(BackgroundTask[P]):
+            def run(self, params): pass
+    '''))]
+
+
+def _same_module_name_twice(tmp: Path) -> list[str]:
+    source = "from bgproc import BackgroundTask\nclass {0}(BackgroundTask):\n    def run(self, p): pass\n"
+    (tmp / "one").mkdir()
+    (tmp / "two").mkdir()
+    first = write_module(tmp / "one", "clashing_tasks", source.format("First"))
+    second = write_module(tmp / "two", "clashing_tasks", source.format("Second"))
+    return ["register", str(first), str(second)]
+
+
+def _shadows_the_standard_library(tmp: Path) -> list[str]:
+    return ["register", str(write_module(tmp, "json", "from bgproc import BackgroundTask\n"))]
+
+
+def _params_file_dir(tmp: Path) -> list[str]:
+    return ["schedule", "Greet", "--params-file", str(tmp)]
+
+
+def _params_file_binary(tmp: Path) -> list[str]:
+    (tmp / "bin.json").write_bytes(b"\xff\xfe\x00")
+    return ["schedule", "Greet", "--params-file", str(tmp / "bin.json")]
+
+
+def _oversized(tmp: Path) -> list[str]:
+    (tmp / "big.json").write_text(json.dumps({"who": "x" * (P.MAX_BYTES + 10)}))
+    return ["schedule", "Greet", "--params-file", str(tmp / "big.json")]
+
+
+def _fixed(*args: str) -> Callable[[Path], list[str]]:
+    return lambda tmp: list(args)
+
+
+BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
+    # tasks and registration
+    ("unknown task", _fixed("schedule", "Nope"), ("unknown task 'Nope'",)),
+    ("misspelled task", _fixed("schedule", "Greeet", "-p", "who=a"), ("unknown task 'Greeet'", "did you mean Greet?")),
+    ("unknown import path", _fixed("schedule", "good_tasks:Nope"), ("unknown task 'good_tasks:Nope'",)),
+    ("unregister unknown", _fixed("unregister", "Nope"), ("no registered task named 'Nope'",)),
+    ("set[str] params", _fixed("register", str(BAD_TYPES)), ("task Tagged", "params.tags: cannot serialize set[str]")),
+    ("import error", _fixed("register", str(BROKEN)),
+     ("cannot import", "broken_module.py", "No module named 'bgproc_missing_dependency_for_tests'")),
+    ("syntax error", _syntax_error, ("cannot import", "SyntaxError", "syntax_broken.py:1")),
+    ("raises at import", _raises_at_import, ("cannot import", "RuntimeError: no config found at all")),
+    ("no tasks", _no_tasks, ("module empty_tasks defines no BackgroundTask subclasses",)),
+    ("bad timeout", _bad_timeout, ("task Slow: timeout 'five minutes' is not a number",)),
+    ("bad default", _bad_default, ("task Defaulted: params.seen: cannot serialize frozenset (the field's default)",)),
+    ("ambiguous union", _ambiguous_union, ("task Ambiguous: params.items: list[int] and tuple[int, ...]",)),
+    ("unresolvable annotation", _unresolvable_annotation, ("task Unresolved:", "name 'Moment' is not defined")),
+    ("same module name twice", _same_module_name_twice,
+     ("the module name 'clashing_tasks' is already taken by", "one/clashing_tasks.py", "rename the file")),
+    ("file shadows the standard library", _shadows_the_standard_library,
+     ("the module name 'json' is already taken by", "json/__init__.py")),
+    ("no such file", _fixed("register", "tests/fixtures/missing.py"), ("no such file tests/fixtures/missing.py",)),
+    ("no such module", _fixed("register", "bgproc_no_such_module"), ("no module named 'bgproc_no_such_module'",)),
+    ("duplicate name, registered", _fixed("register", str(DUP_B)),
+     ("task name 'Duplicate' is already registered from module dup_a",)),
+    ("duplicate name, together", _fixed("register", str(GOOD), str(DUP_B), str(DUP_A)),
+     ("two tasks are named 'Duplicate'", "dup_b:Duplicate", "dup_a:Duplicate")),
+    ("broken among good", _fixed("register", str(GOOD), str(BROKEN)), ("cannot import",)),
+    # parameters
+    ("unknown field", _fixed("schedule", "Greet", "-p", "who=a", "-p", "whom=b"),
+     ("params.whom: unknown field; GreetParams has: who, times",)),
+    ("unknown field in JSON", _fixed("schedule", "Greet", "--params-json", '{"who": "a", "x": 1}'),
+     ("params.x: unknown field",)),
+    ("unknown nested field", _fixed("schedule", "EveryType", "-p", "name=a", "-p", 'inner={"label": "a", "lbl": 1}'),
+     ("params.inner.lbl: unknown field; Inner has: label, weight",)),
+    ("missing field", _fixed("schedule", "Greet"), ("params.who: missing required field (str)", "-p who=")),
+    ("missing nested field", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "inner={}"),
+     ("params.inner.label: missing required field",)),
+    ("not a pair", _fixed("schedule", "Greet", "-p", "who"), ("params: 'who' is not field=value",)),
+    ("wrong int", _fixed("schedule", "Greet", "-p", "who=a", "-p", "times=many"),
+     ("params.times: 'many' is not an int",)),
+    ("wrong bool", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "enabled=maybe"),
+     ("params.enabled: 'maybe' is not a bool",)),
+    ("wrong float", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "ratio=half"),
+     ("params.ratio: 'half' is not a float",)),
+    ("wrong date", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "day=2026-02-30"),
+     ("params.day: '2026-02-30' is not an ISO 8601 date",)),
+    ("wrong datetime", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "when=soon"),
+     ("params.when: 'soon' is not an ISO 8601 date-time",)),
+    ("wrong uuid", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "ident=123"),
+     ("params.ident: '123' is not a UUID",)),
+    ("wrong decimal", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "amount=1,5"),
+     ("params.amount: '1,5' is not a decimal number",)),
+    ("wrong enum", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "priority=urgent"),
+     ("params.priority: 'urgent' is not one of Priority: LOW, HIGH",)),
+    ("wrong base64", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "blob=base64:***"),
+     ("params.blob:", "base64")),
+    ("wrong list item", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "tags=[1]"),
+     ("params.tags[0]: expected str, got a number (1)",)),
+    ("wrong tuple length", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "pair=[1]"),
+     ("params.pair: expected 2 items, got 1",)),
+    ("list not JSON", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "tags=a,b"),
+     ("params.tags: invalid JSON at line 1 column 1",)),
+    ("wrong JSON type", _fixed("schedule", "Greet", "--params-json", '{"who": 5}'),
+     ("params.who: expected str, got a number (5)",)),
+    ("int over 64 bits", _fixed("schedule", "Greet", "-p", "who=a", "-p", "times=18446744073709551616"),
+     ("params.times: integer 18446744073709551616 does not fit in 64 bits",)),
+    ("lone surrogate from argv", _fixed("schedule", "Greet", "-p", "who=\udcff"),
+     ("params.who: text holds a lone surrogate",)),
+    ("deep JSON", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "extra=" + "[" * 40 + "]" * 40),
+     ("params.extra", "deeper than 32 levels")),
+    ("unparsable JSON", _fixed("schedule", "Greet", "--params-json", "{who: 1}"),
+     ("params: invalid JSON at line 1 column 2",)),
+    ("JSON not an object", _fixed("schedule", "Greet", "--params-json", '["who"]'),
+     ("params: expected a JSON object, got an array",)),
+    ("unreadable params file", _fixed("schedule", "Greet", "--params-file", "/nonexistent/params.json"),
+     ("cannot read --params-file /nonexistent/params.json",)),
+    ("params file is a directory", _params_file_dir, ("cannot read --params-file",)),
+    ("params file not UTF-8", _params_file_binary, ("cannot read --params-file",)),
+    ("both JSON and file", _fixed("schedule", "Greet", "--params-json", "{}", "--params-file", "x.json"),
+     ("give --params-json or --params-file, not both",)),
+    ("oversized params", _oversized, ("params:", "bytes serialized, over the limit of 1048576")),
+    ("bad timing", _fixed("schedule", "Greet", "-p", "who=a", "--every", "often"), ("--every",)),
+    ("two timings", _fixed("schedule", "Greet", "-p", "who=a", "--every", "5m", "--daily"), ("choose one timing",)),
+    ("bad timeout option", _fixed("schedule", "Greet", "-p", "who=a", "--timeout", "soon"),
+     ("--timeout 'soon' is not a duration",)),
+    # request ids
+    ("unschedule unknown id", _fixed("unschedule", "999"), ("no request with id 999",)),
+    ("reschedule unknown id", _fixed("reschedule", "999"), ("no request with id 999",)),
+    ("reschedule unknown id with timing", _fixed("reschedule", "999", "--every", "5m"), ("no request with id 999",)),
+    ("upcoming unknown id", _fixed("upcoming", "999"), ("no request with id 999",)),
+    ("request id not a number", _fixed("unschedule", "abc"), ("REQUEST", "integer")),
+]
+
+
+@pytest.mark.parametrize(("make_args", "words"), [pytest.param(m, w, id=i) for i, m, w in BAD_INPUTS])
+def test_bad_input_is_one_line_and_writes_nothing(
+    cli: Cli, db: Path, tmp_path: Path, world: dict[str, int],
+    make_args: Callable[[Path], list[str]], words: tuple[str, ...], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(ROOT)
+    args = make_args(tmp_path)
+    before = snapshot(db)
+    assert_refused(cli(*args), *words)
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        (("unschedule", "{unscheduled}"),
+         ("request {unscheduled} is unscheduled, not scheduled; nothing to unschedule",)),
+        (("reschedule", "{scheduled}"), ("request {scheduled} is already scheduled",)),
+        (("reschedule", "{unscheduled}", "--at", "2001-01-01T00:00:00Z"), ("--at",)),
+    ],
+)
+def test_state_errors_are_one_line_and_write_nothing(
+    cli: Cli, db: Path, world: dict[str, int], command: tuple[str, ...], words: tuple[str, ...]
+) -> None:
+    before = snapshot(db)
+    line = assert_refused(cli(*(c.format(**world) for c in command)))
+    for word in words:
+        assert word.format(**world) in line, line
+    assert snapshot(db) == before
+
+
+def test_a_past_one_time_request_is_not_rescheduled_without_a_new_timing(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    rid = schedule_id(cli("schedule", "Greet", "-p", "who=a", "--at", at))
+    ok(cli("unschedule", str(rid)))
+    # pretend time has moved on well past the `at`
+    import bgproc.clock as clock
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    original = clock.utcnow
+    try:
+        clock.utcnow = lambda: later  # type: ignore[assignment]
+        before = snapshot(db)
+        assert_refused(cli("reschedule", str(rid)), f"request {rid} was to run once at", "past")
+        assert snapshot(db) == before
+        assert ok(cli("reschedule", str(rid), "--now", "--json")).json()["status"] == "scheduled"
+    finally:
+        clock.utcnow = original  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------
+# The sample from the design's user path
+
+
+def test_the_sample_registers_schedules_lists_unschedules_and_reschedules(cli: Cli, db: Path) -> None:
+    out = ok(cli("register", str(SAMPLE))).out
+    assert "registered sample_tasks.activities: BackgroundActivityCreator, CountWithProgress" in out
+    fields = {t["name"]: t["params"] for t in ok(cli("tasks", "--json")).json()}["BackgroundActivityCreator"]
+    assert [(f["name"], f["type"], f["required"]) for f in fields] == [
+        ("title", "str", True), ("type_id", "UUID", False), ("delay_s", "float", False),
+    ]
+    rid = schedule_id(cli("schedule", "BackgroundActivityCreator", "-p", "title=Activity created by background task"))
+    listed = requests_json(cli)
+    assert [r["id"] for r in listed] == [rid]
+    assert listed[0]["task"] == "BackgroundActivityCreator"
+    assert listed[0]["params"] == {
+        "title": "Activity created by background task",
+        "type_id": "6f1f2c0e-3b7a-4c8e-9a55-0d4c1e7b2a10",
+        "delay_s": 30.0,
+    }
+    assert "BackgroundActivityCreator" in ok(cli("requests")).out
+    ok(cli("unschedule", str(rid)))
+    assert requests_json(cli) == []
+    assert request_json(cli, rid)["status"] == "unscheduled"
+    ok(cli("reschedule", str(rid)))
+    assert [r["status"] for r in requests_json(cli)] == ["scheduled"]
+    again = ok(cli("reschedule", str(rid), "--every", "5m", "--json")).json()
+    assert again["timing"]["every"] == "5m"
+
+    from sample_tasks.activities import ActivityData
+
+    assert P.decode(ActivityData, stored_params(db, rid)) == ActivityData("Activity created by background task")
+    assert_refused(cli("schedule", "BackgroundActivityCreator"), "params.title: missing required field")
