@@ -39,9 +39,16 @@ from .reporter import Reporter
 from .runlog import RunLog
 from .store import Store
 from .wakeup import Waker
-from .worker import FDS_ENV, pack_job
+from .worker import EXIT_CANCELLED, FDS_ENV, pack_job, peak_rss_kb
 
 READ_CHUNK = 64 * 1024
+# Output read per wake-up before the loop looks at everything else again.
+READ_BURST = 16
+# Events (connection.log, progress) one run may have buffered, unparsed, at once.
+EVENTS_BUFFER = 8 * 1024 * 1024
+# How soon to look again at a request that is due but cannot start yet (a
+# one-time request whose previous run is still going).
+BLOCKED_RETRY_S = 0.25
 
 
 @dataclass
@@ -70,14 +77,19 @@ class ActiveRun:
     events_fd: int
     lifeline_fd: int
     workdir: str
+    timeout_s: float
     deadline: float
     log: RunLog
-    unpacker: Any = field(default_factory=lambda: msgpack.Unpacker(raw=False))
+    unpacker: Any = field(
+        default_factory=lambda: msgpack.Unpacker(raw=False, max_buffer_size=EVENTS_BUFFER)
+    )
     stop_reason: str | None = None
     term_at: float | None = None
     killed: bool = False
     progress: tuple[float, float | None, str | None] | None = None
     progress_dirty: bool = False
+    peak_rss_kb: int | None = None  # the worker's own peak (VmHWM), sampled and reported
+    job_pending: bytes = b""  # the rest of the job message, while the pipe is full
 
     @property
     def pid(self) -> int:
@@ -110,6 +122,11 @@ class Daemon:
         self._last_poll = 0.0
         self._data_version = -1
         self._started_at: datetime | None = None
+        self._backlogged = False  # the last claim pass left claimable work behind
+        # Before this (monotonic) time a claim pass would only find the same due
+        # work it could not start, unless a run ends or the database changes.
+        self._retick_at = 0.0
+        self._poll_s = config.poll_s  # how often to look at the database unprompted
 
     # ------------------------------------------------------------------
     # The loop
@@ -145,6 +162,9 @@ class Daemon:
             self._waker = Waker(self.store.path, self.id.replace(":", "_"))
             if self._waker.available:
                 self._selector.register(self._waker.fileno(), selectors.EVENT_READ, ("wake", None))
+                # Whatever changes requests or asks for a cancel wakes us through the
+                # FIFO; looking unprompted is a safety net, as often as the heartbeat.
+                self._poll_s = max(self.config.poll_s, self.config.heartbeat_s)
         except OSError as exc:
             self.reporter.event(f"no wake-up FIFO ({exc}); watching the database instead")
             self._waker = None
@@ -155,14 +175,17 @@ class Daemon:
     def _step(self) -> bool:
         """One pass of the loop; returns True when the daemon should exit."""
         self._handle_signals()
+        reaped = self._reap()
+        # Read the clock after reaping: runs claimed below must not start
+        # "before" the runs that just ended to free their slots.
         now, mono = self.clock.now(), self.clock.monotonic()
-        self._reap()
         self._enforce_deadlines(mono)
-        if mono - self._last_poll >= self.config.poll_s or self._changed():
+        changed = self._changed()
+        if changed or mono - self._last_poll >= self._poll_s:
             self._last_poll = mono
             self._check_cancels()
         claimed: list[int] = []
-        if not self.stopping:
+        if not self.stopping and (reaped or changed or mono >= self._retick_at):
             claimed = self.tick(now, self._started_at if self.config.once else None)
         if mono - self._last_flush >= self.config.flush_s:
             self._flush()
@@ -172,7 +195,8 @@ class Daemon:
             self.reap_dead_daemons(now)
         if not self.active and (self.stopping or (self.config.once and not claimed)):
             return True
-        self.reporter.status(self._status_text())
+        if self.reporter.live:
+            self.reporter.status(self._status_text())
         self._wait(self._sleep_for(now, mono))
         return False
 
@@ -180,16 +204,24 @@ class Daemon:
         return len(self.active) < self.config.workers
 
     def _sleep_for(self, now: datetime, mono: float) -> float:
-        delays = [self.config.poll_s, self.config.heartbeat_s - (mono - self._last_beat)]
+        delays = [self._poll_s, self.config.heartbeat_s - (mono - self._last_beat)]
         if not self.stopping and self._can_claim():
+            if self._backlogged:
+                delays.append(0.0)
             due = self.store.next_due_at()
-            if due is not None:
-                delays.append((due - now).total_seconds())
+            if due is not None and not (self.config.once and self._started_at is not None and due > self._started_at):
+                wait = (due - now).total_seconds()
+                # Due already yet not claimed in this pass: it waits for its previous
+                # run to end. Look again shortly rather than spin.
+                delays.append(wait if wait > 0 else BLOCKED_RETRY_S)
         for run in self.active.values():
-            delays.append(run.deadline - mono if run.term_at is None else run.term_at + self.config.kill_after_s - mono)
+            if run.term_at is None:
+                delays.append(run.deadline - mono)
+            elif not run.killed:
+                delays.append(run.term_at + self.config.kill_after_s - mono)
             if run.log.dirty or run.progress_dirty:
                 delays.append(self.config.flush_s - (mono - self._last_flush))
-        if self.stop_deadline is not None:
+        if self.stop_deadline is not None and any(r.stop_reason is None for r in self.active.values()):
             delays.append(self.stop_deadline - mono)
         if self.active:
             delays.append(0.5)  # reap even if a SIGCHLD was lost
@@ -207,9 +239,15 @@ class Daemon:
                 except (BlockingIOError, InterruptedError):
                     pass
             elif kind == "output":
-                self._read_output(run)
+                for _ in range(READ_BURST):
+                    if not self._read_output(run):
+                        break
             elif kind == "events":
-                self._read_events(run)
+                for _ in range(READ_BURST):
+                    if not self._read_events(run):
+                        break
+            elif kind == "job":
+                self._write_job(run)
 
     def _changed(self) -> bool:
         version = self.store.data_version()
@@ -225,11 +263,23 @@ class Daemon:
         start it. Returns the ids of the runs started."""
         free = self.config.workers - len(self.active)
         claimed: list[tuple[int, RequestRecord, TaskRecord]] = []
+        self._backlogged = False
+        self._retick_at = 0.0
+        # A cheap read first: take the write lock only when something is due.
+        first = self.store.next_due_at()
+        if first is None or first > (due_by or now):
+            return []
         with self.store.immediate():
-            for request in self.store.due_requests(due_by or now, self.config.claim_batch):
+            due = self.store.due_requests(due_by or now, self.config.claim_batch)
+            for request in due:
                 result = self._claim(request, now, free - len(claimed))
                 if result is not None:
                     claimed.append(result)
+            self._backlogged = len(due) >= self.config.claim_batch and len(claimed) < free
+            left = self.store.next_due_at()
+        if left is not None and left <= (due_by or now) and not self._backlogged:
+            # What is still due waits for a worker or for its previous run to end.
+            self._retick_at = self.clock.monotonic() + BLOCKED_RETRY_S
         for run_id, request, task in claimed:
             self._spawn(run_id, request, task)
         return [c[0] for c in claimed]
@@ -319,11 +369,16 @@ class Daemon:
             "import_path": task.import_path, "search_path": task.search_path,
             "params": request.params, "user": request.user, "app_db": env["BGPROC_APP_DB"],
         }
+        # Never block on the worker: what does not fit in the pipe now (large
+        # parameters) is written as the worker reads it.
+        job_data = pack_job(job)
+        os.set_blocking(job_w, False)
         try:
-            # Blocks only for parameters larger than the pipe buffer, until the worker reads.
-            os.write(job_w, pack_job(job))
+            job_data = job_data[os.write(job_w, job_data):]
+        except BlockingIOError:
+            pass
         except OSError:
-            pass  # the worker died at once; reaping records it
+            job_data = b""  # the worker died at once; reaping records it
         assert proc.stdout is not None
         output_fd = proc.stdout.fileno()
         os.set_blocking(output_fd, False)
@@ -331,9 +386,12 @@ class Daemon:
         active = ActiveRun(
             run_id=run_id, request_id=request.id, task=request.task, proc=proc,
             output_fd=output_fd, events_fd=events_r, lifeline_fd=job_w, workdir=workdir,
-            deadline=self.clock.monotonic() + timeout_s, log=RunLog(self.config.log_limit),
+            timeout_s=timeout_s, deadline=self.clock.monotonic() + timeout_s, log=RunLog(self.config.log_limit),
         )
+        active.job_pending = job_data
         self.active[run_id] = active
+        if job_data:
+            self._selector.register(job_w, selectors.EVENT_WRITE, ("job", active))
         self._selector.register(output_fd, selectors.EVENT_READ, ("output", active))
         self._selector.register(events_r, selectors.EVENT_READ, ("events", active))
         with self.store.immediate():
@@ -364,19 +422,50 @@ class Daemon:
         if not data:
             self._unregister_fd(run.events_fd)
             return False
-        run.unpacker.feed(data)
-        for event in run.unpacker:
-            if not isinstance(event, dict):
-                continue
-            if event.get("t") == "log":
-                when = datetime.fromtimestamp(float(event.get("at") or time.time())).astimezone()
-                stamp = when.strftime("%H:%M:%S.%f")[:-3]
-                for line in str(event.get("msg", "")).splitlines() or [""]:
-                    run.log.add(stamp, f"[{event.get('level', 'INFO')}] {line}")
-            elif event.get("t") == "progress":
-                run.progress = (float(event.get("done") or 0), event.get("total"), event.get("msg"))
-                run.progress_dirty = True
+        try:
+            run.unpacker.feed(data)
+            for event in run.unpacker:
+                if isinstance(event, dict):
+                    self._event(run, event)
+        except Exception as exc:  # noqa: BLE001 - the task may write anything to the pipe
+            # Whatever the task wrote there, the daemon carries on; the run's
+            # own outcome is still recorded when it ends.
+            run.log.add(_stamp(self.clock.now()), f"[bgproc] events from the run ignored from here on: {exc!r}")
+            self._unregister_fd(run.events_fd)
+            return False
         return True
+
+    def _event(self, run: ActiveRun, event: dict[str, Any]) -> None:
+        kind = event.get("t")
+        if kind == "log":
+            at = event.get("at")
+            when = datetime.fromtimestamp(float(at)).astimezone() if isinstance(at, int | float) else self.clock.now()
+            stamp = _stamp(when)
+            level = str(event.get("level", "INFO"))
+            for line in str(event.get("msg", "")).splitlines() or [""]:
+                run.log.add(stamp, f"[{level}] {line}")
+        elif kind == "peak":
+            value = event.get("rss_kb")
+            if isinstance(value, int) and value > 0:
+                run.peak_rss_kb = max(run.peak_rss_kb or 0, value)
+        elif kind == "progress":
+            done, total, message = event.get("done"), event.get("total"), event.get("msg")
+            run.progress = (
+                float(done) if isinstance(done, int | float) else 0.0,
+                float(total) if isinstance(total, int | float) else None,
+                None if message is None else str(message),
+            )
+            run.progress_dirty = True
+
+    def _write_job(self, run: ActiveRun) -> None:
+        try:
+            run.job_pending = run.job_pending[os.write(run.lifeline_fd, run.job_pending):]
+        except BlockingIOError:
+            return
+        except OSError:
+            run.job_pending = b""  # the worker is gone; reaping records it
+        if not run.job_pending:
+            self._unregister_fd(run.lifeline_fd)
 
     def _unregister_fd(self, fd: int) -> None:
         try:
@@ -384,16 +473,24 @@ class Daemon:
         except (KeyError, ValueError):
             pass
 
-    def _reap(self) -> None:
+    def _reap(self) -> int:
+        """Reap the workers that exited and record their outcomes; returns how many."""
+        count = 0
         for run in list(self.active.values()):
             try:
-                pid, status, usage = os.wait4(run.pid, os.WNOHANG)
+                # Look without reaping: while the worker is an unreaped zombie its
+                # pid (its process group's id) cannot be reused, so whatever the
+                # task left running in its group can be stopped safely first.
+                if os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                    continue
+                self._signal_group(run, signal.SIGKILL)
+                pid, status, usage = os.wait4(run.pid, 0)
             except ChildProcessError:
                 pid, status, usage = run.pid, 0, None
-            if pid == 0:
-                continue
             run.proc.returncode = os.waitstatus_to_exitcode(status) if usage is not None else -1
             self._finish(run, status, usage)
+            count += 1
+        return count
 
     def _finish(self, run: ActiveRun, status: int, usage: Any) -> None:
         # Drain what is left in the pipes. A grandchild may hold them open (and
@@ -417,8 +514,9 @@ class Daemon:
             outcome = "error"
         detail = self._detail(run, outcome, exit_code, signum)
         cpu = (usage.ru_utime + usage.ru_stime) if usage is not None else None
-        rss = None
-        if usage is not None:
+        rss = run.peak_rss_kb
+        if rss is None and usage is not None:
+            # No /proc: ru_maxrss, which may include the daemon's own size (see peak_rss_kb).
             rss = int(usage.ru_maxrss / 1024) if sys.platform == "darwin" else int(usage.ru_maxrss)
         with self.store.immediate():
             self._write_log(run)
@@ -431,7 +529,9 @@ class Daemon:
 
     def _detail(self, run: ActiveRun, outcome: str, exit_code: int | None, signum: int | None) -> str | None:
         how = ""
-        if signum is not None:
+        if run.stop_reason is not None and exit_code == EXIT_CANCELLED:
+            how = "ended on SIGTERM"
+        elif signum is not None:
             try:
                 how = f"killed by {signal.Signals(signum).name}"
             except ValueError:
@@ -439,7 +539,7 @@ class Daemon:
         elif exit_code not in (None, 0):
             how = f"exit code {exit_code}"
         if outcome == "timeout":
-            return f"passed its timeout; stopped ({how or 'exited'})"
+            return f"passed its timeout of {run.timeout_s:g}s; stopped ({how or 'exited'})"
         if outcome == "cancelled":
             return f"cancelled on request ({how or 'exited'})"
         if outcome == "interrupted":
@@ -451,6 +551,7 @@ class Daemon:
     def _close(self, run: ActiveRun) -> None:
         self._unregister_fd(run.output_fd)
         self._unregister_fd(run.events_fd)
+        self._unregister_fd(run.lifeline_fd)
         for fd in (run.events_fd, run.lifeline_fd):
             try:
                 os.close(fd)
@@ -469,6 +570,7 @@ class Daemon:
             if run.stop_reason is None and mono >= run.deadline:
                 self._stop(run, "timeout", mono)
             elif run.term_at is not None and not run.killed and mono >= run.term_at + self.config.kill_after_s:
+                run.log.add(_stamp(self.clock.now()), "[bgproc] still running: SIGKILL sent")
                 self._signal_group(run, signal.SIGKILL)
                 run.killed = True
         if self.stop_deadline is not None and mono >= self.stop_deadline:
@@ -479,6 +581,15 @@ class Daemon:
     def _stop(self, run: ActiveRun, reason: str, mono: float) -> None:
         run.stop_reason = reason
         run.term_at = mono
+        why = {
+            "timeout": f"passed its timeout of {run.timeout_s:g}s",
+            "cancelled": "cancel requested",
+            "interrupted": "the daemon is stopping",
+        }.get(reason, reason)
+        run.log.add(
+            _stamp(self.clock.now()),
+            f"[bgproc] {why}: SIGTERM sent, SIGKILL in {self.config.kill_after_s:g}s if still running",
+        )
         self.reporter.event(f"run {run.run_id}: {reason}; sending SIGTERM to its process group")
         self._signal_group(run, signal.SIGTERM)
 
@@ -499,6 +610,11 @@ class Daemon:
 
     def _flush(self) -> None:
         self._last_flush = self.clock.monotonic()
+        for run in self.active.values():
+            # Sampled while it runs, so a run that crashes still has a peak.
+            peak = peak_rss_kb(run.pid)
+            if peak is not None:
+                run.peak_rss_kb = max(run.peak_rss_kb or 0, peak)
         dirty = [r for r in self.active.values() if r.log.dirty or r.progress_dirty]
         if not dirty:
             return
@@ -521,7 +637,9 @@ class Daemon:
         for other in self.store.live_daemons():
             if other.id == self.id:
                 continue
-            dead_here = other.host == self.host and not _pid_alive(other.pid)
+            # Same host: dead if its process is gone, or if its pid is now ours
+            # (a daemon restarted in a fresh container often gets the same pid).
+            dead_here = other.host == self.host and (other.pid == os.getpid() or not _pid_alive(other.pid))
             if not dead_here and now - other.heartbeat_at <= expiry:
                 continue
             why = "is no longer running" if dead_here else f"stopped heartbeating at {_iso(other.heartbeat_at)}"
@@ -622,13 +740,23 @@ class Daemon:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether a process runs (an exited, unreaped zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: trust kill(0)
+    return state not in (b"Z", b"X")
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone().strftime("%H:%M:%S.%f")[:-3]
 
 
 def _iso(value: datetime | None) -> str:

@@ -1,43 +1,78 @@
 """What the daemon tells its operator: one line per event on stderr, and a live
-status line when stderr is a terminal."""
+status line when stderr is a terminal.
+
+The status line is redrawn only when its text changes (no spinner), so an
+idle daemon in a terminal stays idle.
+"""
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TextIO
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CLEAR = "\r\x1b[2K"
+
+
+def _plain(text: str) -> str:
+    """Control characters shown as escapes: nothing reaches the terminal as a command."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class Reporter:
     def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
         self.stream = stream or sys.stderr
-        self._status: Any = None
-        self._console: Any = None
-        if live if live is not None else self.stream.isatty():
-            from rich.console import Console
-
-            self._console = Console(file=self.stream)
-            self._status = self._console.status("starting")
-            self._status.start()
+        if live is None:
+            try:
+                live = self.stream.isatty()
+            except (AttributeError, ValueError):
+                live = False
+        self._live = live
+        self._status = ""
 
     def event(self, message: str) -> None:
-        line = f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} {message}"
-        if self._console is not None:
-            from rich.text import Text
-
-            self._console.print(Text(line))
-        else:
-            self.stream.write(line + "\n")
+        line = f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} {_plain(message)}"
+        try:
+            if self._live:
+                self.stream.write(_CLEAR + line + "\n" + self._status_line())
+            else:
+                self.stream.write(line + "\n")
             self.stream.flush()
+        except (OSError, ValueError):
+            pass  # the operator's terminal went away; the daemon carries on
 
     def finished(self, run_id: int, task: str, outcome: str, detail: str | None) -> None:
         self.event(f"finished run {run_id} ({task}): {outcome}" + (f", {detail}" if detail else ""))
 
+    @property
+    def live(self) -> bool:
+        """Whether a status line is shown (worth computing its text)."""
+        return self._live
+
     def status(self, text: str) -> None:
-        if self._status is not None:
-            self._status.update(text)
+        if not self._live or text == self._status:
+            return
+        self._status = text
+        try:
+            self.stream.write(_CLEAR + self._status_line())
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _status_line(self) -> str:
+        if not self._status:
+            return ""
+        width = shutil.get_terminal_size((80, 24)).columns
+        return _plain(self._status)[: max(1, width - 1)]
 
     def close(self) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
+        if self._live and self._status:
+            self._status = ""
+            try:
+                self.stream.write(_CLEAR)
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass

@@ -7,7 +7,8 @@ Fires
 -----
 A timing defines a set of *fires* (instants) between its start and its
 optional finish. ``next_fire(after)`` is the earliest fire strictly after
-``after``. The start is itself a fire when it matches the timing.
+``after``. The start is itself a fire when its wall time matches the timing
+(or when a fixed-time fire falls exactly on it).
 
 - ``now`` / ``at``: one fire, at the start.
 - ``every``: start + k * interval, elapsed time; DST never shifts it.
@@ -23,13 +24,17 @@ optional finish. ``next_fire(after)`` is the earliest fire strictly after
   hour is lost and a repeated wall time fires in both passes; a wall time
   that the clock skips does not fire. This is Vixie cron's rule.
 
-croniter computes the calendar on naive wall times (where it is simple
-and well tested); this module places them on the timeline, so croniter's
-own DST handling is never relied on.
+Cron expressions are parsed and matched here, on naive wall times; this
+module then places them on the timeline. croniter was used for this at
+first, but tests against cronsim showed it expands fields wrongly (a range
+``9-9`` became ``*``; ``2-2/3`` became ``*/3``; a field that lists every
+value was taken for ``*``, which flips the day-of-month/day-of-week rule),
+and it is slow enough (~75 us a call) to make catching up expensive.
 """
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import dataclasses
 import difflib
@@ -47,6 +52,7 @@ KINDS = ("now", "at", "every", "hourly", "daily", "weekly", "monthly", "cron")
 ONE_TIME = ("now", "at")
 LAST_DAY = -1
 AT_GRACE = timedelta(seconds=60)
+BACKLOG_LIMIT = 10_000
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WEEKDAY_NAMES = (
@@ -72,7 +78,8 @@ _CRON_ALIASES = {
 
 @dataclass(frozen=True, kw_only=True)
 class Timing:
-    """When a request runs. Build one with ``parse_timing`` or the named constructors."""
+    """When a request runs. Build one with ``parse_timing`` (which validates what a
+    user wrote) or directly; missing weekdays / month day default from the start."""
 
     kind: str
     zone: str
@@ -82,16 +89,37 @@ class Timing:
     weekdays: tuple[int, ...] = ()
     month_day: int | None = None
     cron: str | None = None
-    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise TimingError(f"unknown timing kind {self.kind!r}; use one of {', '.join(KINDS)}")
         if self.start.tzinfo is None:
             raise TimingError("timing start must be an aware datetime")
+        if self.finish is not None and self.finish.tzinfo is None:
+            raise TimingError("timing finish must be an aware datetime")
+        parse_zone(self.zone)
         object.__setattr__(self, "start", self.start.astimezone(UTC))
         if self.finish is not None:
             object.__setattr__(self, "finish", self.finish.astimezone(UTC))
+        if self.kind == "every":
+            if self.interval is None:
+                raise TimingError("an every timing needs an interval")
+            object.__setattr__(self, "interval", parse_interval(self.interval))
+        if self.kind == "weekly":
+            days = self.weekdays or (self._wall(self.start).weekday(),)
+            if any(not isinstance(d, int) or not 0 <= d <= 6 for d in days):
+                raise TimingError(f"weekly days {days!r} must be 0 (Monday) to 6 (Sunday)")
+            object.__setattr__(self, "weekdays", tuple(sorted(set(days))))
+        if self.kind == "monthly":
+            # The day of the start, as parse_timing does, rather than the month's end.
+            day = self.month_day if self.month_day is not None else self._wall(self.start).day
+            if day != LAST_DAY and not (isinstance(day, int) and 1 <= day <= 31):
+                raise TimingError(f"monthly day {day!r} must be 1 to 31 or last")
+            object.__setattr__(self, "month_day", day)
+        if self.kind == "cron":
+            if not self.cron:
+                raise TimingError("a cron timing needs an expression")
+            _ = self._spec  # parse now: a bad expression is refused at construction
 
     # ------------------------------------------------------------------
     # Queries
@@ -111,9 +139,11 @@ class Timing:
             return True
         if self.kind != "cron":
             return False
-        fields = _cron_fields(self.cron or "")
-        minute, hour = (fields[0], fields[1]) if len(fields) == 5 else (fields[1], fields[2])
-        return minute.startswith("*") or hour.startswith("*") or "/" in hour
+        return self._spec.follows_clock
+
+    @cached_property
+    def _spec(self) -> _CronSpec:
+        return _parse_cron(self.cron or "")
 
     def first_fire(self) -> datetime | None:
         """The earliest fire at or after the start."""
@@ -127,7 +157,12 @@ class Timing:
     def next_fire(self, after: datetime) -> datetime | None:
         """The earliest fire strictly after ``after`` (aware), or None when there is none."""
         after = after.astimezone(UTC)
-        fire = self._next_unbounded(after)
+        if self.finish is not None and after >= self.finish:
+            return None
+        try:
+            fire = self._next_unbounded(after)
+        except OverflowError:  # the end of datetime's range: no further fires
+            return None
         if fire is None or (self.finish is not None and fire > self.finish):
             return None
         return fire
@@ -142,24 +177,68 @@ class Timing:
                 out.append(current)
         return out
 
-    def backlog(self, planned: datetime, now: datetime, limit: int = 10_000) -> tuple[int, datetime | None]:
+    def last_fire(self, upto: datetime) -> datetime | None:
+        """The latest fire at or before ``upto``, found directly (no walk through
+        the fires in between)."""
+        upto = upto.astimezone(UTC)
+        if self.finish is not None:
+            upto = min(upto, self.finish)
+        if upto < self.start:
+            return None
+        if self.kind in ONE_TIME:
+            return self.start
+        if self.kind == "every":
+            assert self.interval is not None
+            return self.start + ((upto - self.start) // self.interval) * self.interval
+        # Gallop back until a window (lo, upto] holds a fire, then bisect the
+        # window down to a microsecond: ~50 next_fire calls at most.
+        floor = self.start - _US
+        step, hi = timedelta(seconds=1), upto
+        while True:
+            lo = max(upto - step, floor)
+            fire = self.next_fire(lo)
+            if fire is not None and fire <= upto:
+                break
+            if lo == floor:
+                return None
+            hi, step = lo, step * 2
+        # Invariant: a fire lies in (lo, upto]; none lies in (hi, upto].
+        while hi - lo > _US:
+            mid = lo + (hi - lo) // 2
+            fire = self.next_fire(mid)
+            if fire is not None and fire <= upto:
+                lo = mid
+            else:
+                hi = mid
+        return self.next_fire(lo)
+
+    def backlog(
+        self, planned: datetime, now: datetime, limit: int = BACKLOG_LIMIT
+    ) -> tuple[int, datetime | None]:
         """Fires strictly after ``planned`` and at or before ``now``: (count, last).
 
-        Counting stops at ``limit`` (the count is then a lower bound), so a
-        per-second schedule missed for a year costs ``limit`` steps at most;
-        ``every`` is counted exactly by arithmetic.
+        ``last`` is exact. The count is exact for ``every`` (arithmetic) and up
+        to ``limit`` otherwise; at ``limit`` it is a lower bound, so a
+        per-second schedule missed for a year costs ``limit`` steps, not 31
+        million.
         """
-        if self.kind == "every" and self.interval is not None:
+        planned, now = planned.astimezone(UTC), now.astimezone(UTC)
+        if not self.recurring:
+            return (1, self.start) if planned < self.start <= now else (0, None)
+        if self.kind == "every":
+            assert self.interval is not None
             upto = now if self.finish is None else min(now, self.finish)
-            if upto <= planned:
+            if upto <= planned or upto < self.start:
                 return 0, None
-            k_first = (planned - self.start) // self.interval + 1
+            k_first = max(0, (planned - self.start) // self.interval + 1)
             k_last = (upto - self.start) // self.interval
             count = max(0, k_last - k_first + 1)
             return count, (self.start + k_last * self.interval) if count else None
         count, last = 0, None
         current = self.next_fire(planned)
-        while current is not None and current <= now and count < limit:
+        while current is not None and current <= now:
+            if count >= limit:
+                return count, self.last_fire(now)
             count, last = count + 1, current
             current = self.next_fire(current)
         return count, last
@@ -176,33 +255,46 @@ class Timing:
                 return self.start
             k = (after - self.start) // self.interval + 1
             return self.start + k * self.interval
-        if after < self.start and self._wall_matches(self._wall(self.start)):
-            return self.start
-        lo = max(after, self.start)
+        if after < self.start:
+            if self._wall_matches(self._wall(self.start)):
+                return self.start
+            # A fixed-time fire placed exactly on the start (the end of a gap) counts.
+            after = self.start - _US
         if self.follows_clock:
-            return self._next_following_clock(lo)
-        return self._next_fixed(lo)
+            return self._next_following_clock(after)
+        return self._next_fixed(after)
 
     def _next_fixed(self, after: datetime) -> datetime | None:
-        """Fixed-time: walk candidate wall times, place each, take the first past ``after``."""
-        # A candidate wall time c lands at c - offset(c): start early enough that
-        # a candidate whose offset is smaller than the present one is not missed.
-        offsets = [_offset(after + k * _DAY, self.tz) for k in (-2, -1, 0, 1, 2)]
-        wall = self._wall(after) - (max(offsets) - min(offsets)) - _US
-        for _ in range(100_000):
+        """Fixed-time: the first candidate wall time whose placement is past ``after``.
+
+        Placement (first occurrence, or the end of a gap) keeps wall order, so
+        every candidate up to the wall time at ``after`` lands at or before
+        it, and the next one lands after it; except in the second pass of a
+        repeated hour, whose wall times were placed in the first pass: there
+        the search starts at the end of the repeated range.
+        """
+        tz = self.tz
+        wall = self._wall(after)
+        first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+        if first < after:
+            before = _offset(first, tz)
+            change = _next_offset_change(first, after, before, tz)
+            if change is not None:
+                wall = max(wall, (change + before).replace(tzinfo=None) - _US)
+        for _ in range(1000):  # one step in practice; the bound guards against a bug looping
             candidate = self._next_wall(wall)
             if candidate is None:
                 return None
-            instant = _place_fixed(candidate, self.tz)
+            instant = _place_fixed(candidate, tz)
             if instant > after:
                 return instant
             wall = candidate
-        raise TimingError(f"timing {self.describe()} found no fire; this is a bug, please report it")
+        raise AssertionError(f"timing {self.describe()} found no fire after {after}")
 
     def _next_following_clock(self, after: datetime) -> datetime | None:
         """Follow the clock: the first instant after ``after`` whose wall time matches."""
         t, inclusive = after, False
-        for _ in range(10_000):
+        for _ in range(100_000):
             offset = _offset(t, self.tz)
             wall = (t + offset).replace(tzinfo=None)
             candidate = self._next_wall(wall - _US if inclusive else wall)
@@ -212,9 +304,10 @@ class Timing:
             change = _next_offset_change(t, instant, offset, self.tz)
             if change is None:
                 return instant
-            # The offset changes before the candidate: continue from the change.
+            # The offset changes before the candidate: continue from the change,
+            # reading the clock with the new offset.
             t, inclusive = change, True
-        raise TimingError(f"timing {self.describe()} found no fire; this is a bug, please report it")
+        raise AssertionError(f"timing {self.describe()} found no fire after {after}")
 
     def _wall(self, instant: datetime) -> datetime:
         return instant.astimezone(self.tz).replace(tzinfo=None, fold=0)
@@ -225,26 +318,25 @@ class Timing:
         return w.hour, w.minute, w.second, w.microsecond
 
     def _wall_matches(self, wall: datetime) -> bool:
-        candidate = self._next_wall(wall - _US)
-        return candidate == wall
+        return self._next_wall(wall - _US) == wall
 
     def _next_wall(self, wall: datetime) -> datetime | None:
         """The next candidate wall time strictly after ``wall`` (naive), on the calendar."""
+        if self.kind == "cron":
+            return self._spec.next_after(wall)
         h, m, s, us = self._time_of_day
         if self.kind == "hourly":
             candidate = wall.replace(minute=m, second=s, microsecond=us)
             return candidate if candidate > wall else candidate + timedelta(hours=1)
         if self.kind in ("daily", "weekly", "monthly"):
             day = wall.date()
-            for _ in range(800):
+            for _ in range(64):  # a month at most
                 if self._day_matches(day):
                     candidate = datetime(day.year, day.month, day.day, h, m, s, us)
                     if candidate > wall:
                         return candidate
                 day += _DAY
-            return None
-        if self.kind == "cron":
-            return self._cron_next(wall)
+            raise AssertionError(f"{self.kind} timing matched no day")
         raise AssertionError(self.kind)
 
     def _day_matches(self, day: date) -> bool:
@@ -253,23 +345,8 @@ class Timing:
         if self.kind == "weekly":
             return day.weekday() in self.weekdays
         last = calendar.monthrange(day.year, day.month)[1]
-        wanted = last if self.month_day in (None, LAST_DAY) else min(self.month_day, last)
+        wanted = last if self.month_day in (None, LAST_DAY) else min(self.month_day or last, last)
         return day.day == wanted
-
-    def _cron_next(self, wall: datetime) -> datetime | None:
-        from croniter import CroniterBadDateError
-
-        it = self._cache.get("croniter")
-        if it is None:
-            it = _croniter(self.cron or "", wall)
-            self._cache["croniter"] = it
-        if wall.year > 9000:
-            return None
-        try:
-            result = it.get_next(datetime, start_time=wall)
-        except (CroniterBadDateError, OverflowError, ValueError):
-            return None
-        return result.replace(tzinfo=None)
 
     # ------------------------------------------------------------------
     # Storage and display
@@ -283,7 +360,7 @@ class Timing:
         if self.kind == "weekly":
             out["days"] = [WEEKDAYS[d] for d in self.weekdays]
         if self.kind == "monthly":
-            out["day"] = "last" if self.month_day in (None, LAST_DAY) else self.month_day
+            out["day"] = "last" if self.month_day == LAST_DAY else self.month_day
         if self.kind == "cron":
             out["cron"] = self.cron
         return out
@@ -293,7 +370,12 @@ class Timing:
         cls, data: dict[str, Any], *, zone: str, start: datetime, finish: datetime | None
     ) -> Timing:
         kind = data["kind"]
-        interval = timedelta(seconds=data["interval_s"]) if kind == "every" else None
+        interval = None
+        if kind == "every":
+            interval = (
+                timedelta(seconds=data["interval_s"]) if "interval_s" in data
+                else parse_interval(data["every"])
+            )
         weekdays = tuple(WEEKDAYS.index(d) for d in data.get("days", ()))
         day = data.get("day")
         month_day = LAST_DAY if day == "last" else day
@@ -305,7 +387,6 @@ class Timing:
     def describe(self) -> str:
         """The timing in words, with its zone where wall time matters."""
         zone = f" ({self.zone})"
-        clock = self._clock_text()
         if self.kind == "now":
             return "once, now"
         if self.kind == "at":
@@ -313,6 +394,7 @@ class Timing:
         if self.kind == "every":
             assert self.interval is not None
             return f"every {_interval_words(self.interval)}"
+        clock = self._clock_text()
         if self.kind == "hourly":
             _, m, s, _us = self._time_of_day
             at = f"{m:02d}" if not s else f"{m:02d}:{s:02d}"
@@ -322,9 +404,11 @@ class Timing:
         if self.kind == "weekly":
             return f"every {_weekday_words(self.weekdays)} at {clock}{zone}"
         if self.kind == "monthly":
-            if self.month_day in (None, LAST_DAY):
+            if self.month_day == LAST_DAY:
                 return f"on the last day of every month at {clock}{zone}"
-            return f"on day {self.month_day} of every month at {clock}{zone}"
+            assert self.month_day is not None
+            shorter = " (the last day in shorter months)" if self.month_day > 28 else ""
+            return f"on day {self.month_day} of every month{shorter} at {clock}{zone}"
         return f"{cron_words(self.cron or '')}{zone}"
 
     def _clock_text(self) -> str:
@@ -372,14 +456,15 @@ def _next_offset_change(
     """The first instant in (t, until] at which the zone's offset differs from ``offset``."""
     if until <= t:
         return None
-    # Probe a day at a time (no zone changes offset twice within a day), then
-    # bisect to the second: transitions fall on whole seconds.
+    # Probe a day at a time (no zone in the tz database changes its offset
+    # twice within two days; tests check this), then bisect to the second:
+    # transitions fall on whole seconds.
     lo = t
     while lo < until:
         hi = min(lo + _DAY, until)
         if _offset(hi, tz) != offset:
-            a = int((lo - _EPOCH).total_seconds() // 1)
-            b = int(-((_EPOCH - hi).total_seconds() // 1))
+            a = _floor_seconds(lo)
+            b = -_floor_seconds_neg(hi)
             while b - a > 1:
                 mid = (a + b) // 2
                 if _offset(_EPOCH + timedelta(seconds=mid), tz) != offset:
@@ -392,8 +477,132 @@ def _next_offset_change(
     return None
 
 
+def _floor_seconds(instant: datetime) -> int:
+    """Whole seconds since the epoch, rounded down (exact: no float)."""
+    return (instant - _EPOCH) // timedelta(seconds=1)
+
+
+def _floor_seconds_neg(instant: datetime) -> int:
+    """Minus the whole seconds since the epoch rounded up."""
+    return (_EPOCH - instant) // timedelta(seconds=1)
+
+
 # ----------------------------------------------------------------------
 # Cron
+#
+# Vixie cron's dialect (as cronsim reads it), plus seconds as an optional
+# first field: numbers, names (JAN, MON), ranges, steps (*/15, 1-30/5, 5/10
+# = 5 to the end by 10), lists; day of week 0-7 with 0 and 7 Sunday. Also L
+# (last day of the month), LW (its last weekday), 15W (the weekday nearest
+# the 15th, within the month), 5L (the month's last Friday) and 5#3 (its
+# third Friday). When the day-of-month or day-of-week field starts with '*'
+# (or is '?') both must match; otherwise either may.
+
+_CRON_RANGES = {
+    "second": (0, 59), "minute": (0, 59), "hour": (0, 23),
+    "day of month": (1, 31), "month": (1, 12), "day of week": (0, 7),
+}
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_SECOND = timedelta(seconds=1)
+_MINUTE = timedelta(minutes=1)
+# The Gregorian calendar (weekdays included) repeats every 400 years: a day
+# pattern with no match in that span never matches.
+_CRON_SEARCH_YEARS = 401
+
+
+@dataclass(frozen=True)
+class _CronSpec:
+    """A parsed cron expression, matched against naive wall times."""
+
+    seconds: tuple[int, ...]
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    months: frozenset[int]
+    days: frozenset[int]  # plain days of the month
+    last_day: bool  # L
+    last_weekday: bool  # LW
+    nearest: frozenset[int]  # 15W
+    weekdays: frozenset[int]  # 0 = Sunday ... 6 = Saturday
+    nth: frozenset[tuple[int, int]]  # 5#3: (weekday, n)
+    last_of: frozenset[int]  # 5L: weekdays
+    day_and: bool
+    follows_clock: bool
+    has_seconds: bool
+
+    def dom_matches(self, d: date) -> bool:
+        if d.day in self.days:
+            return True
+        if self.last_day or self.last_weekday or self.nearest:
+            last = calendar.monthrange(d.year, d.month)[1]
+            if self.last_day and d.day == last:
+                return True
+            if self.last_weekday and d.day == _nearest_weekday(d.year, d.month, last, last):
+                return True
+            for n in self.nearest:
+                if n <= last and d.day == _nearest_weekday(d.year, d.month, n, last):
+                    return True
+        return False
+
+    def dow_matches(self, d: date) -> bool:
+        dow = (d.weekday() + 1) % 7
+        if dow in self.weekdays:
+            return True
+        if self.nth and (dow, (d.day + 6) // 7) in self.nth:
+            return True
+        if dow in self.last_of and d.day + 7 > calendar.monthrange(d.year, d.month)[1]:
+            return True
+        return False
+
+    def day_matches(self, d: date) -> bool:
+        if self.day_and:
+            return self.dom_matches(d) and self.dow_matches(d)
+        return self.dom_matches(d) or self.dow_matches(d)
+
+    def next_after(self, wall: datetime) -> datetime | None:
+        """The first matching wall time strictly after ``wall`` (naive)."""
+        if self.has_seconds:
+            t = wall.replace(microsecond=0) + _SECOND
+        else:
+            t = wall.replace(second=0, microsecond=0) + _MINUTE
+        day, clock = t.date(), (t.hour, t.minute, t.second)
+        last_year = day.year + _CRON_SEARCH_YEARS
+        while day.year <= last_year:
+            if day.month not in self.months:
+                # Jump to the first day of the next month.
+                day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+                clock = (0, 0, 0)
+                continue
+            if self.day_matches(day):
+                found = self._clock_at_or_after(clock)
+                if found is not None:
+                    return datetime(day.year, day.month, day.day, *found)
+            day, clock = day + _DAY, (0, 0, 0)
+        return None
+
+    def _clock_at_or_after(self, clock: tuple[int, int, int]) -> tuple[int, int, int] | None:
+        """The first matching (hour, minute, second) at or after ``clock`` within a day."""
+        h, m, s = clock
+        for hour in self.hours[bisect.bisect_left(self.hours, h):]:
+            if hour > h:
+                return hour, self.minutes[0], self.seconds[0]
+            for minute in self.minutes[bisect.bisect_left(self.minutes, m):]:
+                if minute > m:
+                    return hour, minute, self.seconds[0]
+                i = bisect.bisect_left(self.seconds, s)
+                if i < len(self.seconds):
+                    return hour, minute, self.seconds[i]
+        return None
+
+
+def _nearest_weekday(year: int, month: int, day: int, last: int) -> int:
+    """The weekday (Mon-Fri) nearest ``day``, without leaving the month (Quartz's W)."""
+    wd = date(year, month, day).weekday()
+    if wd == 5:  # Saturday: the Friday before, or the Monday after on the 1st
+        return day - 1 if day > 1 else day + 2
+    if wd == 6:  # Sunday: the Monday after, or the Friday before on the last day
+        return day + 1 if day < last else day - 2
+    return day
 
 
 def _cron_fields(expr: str) -> list[str]:
@@ -401,46 +610,167 @@ def _cron_fields(expr: str) -> list[str]:
     return expr.split()
 
 
-def _croniter(expr: str, start: datetime) -> Any:
-    from croniter import croniter
-
+def _parse_cron(expr: str) -> _CronSpec:
+    """Parse a cron expression; raise ``TimingError`` naming the bad field and why."""
     fields = _cron_fields(expr)
-    # implement_cron_bug: day-of-month and day-of-week combine with AND when
-    # either starts with '*', as in Vixie cron (and cronsim).
-    return croniter(
-        " ".join(fields), start, implement_cron_bug=True, second_at_beginning=len(fields) == 6
-    )
-
-
-def validate_cron(expr: str) -> str:
-    """Normalize a cron expression or raise ``TimingError`` naming the bad field."""
-    from croniter import CroniterBadDateError, CroniterError
-
-    fields = _cron_fields(expr)
+    if expr.strip().startswith("@") and len(fields) == 1:
+        raise TimingError(
+            f"cron expression {expr!r} is not supported; use one of "
+            f"{', '.join(_CRON_ALIASES)} or 5 fields"
+        )
     if len(fields) not in (5, 6):
         raise TimingError(
             f"cron expression {expr!r} has {len(fields)} fields; use 5 (minute hour day month "
             "weekday) or 6 with seconds first"
         )
-    names = _CRON_FIELDS_5 if len(fields) == 5 else _CRON_FIELDS_6
-    for i, text in enumerate(fields):
-        if re.search(r"(^|[^a-z])h", text.lower()) and not re.search(r"thu", text.lower()):
-            raise TimingError(f"cron expression {expr!r}: {names[i]} field {text!r}: 'H' is not supported")
-        probe = ["*"] * len(fields)
-        probe[i] = text
+    has_seconds = len(fields) == 6
+    names = _CRON_FIELDS_6 if has_seconds else _CRON_FIELDS_5
+    parsed: dict[str, _FieldValues] = {}
+    for name, text in zip(names, fields, strict=True):
         try:
-            _croniter(" ".join(probe), datetime(2000, 1, 1))
-        except (CroniterError, ValueError, KeyError, IndexError, TypeError):
+            parsed[name] = _parse_field(name, text)
+        except _FieldError as exc:
             raise TimingError(
-                f"cron expression {expr!r}: bad {names[i]} field {text!r}"
+                f"cron expression {expr!r}: bad {name} field {text!r}: {exc}"
             ) from None
-    try:
-        _croniter(" ".join(fields), datetime(2000, 1, 1)).get_next(datetime)
-    except CroniterBadDateError:
-        raise TimingError(f"cron expression {expr!r} can never fire (no such date); check its day and month") from None
-    except (CroniterError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise TimingError(f"cron expression {expr!r} is not valid: {exc}") from None
-    return " ".join(fields)
+    raw = dict(zip(names, fields, strict=True))
+    dom, dow = parsed["day of month"], parsed["day of week"]
+    minute, hour = raw["minute"], raw["hour"]
+    spec = _CronSpec(
+        seconds=tuple(sorted(parsed["second"].values)) if has_seconds else (0,),
+        minutes=tuple(sorted(parsed["minute"].values)),
+        hours=tuple(sorted(parsed["hour"].values)),
+        months=frozenset(parsed["month"].values),
+        days=frozenset(dom.values),
+        last_day=dom.last_day,
+        last_weekday=dom.last_weekday,
+        nearest=frozenset(dom.nearest),
+        weekdays=frozenset(v % 7 for v in dow.values),
+        nth=frozenset(dow.nth),
+        last_of=frozenset(v % 7 for v in dow.last_of),
+        day_and=raw["day of month"].startswith(("*", "?")) or raw["day of week"].startswith(("*", "?")),
+        follows_clock=minute.startswith("*") or hour.startswith("*") or "/" in hour,
+        has_seconds=has_seconds,
+    )
+    _check_can_fire(expr, spec)
+    return spec
+
+
+def _check_can_fire(expr: str, spec: _CronSpec) -> None:
+    """Refuse a day pattern that never occurs (``0 0 30 2 *``)."""
+    plain_only = not (spec.last_day or spec.last_weekday or spec.nearest)
+    if spec.day_and and plain_only:
+        longest = max(29 if m == 2 else calendar.monthrange(2001, m)[1] for m in spec.months)
+        if min(spec.days) > longest:
+            months = ", ".join(calendar.month_name[m] for m in sorted(spec.months))
+            raise TimingError(
+                f"cron expression {expr!r} can never fire: no day {min(spec.days)} in {months}; "
+                "check its day of month and month fields"
+            )
+    if spec.next_after(datetime(2000, 1, 1)) is None:
+        raise TimingError(
+            f"cron expression {expr!r} can never fire: no date matches its day of month, "
+            "month and day of week together; check those fields"
+        )
+
+
+class _FieldError(ValueError):
+    pass
+
+
+@dataclass
+class _FieldValues:
+    values: set[int] = field(default_factory=set)
+    last_day: bool = False
+    last_weekday: bool = False
+    nearest: set[int] = field(default_factory=set)
+    nth: set[tuple[int, int]] = field(default_factory=set)
+    last_of: set[int] = field(default_factory=set)
+
+
+def _parse_field(name: str, text: str) -> _FieldValues:
+    out = _FieldValues()
+    lo, hi = _CRON_RANGES[name]
+    days = name in ("day of month", "day of week")
+    for term in text.lower().split(","):
+        if not term:
+            raise _FieldError("empty list item; separate values with single commas")
+        if re.search(r"(^|[^a-z])h", term):
+            raise _FieldError("'H' (hashed values) is not supported; give numbers")
+        if re.fullmatch(r"r(\(.*\))?", term):
+            raise _FieldError("'R' (random values) is not supported; give numbers")
+        if term == "?" and days:
+            out.values.update(range(lo, hi + 1))
+            continue
+        if name == "day of month" and term in ("l", "lw"):
+            out.last_day |= term == "l"
+            out.last_weekday |= term == "lw"
+            continue
+        if name == "day of month" and term.endswith("w"):
+            out.nearest.add(_cron_number(name, term[:-1], term))
+            continue
+        if name == "day of week" and "#" in term:
+            day_text, _, n_text = term.partition("#")
+            n = _cron_number(name, n_text, term, (1, 5)) if n_text.isdigit() else -1
+            if n == -1:
+                raise _FieldError("write weekday#n with n from 1 to 5, such as fri#3")
+            out.nth.add((_cron_value(name, day_text, term) % 7, n))
+            continue
+        if name == "day of week" and (term.endswith("l") or (term.startswith("l") and len(term) > 1)):
+            out.last_of.add(_cron_value(name, term[:-1] if term.endswith("l") else term[1:], term))
+            continue
+        base, slash, step_text = term.partition("/")
+        if slash:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise _FieldError("the step after '/' must be a positive number")
+            step = int(step_text)
+        else:
+            step = 1
+        if base == "*" or (base == "?" and days):
+            first, last = lo, hi
+        elif "-" in base:
+            a_text, _, b_text = base.partition("-")
+            first, last = _cron_value(name, a_text, term), _cron_value(name, b_text, term)
+            if last < first:
+                raise _FieldError(
+                    f"range {base!r} runs backwards; write it as two ranges, e.g. "
+                    f"{a_text}-{hi},{lo}-{b_text}"
+                )
+        else:
+            first = _cron_value(name, base, term)
+            # 5/10 runs from 5 to the end of the range, as in cronsim and croniter.
+            last = hi if slash else first
+        out.values.update(range(first, last + 1, step))
+    return out
+
+
+def _cron_value(name: str, text: str, term: str) -> int:
+    if name == "month" and text in _MONTH_NAMES:
+        return _MONTH_NAMES.index(text) + 1
+    if name == "day of week" and text in _DOW_NAMES:
+        return _DOW_NAMES.index(text)
+    return _cron_number(name, text, term)
+
+
+def _cron_number(name: str, text: str, term: str, bounds: tuple[int, int] | None = None) -> int:
+    lo, hi = bounds or _CRON_RANGES[name]
+    if not text.isdigit():
+        hint = ""
+        if name == "month":
+            hint = " or a name such as jan"
+        elif name == "day of week":
+            hint = " or a name such as mon"
+        raise _FieldError(f"{text or term!r} is not a number from {lo} to {hi}{hint}")
+    value = int(text)
+    if not lo <= value <= hi:
+        raise _FieldError(f"{value} is out of range; use {lo} to {hi}")
+    return value
+
+
+def validate_cron(expr: str) -> str:
+    """Normalize a cron expression or raise ``TimingError`` naming the bad field."""
+    _parse_cron(expr)
+    return " ".join(_cron_fields(expr))
 
 
 def cron_words(expr: str) -> str:
@@ -610,7 +940,10 @@ def parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str) 
         return now.replace(microsecond=0)
     rel = _RELATIVE.match(text)
     if rel:
-        return now.replace(microsecond=0) + timedelta(seconds=int(rel.group(1)) * _UNITS[rel.group(2)])
+        try:
+            return now.replace(microsecond=0) + timedelta(seconds=int(rel.group(1)) * _UNITS[rel.group(2)])
+        except OverflowError:
+            raise TimingError(f"{option} {text!r} is too far in the future") from None
     if text.startswith(("+", "-")) and not text[1:2].isdigit() or re.match(r"^[+-]\d+\s*[a-z]+$", text):
         raise TimingError(
             f"{option} {text!r} is not a relative time; write +90s, +5m, +2h or +1d"
@@ -625,14 +958,16 @@ def parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str) 
         return _from_wall(parsed, tz, option, text)
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
-        except ValueError:
+    except ValueError as exc:
+        if re.match(r"^\d{4}-\d{2}-\d{2}", text) and "Invalid isoformat" not in str(exc):
+            # The shape is right but the calendar or the clock has no such value.
             raise TimingError(
-                f"{option} {text!r} is not a date-time; write ISO 8601 such as "
-                "2026-05-01T09:30 (wall time in --tz) or 2026-05-01T09:30+02:00, or +5m"
+                f"{option} {text!r} is not a real date-time: {exc}; check the date and time"
             ) from None
+        raise TimingError(
+            f"{option} {text!r} is not a date-time; write ISO 8601 such as "
+            "2026-05-01T09:30 (wall time in --tz) or 2026-05-01T09:30+02:00, or +5m"
+        ) from None
     return _from_wall(parsed, tz, option, text)
 
 
@@ -658,7 +993,10 @@ def parse_interval(value: str | timedelta) -> timedelta:
             if re.match(r"^-\s*\d", text):
                 raise TimingError(f"--every {value!r} is negative; give a positive interval such as 30s or 5m")
             raise TimingError(f"--every {value!r} is not an interval; write 30s, 5m, 2h or 3d")
-        interval = timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        try:
+            interval = timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        except OverflowError:
+            raise TimingError(f"--every {value!r} is too long; give at most 100 years") from None
     if interval <= timedelta(0):
         raise TimingError(f"--every {_show(value)} must be positive; give an interval such as 30s or 5m")
     if interval % timedelta(seconds=1):
@@ -718,9 +1056,7 @@ def _ago_words(delta: timedelta) -> str:
 
 def iter_fires(timing: Timing, after: datetime) -> Iterator[datetime]:
     """All fires strictly after ``after``, lazily."""
-    current: datetime | None = after
-    while True:
-        current = timing.next_fire(current)
-        if current is None:
-            return
+    current = timing.next_fire(after)
+    while current is not None:
         yield current
+        current = timing.next_fire(current)

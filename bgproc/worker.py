@@ -97,6 +97,23 @@ class EventLogHandler(logging.Handler):
             self.handleError(record)
 
 
+def peak_rss_kb(pid: int | str = "self") -> int | None:
+    """A process's own peak resident memory in KiB (Linux ``VmHWM``), else None.
+
+    ``ru_maxrss`` from ``wait4`` cannot serve: Linux carries the parent's
+    peak across fork and exec, so every worker would report at least the
+    daemon's size.
+    """
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _watch_lifeline(fd: int) -> None:
     """Block on the job pipe; when it closes the daemon is gone: stop everything."""
     try:
@@ -154,8 +171,12 @@ def main() -> int:
         code = EXIT_ERROR
     finally:
         connection.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # a task may close or replace them
+    sink.send({"t": "peak", "rss_kb": peak_rss_kb()})
     return code
 
 
