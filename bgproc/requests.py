@@ -18,7 +18,7 @@ from .errors import BgprocError, ParamsError, RegistryError, StateError, TimingE
 from .records import RequestRecord, TaskRecord
 from .store import Store
 from .task import BackgroundTask
-from .timing import Timing, TimingOptions, parse_timing
+from .timing import AT_GRACE, Timing, TimingOptions, parse_timing
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def reschedule(
         if old.kind == "now":
             next_at = now
         elif old.kind == "at":
-            if old.start < now - timedelta(seconds=60):
+            if old.start < now - AT_GRACE:
                 raise TimingError(
                     f"request {request_id} was to run once at {old.start.isoformat()}, which is past; "
                     "give a new timing such as --now or --at WHEN"

@@ -152,11 +152,11 @@ class Timing:
     def due_from(self, now: datetime) -> datetime | None:
         """The first fire a new request waits for: fires before ``now`` (beyond a
         small grace) belong to the past and are not caught up."""
-        return self.next_fire(max(self.start, now.astimezone(UTC) - AT_GRACE) - _US)
+        return self.next_fire(max(self.start, _utc(now, "now") - AT_GRACE) - _US)
 
     def next_fire(self, after: datetime) -> datetime | None:
         """The earliest fire strictly after ``after`` (aware), or None when there is none."""
-        after = after.astimezone(UTC)
+        after = _utc(after, "after")
         if self.finish is not None and after >= self.finish:
             return None
         try:
@@ -180,7 +180,7 @@ class Timing:
     def last_fire(self, upto: datetime) -> datetime | None:
         """The latest fire at or before ``upto``, found directly (no walk through
         the fires in between)."""
-        upto = upto.astimezone(UTC)
+        upto = _utc(upto, "upto")
         if self.finish is not None:
             upto = min(upto, self.finish)
         if upto < self.start:
@@ -222,7 +222,7 @@ class Timing:
         per-second schedule missed for a year costs ``limit`` steps, not 31
         million.
         """
-        planned, now = planned.astimezone(UTC), now.astimezone(UTC)
+        planned, now = _utc(planned, "planned"), _utc(now, "now")
         if not self.recurring:
             return (1, self.start) if planned < self.start <= now else (0, None)
         if self.kind == "every":
@@ -344,8 +344,10 @@ class Timing:
             return True
         if self.kind == "weekly":
             return day.weekday() in self.weekdays
+        assert self.month_day is not None  # set in __post_init__
         last = calendar.monthrange(day.year, day.month)[1]
-        wanted = last if self.month_day in (None, LAST_DAY) else min(self.month_day or last, last)
+        # A day past the month's end fires on its last day.
+        wanted = last if self.month_day == LAST_DAY else min(self.month_day, last)
         return day.day == wanted
 
     # ------------------------------------------------------------------
@@ -418,6 +420,14 @@ class Timing:
 
 # ----------------------------------------------------------------------
 # Placing wall times on the timeline
+
+
+def _utc(instant: datetime, name: str) -> datetime:
+    # A naive datetime would be read in the host's zone: an environment read
+    # that this module must not make, and a bug in the caller.
+    if instant.tzinfo is None:
+        raise ValueError(f"{name} must be an aware datetime, got {instant!r}")
+    return instant.astimezone(UTC)
 
 
 def _offset(instant: datetime, tz: ZoneInfo) -> timedelta:
@@ -494,9 +504,10 @@ def _floor_seconds_neg(instant: datetime) -> int:
 # first field: numbers, names (JAN, MON), ranges, steps (*/15, 1-30/5, 5/10
 # = 5 to the end by 10), lists; day of week 0-7 with 0 and 7 Sunday. Also L
 # (last day of the month), LW (its last weekday), 15W (the weekday nearest
-# the 15th, within the month), 5L (the month's last Friday) and 5#3 (its
-# third Friday). When the day-of-month or day-of-week field starts with '*'
-# (or is '?') both must match; otherwise either may.
+# the 15th, within the month; 31W in a shorter month: nearest its last day),
+# 5L or L5 (the month's last Friday) and 5#3 (its third Friday). When the
+# day-of-month or day-of-week field starts with '*' (or is '?') both must
+# match; otherwise either may, whatever special forms they hold.
 
 _CRON_RANGES = {
     "second": (0, 59), "minute": (0, 59), "hour": (0, 23),
@@ -540,7 +551,8 @@ class _CronSpec:
             if self.last_weekday and d.day == _nearest_weekday(d.year, d.month, last, last):
                 return True
             for n in self.nearest:
-                if n <= last and d.day == _nearest_weekday(d.year, d.month, n, last):
+                # A day past the month's end means its last day, as for --monthly.
+                if d.day == _nearest_weekday(d.year, d.month, min(n, last), last):
                     return True
         return False
 
@@ -869,13 +881,17 @@ def parse_timing(opts: TimingOptions, now: datetime, default_zone: str) -> Timin
         )
     zone = parse_zone(opts.tz) if opts.tz else default_zone
     tz = ZoneInfo(zone)
-    now = now.astimezone(UTC)
+    now = _utc(now, "now")
 
     if kind == "now":
         return Timing(kind="now", zone=zone, start=now)
     if kind == "at":
         assert opts.at is not None
         at = parse_when(opts.at, now, tz, "--at")
+        if at < now - AT_GRACE and isinstance(opts.at, str) and _TIME_OF_DAY.fullmatch(opts.at.strip()):
+            # A bare time of day that has passed today means the same time tomorrow.
+            wall = at.astimezone(tz).replace(tzinfo=None) + _DAY
+            at = _from_wall(wall, tz, "--at", opts.at)
         if at < now - AT_GRACE:
             ago = _ago_words(now - at)
             raise TimingError(
@@ -930,6 +946,9 @@ _RELATIVE = re.compile(r"^\+\s*(\d+)\s*([smhd])$")
 _INTERVAL = re.compile(r"^(\d+)\s*([smhd])$")
 
 
+_TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?")
+
+
 def parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str) -> datetime:
     """An instant from ISO 8601 (offset optional; without one, wall time in ``tz``),
     a time of day (today, in ``tz``), ``now``, or a relative ``+90s`` / ``+5m`` / ``+2h`` / ``+1d``."""
@@ -948,7 +967,7 @@ def parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str) 
         raise TimingError(
             f"{option} {text!r} is not a relative time; write +90s, +5m, +2h or +1d"
         )
-    if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?", text):
+    if _TIME_OF_DAY.fullmatch(text):
         # A time of day alone: today (in the zone) at that wall time.
         today = now.astimezone(tz).date()
         try:
@@ -1030,6 +1049,7 @@ def _weekday(name: str, whole: Any) -> int:
 
 
 def parse_month_day(value: str | int) -> int:
+    """``1`` to ``31``, or ``last`` (``LAST_DAY``)."""
     if isinstance(value, str) and value.strip().lower() == "last":
         return LAST_DAY
     try:

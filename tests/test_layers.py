@@ -14,7 +14,6 @@ ALLOWED = {
     "typer": {"cli"},
     "rich": {"cli", "monitor", "follow", "reporter", "demo"},
     "sqlite_utils": {"store", "task"},  # task: opened lazily, only for connection.db
-    "croniter": {"timing"},
     "cron_descriptor": {"timing"},
     "msgpack": {"params", "worker", "daemon"},
     "platformdirs": {"store"},
