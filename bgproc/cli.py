@@ -339,6 +339,23 @@ def reschedule(
         print(f"request {record.id} scheduled: {record.timing.describe()}; next run {nxt}")
 
 
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    request: Annotated[int, typer.Argument(metavar="REQUEST", help="The request id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a request once, now, outside its timing (reason `manual`); its schedule is unchanged."""
+    from . import views
+
+    with _store(ctx) as store:
+        record = store.request_manual_run(request, _now())
+    if as_json:
+        _print_json(views.request_json(record))
+    else:
+        print(f"request {record.id}: a manual run is due now")
+
+
 @app.command()
 def upcoming(
     ctx: typer.Context,
@@ -443,6 +460,7 @@ def daemon(
     grace: Annotated[float, typer.Option("--grace", min=0, metavar="SECONDS", help="On SIGTERM/SIGINT, how long running runs may finish.")] = 30.0,
     kill_after: Annotated[float, typer.Option("--kill-after", min=0, metavar="SECONDS", help="After SIGTERM to a run, how long before SIGKILL.")] = 5.0,
     log_limit: Annotated[int, typer.Option("--log-limit", min=1024, metavar="BYTES", help="Process log kept per run (head and tail).")] = 1024 * 1024,
+    spare: Annotated[bool, typer.Option("--spare/--no-spare", help="Keep one worker started ahead, so a run starts in milliseconds.")] = True,
 ) -> None:
     """Run due work, each run in its own subprocess, until stopped (or --once)."""
     import os
@@ -451,7 +469,7 @@ def daemon(
 
     config = DaemonConfig(
         workers=workers or os.cpu_count() or 1, once=once, grace_s=grace,
-        kill_after_s=kill_after, log_limit=log_limit,
+        kill_after_s=kill_after, log_limit=log_limit, spare=spare,
     )
     with _store(ctx) as store:
         code = Daemon(store, config).run()

@@ -38,6 +38,7 @@ from .records import DaemonRecord, RequestRecord, TaskRecord
 from .reporter import Reporter
 from .runlog import RunLog
 from .store import Store
+from .timing import BACKLOG_LIMIT
 from .wakeup import Waker
 from .worker import EXIT_CANCELLED, FDS_ENV, pack_job, peak_rss_kb
 
@@ -49,6 +50,8 @@ EVENTS_BUFFER = 8 * 1024 * 1024
 # How soon to look again at a request that is due but cannot start yet (a
 # one-time request whose previous run is still going).
 BLOCKED_RETRY_S = 0.25
+# Output waiting this long for its newline is shown as it is (RunLog.flush_stale).
+PARTIAL_LINE_S = 1.0
 
 
 @dataclass
@@ -63,6 +66,18 @@ class DaemonConfig:
     flush_s: float = 0.25
     poll_s: float = 1.0
     claim_batch: int = 100
+    spare: bool = True  # keep a worker started ahead (not with once)
+
+
+@dataclass
+class Launched:
+    """A worker process started and waiting for its job on ``job_w``."""
+
+    proc: subprocess.Popen
+    job_w: int
+    events_r: int
+    output_fd: int
+    workdir: str
 
 
 @dataclass
@@ -127,6 +142,9 @@ class Daemon:
         # work it could not start, unless a run ends or the database changes.
         self._retick_at = 0.0
         self._poll_s = config.poll_s  # how often to look at the database unprompted
+        self._events: list[str] = []
+        self._spare: Launched | None = None
+        self._app_db = os.path.abspath(os.environ.get("BGPROC_APP_DB") or str(store.path))
 
     # ------------------------------------------------------------------
     # The loop
@@ -169,6 +187,7 @@ class Daemon:
             self.reporter.event(f"no wake-up FIFO ({exc}); watching the database instead")
             self._waker = None
         self.reap_dead_daemons(now)
+        self._ensure_spare()
         mode = "once" if self.config.once else f"{self.config.workers} worker(s)"
         self.reporter.event(f"daemon {self.id} started on {self.store.path} ({mode})")
 
@@ -263,6 +282,7 @@ class Daemon:
         start it. Returns the ids of the runs started."""
         free = self.config.workers - len(self.active)
         claimed: list[tuple[int, RequestRecord, TaskRecord]] = []
+        self._events = []  # told after the commit, never while holding the lock
         self._backlogged = False
         self._retick_at = 0.0
         # A cheap read first: take the write lock only when something is due.
@@ -272,22 +292,28 @@ class Daemon:
         with self.store.immediate():
             due = self.store.due_requests(due_by or now, self.config.claim_batch)
             for request in due:
-                result = self._claim(request, now, free - len(claimed))
+                result = self._claim(request, now, free - len(claimed), due_by or now)
                 if result is not None:
                     claimed.append(result)
             self._backlogged = len(due) >= self.config.claim_batch and len(claimed) < free
             left = self.store.next_due_at()
+        for message in self._events:
+            self.reporter.event(message)
         if left is not None and left <= (due_by or now) and not self._backlogged:
             # What is still due waits for a worker or for its previous run to end.
             self._retick_at = self.clock.monotonic() + BLOCKED_RETRY_S
         for run_id, request, task in claimed:
             self._spawn(run_id, request, task)
+        if claimed:
+            self._ensure_spare()
         return [c[0] for c in claimed]
 
     def _claim(
-        self, request: RequestRecord, now: datetime, free: int
+        self, request: RequestRecord, now: datetime, free: int, due_by: datetime
     ) -> tuple[int, RequestRecord, TaskRecord] | None:
         """Decide one due request inside the claim transaction."""
+        if request.manual_at is not None and request.manual_at <= due_by:
+            return self._claim_manual(request, now, free)
         timing, planned = request.timing, request.next_run_at
         assert planned is not None
         busy = not request.allow_overlap and self.store.running_count(request.id) > 0
@@ -303,7 +329,9 @@ class Daemon:
                 reason="schedule", planned_at=planned, detail=detail,
             )
             self.store.advance_request(request.id, timing.next_fire(now), now)
-            self.reporter.event(f"request {request.id} ({request.task}): slot {_iso(planned)} skipped, previous run still going")
+            self._events.append(
+                f"request {request.id} ({request.task}): slot {_iso(planned)} skipped, previous run still going"
+            )
             return None
         if free <= 0:
             return None
@@ -318,8 +346,8 @@ class Daemon:
             self.store.insert_run(
                 request_id=request.id, task=request.task, status="missed", now=now,
                 planned_at=planned, missed_count=later, missed_until=last,
-                detail=f"{_slots(later)} after {_iso(planned)} up to {_iso(last)} fell due while no "
-                f"daemon ran; coalesced into run {run_id}",
+                detail=f"{_slots(later)} after {_iso(planned)} up to {_iso(last)} fell due before a "
+                f"daemon could run them; coalesced into run {run_id}",
             )
         self.store.advance_request(request.id, timing.next_fire(now) if timing.recurring else None, now)
         if task is None:
@@ -327,73 +355,152 @@ class Daemon:
                 run_id, status="error", ended_at=now,
                 detail=f"task {request.task!r} is not registered; register its module again",
             )
-            self.reporter.event(f"run {run_id}: task {request.task} is not registered")
+            self._events.append(f"run {run_id}: task {request.task} is not registered")
             return None
-        self.reporter.event(
+        self._events.append(
             f"claimed run {run_id} (request {request.id}, {request.task}, {reason}, planned {_iso(planned)})"
         )
+        return run_id, request, task
+
+    def _claim_manual(
+        self, request: RequestRecord, now: datetime, free: int
+    ) -> tuple[int, RequestRecord, TaskRecord] | None:
+        """A run asked for by hand (`bgproc run`): once, now, the request's timing untouched.
+        Like a one-time run it waits for the request's previous run rather than skip."""
+        if not request.allow_overlap and self.store.running_count(request.id) > 0:
+            return None
+        if free <= 0:
+            return None
+        task = self.store.get_task(request.task)
+        run_id = self.store.insert_run(
+            request_id=request.id, task=request.task, status="running", now=now, reason="manual",
+            planned_at=request.manual_at, started_at=now, daemon_id=self.id,
+        )
+        self.store.clear_manual_run(request.id)
+        if task is None:
+            self.store.finish_run(
+                run_id, status="error", ended_at=now,
+                detail=f"task {request.task!r} is not registered; register its module again",
+            )
+            self._events.append(f"run {run_id}: task {request.task} is not registered")
+            return None
+        self._events.append(f"claimed run {run_id} (request {request.id}, {request.task}, manual)")
         return run_id, request, task
 
     # ------------------------------------------------------------------
     # Workers
 
-    def _spawn(self, run_id: int, request: RequestRecord, task: TaskRecord) -> None:
-        timeout_s = request.timeout_s or task.timeout_s
-        job_r, job_w = os.pipe()
-        events_r, events_w = os.pipe()
-        workdir = tempfile.mkdtemp(prefix=f"bgproc-run-{run_id}-")
-        env = dict(os.environ)
-        env[FDS_ENV] = f"{job_r},{events_w}"
-        env["PYTHONUNBUFFERED"] = "1"
-        env["BGPROC_DB"] = str(self.store.path)
-        env["BGPROC_APP_DB"] = os.path.abspath(os.environ.get("BGPROC_APP_DB") or str(self.store.path))
+    def _launch(self) -> Launched:
+        """Start a worker process, waiting for its job. Raises OSError (out of file
+        descriptors, a full disk) with nothing left behind."""
+        fds: list[int] = []
+        workdir = None
         try:
+            job_r, job_w = os.pipe()
+            fds += (job_r, job_w)
+            events_r, events_w = os.pipe()
+            fds += (events_r, events_w)
+            workdir = tempfile.mkdtemp(prefix="bgproc-run-")
+            env = dict(os.environ)
+            env[FDS_ENV] = f"{job_r},{events_w}"
+            env["PYTHONUNBUFFERED"] = "1"
+            env["BGPROC_DB"] = str(self.store.path)
+            env["BGPROC_APP_DB"] = self._app_db
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bgproc.worker"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 pass_fds=(job_r, events_w), cwd=workdir, env=env, start_new_session=True,
                 close_fds=True,
             )
-        except OSError as exc:
-            for fd in (job_r, job_w, events_r, events_w):
+        except OSError:
+            for fd in fds:
                 os.close(fd)
-            shutil.rmtree(workdir, ignore_errors=True)
-            with self.store.immediate():
-                self.store.finish_run(run_id, status="error", ended_at=self.clock.now(), detail=f"could not start the worker: {exc}")
-            self.reporter.event(f"run {run_id}: could not start the worker: {exc}")
-            return
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+            raise
         os.close(job_r)
         os.close(events_w)
+        assert proc.stdout is not None
+        for fd in (job_w, events_r, proc.stdout.fileno()):
+            os.set_blocking(fd, False)
+        return Launched(proc=proc, job_w=job_w, events_r=events_r, output_fd=proc.stdout.fileno(), workdir=workdir)
+
+    def _ensure_spare(self) -> None:
+        """Keep one worker started ahead, so that a claimed run need not wait for an
+        interpreter to start (it still gets a process of its own)."""
+        if self._spare is not None or not self.config.spare or self.config.once or self.stopping:
+            return
+        try:
+            self._spare = self._launch()
+        except OSError as exc:
+            self.reporter.event(f"could not start a spare worker ({exc}); starting workers on demand")
+
+    def _take_spare(self) -> Launched | None:
+        spare, self._spare = self._spare, None
+        if spare is not None and _exited(spare.proc.pid):
+            self._discard(spare)
+            return None
+        return spare
+
+    def _discard(self, spare: Launched) -> None:
+        """Let a spare worker go: without a job it exits when its job pipe closes."""
+        os.close(spare.job_w)
+        try:
+            os.killpg(spare.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            _, status, _ = os.wait4(spare.proc.pid, 0)
+            spare.proc.returncode = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            spare.proc.returncode = -1
+        os.close(spare.events_r)
+        if spare.proc.stdout is not None:
+            spare.proc.stdout.close()
+        shutil.rmtree(spare.workdir, ignore_errors=True)
+
+    def _spawn(self, run_id: int, request: RequestRecord, task: TaskRecord) -> None:
+        timeout_s = request.timeout_s or task.timeout_s
+        launched = self._take_spare()
+        if launched is None:
+            try:
+                launched = self._launch()
+            except OSError as exc:
+                # The run fails, the daemon does not.
+                with self.store.immediate():
+                    self.store.finish_run(
+                        run_id, status="error", ended_at=self.clock.now(),
+                        detail=f"could not start the worker: {exc}",
+                    )
+                self.reporter.event(f"run {run_id}: could not start the worker: {exc}")
+                return
+        proc = launched.proc
         job = {
             "run_id": run_id, "request_id": request.id, "task": task.name,
             "import_path": task.import_path, "search_path": task.search_path,
-            "params": request.params, "user": request.user, "app_db": env["BGPROC_APP_DB"],
+            "params": request.params, "user": request.user, "app_db": self._app_db,
         }
         # Never block on the worker: what does not fit in the pipe now (large
         # parameters) is written as the worker reads it.
         job_data = pack_job(job)
-        os.set_blocking(job_w, False)
         try:
-            job_data = job_data[os.write(job_w, job_data):]
+            job_data = job_data[os.write(launched.job_w, job_data):]
         except BlockingIOError:
             pass
         except OSError:
             job_data = b""  # the worker died at once; reaping records it
-        assert proc.stdout is not None
-        output_fd = proc.stdout.fileno()
-        os.set_blocking(output_fd, False)
-        os.set_blocking(events_r, False)
         active = ActiveRun(
             run_id=run_id, request_id=request.id, task=request.task, proc=proc,
-            output_fd=output_fd, events_fd=events_r, lifeline_fd=job_w, workdir=workdir,
-            timeout_s=timeout_s, deadline=self.clock.monotonic() + timeout_s, log=RunLog(self.config.log_limit),
+            output_fd=launched.output_fd, events_fd=launched.events_r, lifeline_fd=launched.job_w,
+            workdir=launched.workdir, timeout_s=timeout_s, deadline=self.clock.monotonic() + timeout_s,
+            log=RunLog(self.config.log_limit),
         )
         active.job_pending = job_data
         self.active[run_id] = active
         if job_data:
-            self._selector.register(job_w, selectors.EVENT_WRITE, ("job", active))
-        self._selector.register(output_fd, selectors.EVENT_READ, ("output", active))
-        self._selector.register(events_r, selectors.EVENT_READ, ("events", active))
+            self._selector.register(launched.job_w, selectors.EVENT_WRITE, ("job", active))
+        self._selector.register(launched.output_fd, selectors.EVENT_READ, ("output", active))
+        self._selector.register(launched.events_r, selectors.EVENT_READ, ("events", active))
         with self.store.immediate():
             self.store.set_run_pid(run_id, proc.pid)
         self.reporter.event(f"started run {run_id} ({request.task}) as pid {proc.pid}")
@@ -476,6 +583,10 @@ class Daemon:
     def _reap(self) -> int:
         """Reap the workers that exited and record their outcomes; returns how many."""
         count = 0
+        if self._spare is not None and _exited(self._spare.proc.pid):
+            spare, self._spare = self._spare, None
+            self._discard(spare)
+            self.reporter.event(f"the spare worker exited (code {spare.proc.returncode}); starting workers on demand")
         for run in list(self.active.values()):
             try:
                 # Look without reaping: while the worker is an unreaped zombie its
@@ -484,9 +595,9 @@ class Daemon:
                 if os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
                     continue
                 self._signal_group(run, signal.SIGKILL)
-                pid, status, usage = os.wait4(run.pid, 0)
+                _, status, usage = os.wait4(run.pid, 0)
             except ChildProcessError:
-                pid, status, usage = run.pid, 0, None
+                status, usage = 0, None
             run.proc.returncode = os.waitstatus_to_exitcode(status) if usage is not None else -1
             self._finish(run, status, usage)
             count += 1
@@ -610,7 +721,9 @@ class Daemon:
 
     def _flush(self) -> None:
         self._last_flush = self.clock.monotonic()
+        now = self.clock.now()
         for run in self.active.values():
+            run.log.flush_stale(now, PARTIAL_LINE_S)
             # Sampled while it runs, so a run that crashes still has a peak.
             peak = peak_rss_kb(run.pid)
             if peak is not None:
@@ -702,6 +815,9 @@ class Daemon:
             self.reporter.event(f"{why} again: stopping running runs now")
 
     def _shutdown(self) -> None:
+        if self._spare is not None:
+            spare, self._spare = self._spare, None
+            self._discard(spare)
         # Any run still here (an error in the loop) is stopped and recorded.
         deadline = self.clock.monotonic() + self.config.kill_after_s
         for run in self.active.values():
@@ -739,6 +855,14 @@ class Daemon:
         return ", ".join(parts)
 
 
+def _exited(pid: int) -> bool:
+    """Whether our child ``pid`` has exited (without reaping it)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
 def _pid_alive(pid: int) -> bool:
     """Whether a process runs (an exited, unreaped zombie does not)."""
     try:
@@ -764,7 +888,7 @@ def _iso(value: datetime | None) -> str:
 
 
 def _slots(count: int) -> str:
-    return f"{count}{'+' if count >= 10_000 else ''} more slot{'s' if count != 1 else ''}"
+    return f"{count}{'+' if count >= BACKLOG_LIMIT else ''} more slot{'s' if count != 1 else ''}"
 
 
 __all__ = ["BgprocError", "Daemon", "DaemonConfig"]

@@ -53,6 +53,7 @@ class RequestRecord:
     updated_at: datetime
     last_run_status: str | None = None
     last_run_at: datetime | None = None
+    manual_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,6 +3,10 @@
 The first half of the limit keeps the head of the log, the second half its
 latest lines; what falls between is counted and dropped, so a task that
 floods its output costs bounded memory and database space.
+
+A line is recorded when it ends. Text that has waited longer than a moment
+for its newline (``print(".", end="")``, a prompt, a progress counter) is
+recorded as it is, so that the monitor shows it while the run goes on.
 """
 
 from __future__ import annotations
@@ -11,6 +15,26 @@ from collections import deque
 from datetime import datetime
 
 MAX_LINE = 64 * 1024
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone().strftime("%H:%M:%S.%f")[:-3]
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").rstrip("\r")
+
+
+def _utf8_cut(data: bytes) -> int:
+    """Where to cut ``data`` so as not to split a UTF-8 character at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return len(data)  # ASCII: complete
+        if byte >= 0xC0:  # a lead byte: how long its character is
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) if back >= need else len(data) - back
+    return len(data)
 
 
 class RunLog:
@@ -25,27 +49,49 @@ class RunLog:
         self.dropped = 0
         self._dropped_dirty = False
         self._partial = b""
+        self._partial_since: datetime | None = None
         self.last_line = ""
 
     def feed(self, data: bytes, when: datetime) -> None:
         """Add raw output; complete lines get the time they were read."""
         data = self._partial + data
         lines = data.split(b"\n")
-        self._partial = lines.pop()
-        if len(self._partial) > MAX_LINE:  # a line without end: cut it
-            lines.append(self._partial)
-            self._partial = b""
+        partial = lines.pop()
+        if len(partial) > MAX_LINE:  # a line without end: cut it
+            cut = _utf8_cut(partial)
+            lines.append(partial[:cut])
+            partial = partial[cut:]
+        if not partial:
+            self._partial_since = None
+        elif lines or self._partial_since is None:
+            self._partial_since = when  # a new unfinished line began
+        self._partial = partial
         if lines:
-            stamp = when.astimezone().strftime("%H:%M:%S.%f")[:-3]
+            stamp = _stamp(when)
             for raw in lines:
-                self.add(stamp, raw.decode("utf-8", "replace").rstrip("\r"))
+                self.add(stamp, _text(raw))
 
     def flush_partial(self, when: datetime) -> None:
         """At the end of the run: the last line may lack its newline."""
         if self._partial:
             self.feed(b"\n", when)
 
+    def flush_stale(self, when: datetime, max_age_s: float) -> None:
+        """Record text still waiting for its newline after ``max_age_s``, as a line."""
+        if not self._partial or self._partial_since is None:
+            return
+        if (when - self._partial_since).total_seconds() < max_age_s:
+            return
+        cut = _utf8_cut(self._partial)
+        if cut:
+            line, self._partial = self._partial[:cut], self._partial[cut:]
+            self._partial_since = when if self._partial else None
+            self.add(_stamp(when), _text(line))
+
     def add(self, stamp: str, text: str) -> None:
+        # NUL stays visible but is not stored as such: SQLite's text functions
+        # (the monitor's last-line excerpt) stop at it.
+        text = text.replace("\x00", "\\x00")
         line = f"{stamp} {text}\n"
         size = len(line.encode("utf-8"))
         if text.strip():

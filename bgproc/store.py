@@ -61,10 +61,13 @@ MIGRATIONS: list[str] = [
         allow_overlap INTEGER NOT NULL DEFAULT 0,
         user TEXT NOT NULL,
         created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
+        updated_at TEXT NOT NULL,
+        manual_at TEXT
     );
     -- "what is due next": scheduled requests in fire order (equality, then range)
     CREATE INDEX requests_due ON requests(status, next_run_at);
+    -- runs asked for by hand (`bgproc run`), whatever the request's status
+    CREATE INDEX requests_manual ON requests(manual_at) WHERE manual_at IS NOT NULL;
 
     CREATE TABLE daemons (
         id TEXT PRIMARY KEY,
@@ -397,21 +400,41 @@ class Store:
         self.notify()
 
     def next_due_at(self) -> datetime | None:
-        """The earliest next fire among scheduled requests."""
+        """The earliest next fire among scheduled requests, or a pending manual run."""
         row = self.conn.execute(
-            "SELECT MIN(next_run_at) FROM requests WHERE status = 'scheduled'"
+            "SELECT MIN(t) FROM ("
+            " SELECT MIN(next_run_at) AS t FROM requests WHERE status = 'scheduled'"
+            " UNION ALL SELECT MIN(manual_at) FROM requests WHERE manual_at IS NOT NULL)"
         ).fetchone()
         return dt(row[0]) if row else None
+
+    def request_manual_run(self, request_id: int, now: datetime) -> RequestRecord:
+        """Ask for one run of a request now, outside its timing (reason ``manual``)."""
+        with self.immediate():
+            changed = self.conn.execute(
+                "UPDATE requests SET manual_at = COALESCE(manual_at, ?), updated_at = ? WHERE id = ?",
+                (ts(now), ts(now), request_id),
+            ).rowcount
+            if not changed:
+                raise NotFound(f"no request with id {request_id}; see `bgproc requests --all`")
+        self.notify()
+        return self.get_request(request_id)
 
     # ------------------------------------------------------------------
     # Claiming (inside ``immediate()``; the daemon decides, the store records)
 
     def due_requests(self, now: datetime, limit: int) -> list[RequestRecord]:
+        """Requests with a fire or a manual run due by ``now``, oldest first."""
         sql = (
-            _REQUEST_SELECT
-            + " WHERE r.status = 'scheduled' AND r.next_run_at <= ? ORDER BY r.next_run_at, r.id LIMIT ?"
+            "SELECT * FROM (" + _REQUEST_SELECT
+            + " WHERE r.status = 'scheduled' AND r.next_run_at <= :now"
+            " UNION " + _REQUEST_SELECT + " WHERE r.manual_at IS NOT NULL AND r.manual_at <= :now)"
+            " ORDER BY MIN(COALESCE(next_run_at, manual_at), COALESCE(manual_at, next_run_at)), id LIMIT :limit"
         )
-        return [_request(r) for r in self.db.query(sql, [ts(now), limit])]
+        return [_request(r) for r in self.db.query(sql, {"now": ts(now), "limit": limit})]
+
+    def clear_manual_run(self, request_id: int) -> None:
+        self.conn.execute("UPDATE requests SET manual_at = NULL WHERE id = ?", (request_id,))
 
     def running_count(self, request_id: int) -> int:
         row = self.conn.execute(
@@ -681,7 +704,7 @@ def _request(row: dict[str, Any]) -> RequestRecord:
         next_run_at=dt(row["next_run_at"]), timeout_s=row["timeout_s"],
         allow_overlap=bool(row["allow_overlap"]), user=row["user"], created_at=created,
         updated_at=updated, last_run_status=row.get("last_run_status"),
-        last_run_at=dt(row.get("last_run_at")),
+        last_run_at=dt(row.get("last_run_at")), manual_at=dt(row.get("manual_at")),
     )
 
 

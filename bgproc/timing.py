@@ -150,9 +150,20 @@ class Timing:
         return self.next_fire(self.start - _US)
 
     def due_from(self, now: datetime) -> datetime | None:
-        """The first fire a new request waits for: fires before ``now`` (beyond a
-        small grace) belong to the past and are not caught up."""
-        return self.next_fire(max(self.start, _utc(now, "now") - AT_GRACE) - _US)
+        """The first fire a new (or rescheduled) request waits for.
+
+        Fires before ``now`` belong to the past and are not caught up. One that
+        fell due within a small grace still counts (so ``--daily`` with the
+        default start, "now" to the second, runs today), but for a recurring
+        timing only the latest of them: a new request never starts with a backlog.
+        """
+        now = _utc(now, "now")
+        if self.recurring:
+            last = self.last_fire(now)
+            if last is not None and last >= now - AT_GRACE:
+                return last
+            return self.next_fire(now)
+        return self.next_fire(max(self.start, now - AT_GRACE) - _US)
 
     def next_fire(self, after: datetime) -> datetime | None:
         """The earliest fire strictly after ``after`` (aware), or None when there is none."""

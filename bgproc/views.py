@@ -65,6 +65,7 @@ def request_json(request: RequestRecord) -> dict[str, Any]:
         "updated_at": iso(request.updated_at, zone),
         "last_run_status": request.last_run_status,
         "last_run_at": iso(request.last_run_at, zone),
+        "manual_run_at": iso(request.manual_at, zone),
     }
 
 

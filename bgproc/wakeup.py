@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 
@@ -31,7 +32,8 @@ def notify(db_path: Path) -> None:
             continue
         fifo = directory / name
         try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            # Never follow a link, and write to FIFOs only.
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
         except OSError as exc:
             if exc.errno == errno.ENXIO:  # no reader: its daemon is gone
                 try:
@@ -40,7 +42,8 @@ def notify(db_path: Path) -> None:
                     pass
             continue
         try:
-            os.write(fd, b"!")
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                os.write(fd, b"!")
         except OSError:
             pass  # full: the daemon has wake-ups pending already
         finally:
@@ -57,6 +60,11 @@ class Waker:
             return
         directory = wake_dir(db_path)
         directory.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(directory)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise PermissionError(
+                errno.EPERM, f"{directory} must be a directory of this user that others cannot write"
+            )
         path = directory / f"{daemon_id}.fifo"
         os.mkfifo(path, 0o600)
         self._read = os.open(path, os.O_RDONLY | os.O_NONBLOCK)

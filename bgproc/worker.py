@@ -35,6 +35,8 @@ from .loader import load_task_class
 from .task import Cancelled, Connection, ConnectionRequired
 
 FDS_ENV = "BGPROC_WORKER_FDS"
+# One connection.log record at most (the daemon keeps 1 MiB of log per run by default).
+MAX_RECORD = 256 * 1024
 EXIT_ERROR = 1
 EXIT_CANCELLED = 143
 
@@ -92,6 +94,8 @@ class EventLogHandler(logging.Handler):
             message = record.getMessage()
             if record.exc_info:
                 message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            if len(message) > MAX_RECORD:
+                message = f"{message[:MAX_RECORD]}... ({len(message) - MAX_RECORD} characters cut)"
             self._sink.send({"t": "log", "at": record.created, "level": record.levelname, "msg": message})
         except Exception:  # noqa: BLE001 - logging must never fail the task
             self.handleError(record)
@@ -126,7 +130,10 @@ def _watch_lifeline(fd: int) -> None:
 
 def main() -> int:
     job_fd, events_fd = (int(x) for x in os.environ[FDS_ENV].split(","))
-    job = read_job(job_fd)
+    try:
+        job = read_job(job_fd)
+    except EOFError:
+        return 0  # a spare worker let go, or the daemon gone before sending a job
     threading.Thread(target=_watch_lifeline, args=(job_fd,), daemon=True, name="lifeline").start()
     sink = EventSink(events_fd)
 

@@ -68,14 +68,6 @@ def run_bgproc(db: Path, *args: str, timeout: float = 60, **env: str) -> Result:
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def start_daemon(db: Path, *args: str, **env: str) -> subprocess.Popen:
-    """Start `bgproc daemon` as a real subprocess (stop it with stop_daemon)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "bgproc", "daemon", *args], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=bgproc_env(db, **env), cwd=str(ROOT),
-    )
-
-
 def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:
     """Poll until ``predicate()`` is truthy; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -882,3 +882,15 @@ def test_first_fire_and_round_trip(case: tuple[Timing, datetime]) -> None:
         check_wall(t, first)
     back = Timing.from_dict(t.to_dict(), zone=t.zone, start=t.start, finish=t.finish)
     assert back == t
+
+
+def test_a_new_recurring_request_never_starts_with_a_backlog() -> None:
+    now = datetime(2026, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)
+    every = parse_timing(TimingOptions(every="1s", start="2026-05-01T11:55:00+00:00"), now, "UTC")
+    due = every.due_from(now)
+    assert due == datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)  # the latest past fire, not 11:55
+    assert every.backlog(due, now)[0] == 0
+    daily = parse_timing(TimingOptions(daily=True, start="2026-05-01T11:59:40+00:00"), now, "UTC")
+    assert daily.due_from(now) == datetime(2026, 5, 1, 11, 59, 40, tzinfo=UTC)  # within the grace: today
+    late = parse_timing(TimingOptions(daily=True, start="2026-05-01T09:00:00+00:00"), now, "UTC")
+    assert late.due_from(now) == datetime(2026, 5, 2, 9, 0, tzinfo=UTC)  # long past: tomorrow

@@ -1,0 +1,1 @@
+"""Task modules and helpers for the daemon's end-to-end tests."""

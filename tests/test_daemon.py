@@ -1,0 +1,382 @@
+"""The daemon end to end: real `bgproc` subprocesses, real workers, a real
+database file per test. Every wait polls with a deadline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import query, run_bgproc, wait_until
+from daemon_tasks.helpers import (
+    DaemonProcess,
+    children,
+    cli,
+    daemon,
+    monitor_run,
+    pid_alive,
+    register,
+    run_of,
+    runs,
+    schedule,
+    wait_finished,
+)
+
+from bgproc import start_new
+
+pytestmark = pytest.mark.daemon
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left_behind() -> Iterator[None]:
+    yield
+    DaemonProcess.kill_leftovers()  # even when the test failed half-way
+
+
+def _request(db: Path, request_id: int) -> dict:
+    return query(db, "SELECT * FROM requests WHERE id = ?", request_id)[0]
+
+
+def _head(db: Path, run_id: int) -> str:
+    return query(db, "SELECT head FROM run_logs WHERE run_id = ?", run_id)[0]["head"]
+
+
+def _t(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_sample_scenario(db: Path) -> None:
+    # The user's path, every step a real `bgproc` process.
+    assert run_bgproc(db, "register", "sample_tasks.activities").code == 0
+    scheduled = run_bgproc(
+        db, "schedule", "BackgroundActivityCreator", "-p", "title=Activity created by background task",
+        "-p", "delay_s=0.2",
+    )
+    assert scheduled.code == 0, scheduled.err
+    request = int(scheduled.out)
+    done = run_bgproc(db, "daemon", "--once", timeout=30)
+    assert done.code == 0, done.err
+    listed = run_bgproc(db, "monitor", "--json")
+    assert listed.code == 0, listed.err
+    (run,) = listed.json()
+    assert run["request_id"] == request and run["task"] == "BackgroundActivityCreator"
+    assert run["status"] == "success" and run["reason"] == "now" and run["exit_code"] == 0
+    assert run["pid"] and run["pid"] != os.getpid()
+    assert _t(run["ended_at"]) > _t(run["started_at"]) >= _t(run["planned_at"])
+    assert run["duration_s"] >= 0.2
+    assert run["cpu_s"] > 0 and run["max_rss_kb"] > 0
+    assert "waiting 0.2 s" in run["log"] and "created activity" in run["log"]
+    (row,) = query(db, "SELECT * FROM activities")
+    assert row["title"] == "Activity created by background task"
+    assert row["category"] == "To do"
+    assert _request(db, request)["status"] == "complete"
+
+
+def test_workers_bound_concurrency_and_once_waits(db: Path) -> None:
+    register(db)
+    for _ in range(3):
+        schedule(db, "Sleep", "-p", "seconds=0.5")
+    done = run_bgproc(db, "daemon", "--once", "--workers", "2", timeout=30)
+    assert done.code == 0, done.err
+    rows = runs(db)
+    assert [r["status"] for r in rows] == ["success"] * 3
+    spans = [(_t(r["started_at"]), _t(r["ended_at"])) for r in rows]
+    most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+    assert most == 2
+
+
+def test_recurring_request_runs_then_completes(db: Path) -> None:
+    register(db)
+    with daemon(db, "--workers", "2") as proc:
+        request = schedule(db, "Sleep", "-p", "seconds=0.05", "--every", "1s", "--finish", "+3s")
+        wait_until(lambda: _request(db, request)["status"] == "complete", 10)
+        wait_until(lambda: all(r["status"] != "running" for r in runs(db, request)), 5)
+        proc.assert_healthy()
+    rows = runs(db, request)
+    assert 3 <= len(rows) <= 4  # one row per slot
+    assert {r["status"] for r in rows} <= {"success", "skipped"}  # skipped only on a loaded machine
+    done = [r for r in rows if r["status"] == "success"]
+    assert len(done) >= 2
+    assert {r["reason"] for r in rows} == {"schedule"}
+    planned = [_t(r["planned_at"]) for r in rows]
+    assert all(b - a == timedelta(seconds=1) for a, b in zip(planned, planned[1:], strict=False))
+    for r in done[1:]:  # each starts at its fire, not late (the first fire is the start, whole seconds)
+        assert 0 <= (_t(r["started_at"]) - _t(r["planned_at"])).total_seconds() < 0.5
+    assert _request(db, request)["next_run_at"] is None
+
+
+def test_unschedule_and_reschedule_while_running(db: Path) -> None:
+    register(db)
+    with daemon(db) as proc:
+        request = schedule(db, "Noop", "--every", "1s")
+        wait_until(lambda: len([r for r in runs(db, request) if r["status"] == "success"]) >= 1, 10)
+        assert run_bgproc(db, "unschedule", str(request)).code == 0
+        wait_until(lambda: all(r["status"] != "running" for r in runs(db, request)), 5)
+        count = len(runs(db, request))
+        time.sleep(1.5)  # more than one interval: a slot would have fired by now
+        assert len(runs(db, request)) == count
+        assert _request(db, request)["status"] == "unscheduled"
+        back = run_bgproc(db, "reschedule", str(request))
+        assert back.code == 0, back.err
+        wait_until(lambda: len(runs(db, request)) > count, 5)
+        wait_until(lambda: runs(db, request)[-1]["status"] == "success", 5)
+        assert _request(db, request)["status"] == "scheduled"
+        assert cli(db, "unschedule", str(request))[0] == 0
+        wait_until(lambda: all(r["status"] != "running" for r in runs(db, request)), 5)
+        proc.assert_healthy()
+    # (skipped: a slot that came while a run was slow to end, on a loaded machine)
+    assert {r["status"] for r in runs(db, request)} <= {"success", "skipped"}, runs(db, request)
+
+
+def test_two_daemons_claim_each_request_once(db: Path) -> None:
+    register(db)
+    first = DaemonProcess(db, "--workers", "3")
+    second = DaemonProcess(db, "--workers", "3")
+    try:
+        first.wait_started()
+        second.wait_started()
+        # Each request wakes both daemons, which race to claim it. (The Python API
+        # makes the same requests as `bgproc schedule Noop --now`, 100x faster.)
+        ids = [start_new("Noop", db=db) for _ in range(100)]
+        wait_until(
+            lambda: query(db, "SELECT COUNT(*) AS n FROM runs WHERE status != 'running'")[0]["n"] >= 100,
+            60,
+        )
+        first.assert_healthy()
+        second.assert_healthy()
+    finally:
+        first.stop()
+        second.stop()
+    rows = runs(db)
+    assert len(rows) == 100
+    assert sorted(r["request_id"] for r in rows) == sorted(ids)
+    assert {r["status"] for r in rows} == {"success"}
+    assert {r["status"] for r in query(db, "SELECT status FROM requests")} == {"complete"}
+    daemons = {r["daemon_id"] for r in rows}
+    assert len(daemons) == 2, "both daemons should have claimed some"
+
+
+def test_daemon_killed_mid_run_then_restarted(db: Path, tmp_path: Path) -> None:
+    register(db)
+    child_file = tmp_path / "child.pid"
+    first = DaemonProcess(db)
+    first.wait_started()
+    request = schedule(db, "Hang", "-p", f"child_pid_file={child_file}")
+    run = wait_until(lambda: (r := run_of(db, request)) and r["pid"] and child_file.exists() and r, 10)
+    worker, child = run["pid"], int(child_file.read_text())
+    assert pid_alive(worker) and pid_alive(child)
+    spares = wait_until(lambda: [p for p in children(first.pid) if p != worker], 5)
+    first.kill()  # SIGKILL: no chance to clean up
+    # The lifeline: the orphaned worker and its child stop on their own, and so
+    # does the spare worker that waited for a job.
+    wait_until(lambda: not pid_alive(worker) and not pid_alive(child), 5)
+    wait_until(lambda: not any(pid_alive(p) for p in spares), 5)
+    assert run_of(db, request)["status"] == "running"  # nobody knows yet
+    with daemon(db) as second:
+        interrupted = wait_until(lambda: run_of(db, request, status="interrupted"), 10)
+        assert "not re-run" in interrupted["detail"] and interrupted["ended_at"]
+        # The daemon still works, and the interrupted request is not run again.
+        after = schedule(db, "Noop")
+        assert wait_finished(db, after)["status"] == "success"
+        second.assert_healthy()
+    assert len(runs(db, request)) == 1
+    assert _request(db, request)["status"] == "complete"
+
+
+def test_live_daemon_marks_a_dead_daemons_runs_interrupted(db: Path) -> None:
+    register(db)
+    first = DaemonProcess(db, "--workers", "1")
+    second = DaemonProcess(db, "--workers", "1")
+    try:
+        first.wait_started()
+        second.wait_started()
+        busy = schedule(db, "Sleep", "-p", "seconds=30")
+        wait_until(lambda: (r := run_of(db, busy)) and r["pid"], 10)
+        request = schedule(db, "Hang")  # one worker each: the other daemon takes it
+        run = wait_until(lambda: (r := run_of(db, request)) and r["pid"] and r, 10)
+        doomed, survivor = (first, second) if f":{first.pid}:" in run["daemon_id"] else (second, first)
+        assert f":{doomed.pid}:" in run["daemon_id"]
+        doomed.kill()
+        # The survivor notices at its next heartbeat (every 5 s) and does not re-run it.
+        interrupted = wait_until(lambda: run_of(db, request, status="interrupted"), 10)
+        assert "is no longer running" in interrupted["detail"]
+        assert not pid_alive(run["pid"])
+        survivor.assert_healthy()
+        assert run_of(db, busy)["status"] == "running"
+    finally:
+        for proc in (first, second):
+            if proc.proc.poll() is None:
+                proc.proc.kill()
+                proc.wait()
+    assert len(runs(db, request)) == 1
+
+
+def test_sigterm_waits_within_grace_then_interrupts(db: Path) -> None:
+    register(db)
+    proc = DaemonProcess(db, "--grace", "1.5", "--kill-after", "0.5", "--workers", "2")
+    proc.wait_started()
+    short = schedule(db, "Sleep", "-p", "seconds=0.8")
+    long = schedule(db, "Sleep", "-p", "seconds=30")
+    wait_until(lambda: all((r := run_of(db, q)) and r["pid"] for q in (short, long)), 10)
+    proc.proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    later = schedule(db, "Noop")  # a stopping daemon claims nothing new
+    assert proc.wait(timeout=10) == 0, proc.output()
+    assert time.monotonic() - started < 1.5 + 0.5 + 2
+    assert run_of(db, short)["status"] == "success"
+    stopped = monitor_run(db, run_of(db, long)["id"])
+    assert stopped["status"] == "interrupted"
+    assert "daemon is stopping" in stopped["log"]
+    assert runs(db, later) == []
+    assert _request(db, later)["status"] == "scheduled"
+    (row,) = query(db, "SELECT stopped_at FROM daemons")
+    assert row["stopped_at"] is not None
+
+
+def test_overlap_is_skipped_unless_allowed(db: Path) -> None:
+    register(db)
+    with daemon(db, "--workers", "6") as proc:
+        plain = schedule(db, "Sleep", "-p", "seconds=1.6", "--every", "1s")
+        overlap = schedule(db, "Sleep", "-p", "seconds=1.6", "--every", "1s", "--allow-overlap")
+        wait_until(lambda: len(runs(db, plain, status="skipped")) >= 1, 10)
+        wait_until(lambda: len(runs(db, overlap, status="running")) >= 2, 10)
+        for request in (plain, overlap):
+            assert cli(db, "unschedule", str(request))[0] == 0
+        proc.assert_healthy()
+    skipped = runs(db, plain, status="skipped")
+    assert all("previous run was still going" in r["detail"] for r in skipped)
+    assert all(r["started_at"] is None and r["planned_at"] for r in skipped)
+    assert len([r for r in runs(db, plain) if r["status"] == "running"]) == 0
+    assert runs(db, overlap, status="skipped") == []
+
+
+def test_missed_fires_coalesce_into_one_catch_up(db: Path) -> None:
+    register(db)
+    recurring = schedule(db, "Noop", "--every", "1s")
+    once = schedule(db, "Noop", "--at", "+1s")
+    # No daemon: the recurring request falls due and misses a few slots.
+    first_fire = _t(_request(db, recurring)["next_run_at"])
+    wait_until(lambda: datetime.now().astimezone() > first_fire + timedelta(seconds=2.5), 10)
+    done = run_bgproc(db, "daemon", "--once", timeout=30)
+    assert done.code == 0, done.err
+    rows = runs(db, recurring)
+    assert [r["status"] for r in rows] == ["success", "missed"]
+    run, missed = rows
+    assert run["reason"] == "catch-up"
+    assert missed["missed_count"] >= 2
+    assert f"coalesced into run {run['id']}" in missed["detail"]
+    shown = monitor_run(db, missed["id"])
+    assert shown["status"] == "missed" and shown["missed_count"] == missed["missed_count"]
+    request = _request(db, recurring)
+    assert request["status"] == "scheduled"
+    assert _t(request["next_run_at"]) > _t(run["started_at"])  # continues with its first future fire
+    (one,) = runs(db, once)
+    assert one["status"] == "success" and one["reason"] == "schedule"
+    assert _request(db, once)["status"] == "complete"
+
+
+def test_progress_and_log_while_running_then_cancel(db: Path) -> None:
+    register(db)
+    with daemon(db, "--kill-after", "0.5") as proc:
+        request = schedule(db, "ProgressThenWait", "-p", "steps=3")
+        run = wait_until(
+            lambda: (r := run_of(db, request)) and r["progress_done"] == 3 and r, 10
+        )
+        # Output without its newline yet shows too, after a moment.
+        wait_until(lambda: "waiting for a newline" in _head(db, run["id"]), 5)
+        shown = monitor_run(db, run["id"])
+        assert shown["status"] == "running"
+        assert shown["progress"] == {"done": 3, "total": 4, "message": "step 3"}
+        assert "[INFO] progress reported; holding" in shown["log"]
+        assert shown["log"].splitlines()[-2].endswith(" holding")
+        assert shown["log"].splitlines()[-1].endswith(" waiting for a newline")
+        assert shown["duration_s"] > 0 and shown["ended_at"] is None
+        cancelled = run_bgproc(db, "cancel", str(run["id"]))
+        assert cancelled.code == 0, cancelled.err
+        wait_until(lambda: run_of(db, request)["status"] == "cancelled", 5)
+        shown = monitor_run(db, run["id"])
+        assert "cancel" in shown["detail"]
+        assert not pid_alive(shown["pid"])
+        proc.assert_healthy()
+
+
+def test_large_parameters_reach_the_worker(db: Path, tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    register(db)
+    text = "0123456789abcdef" * 60_000  # 960 kB: many times the pipe's buffer
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"text": text}))
+    with daemon(db) as proc:
+        request = schedule(db, "Echo", "--params-file", str(params))
+        quick = schedule(db, "Noop")
+        run = wait_finished(db, request)
+        assert run["status"] == "success", run["detail"]
+        assert wait_finished(db, quick)["status"] == "success"
+        proc.assert_healthy()
+    log = query(db, "SELECT head FROM run_logs WHERE run_id = ?", run["id"])[0]["head"]
+    assert f"got {len(text)} chars, sha256 {hashlib.sha256(text.encode()).hexdigest()}" in log
+
+
+def test_without_the_wake_up_fifo_the_daemon_watches_the_database(db: Path) -> None:
+    register(db)
+    wake = db.with_name(db.name + ".wake")
+    wake.mkdir()
+    wake.chmod(0o777)  # others could write: not trusted
+    with daemon(db) as proc:
+        assert "no wake-up FIFO" in proc.output()
+        request = schedule(db, "Noop")
+        run = wait_finished(db, request, timeout=5)
+        assert run["status"] == "success"
+        assert (_t(run["started_at"]) - _t(run["planned_at"])).total_seconds() < 1.5  # the 1 s poll
+        proc.assert_healthy()
+
+
+def test_spare_worker_waits_idle_and_goes_with_the_daemon(db: Path) -> None:
+    register(db)
+    proc = DaemonProcess(db)
+    proc.wait_started()
+    # One worker is started ahead and waits for a job, using no CPU.
+    (spare,) = wait_until(lambda: children(proc.pid), 5)
+    with open(f"/proc/{spare}/cmdline", "rb") as cmdline:
+        assert b"bgproc.worker" in cmdline.read()
+    # The next run gets it; a new spare takes its place.
+    request = schedule(db, "Noop")
+    run = wait_finished(db, request)
+    assert run["status"] == "success" and run["pid"] == spare
+    (second,) = wait_until(lambda: children(proc.pid), 5)
+    assert second != spare
+    # A spare that dies is noticed; runs start on demand meanwhile.
+    os.kill(second, signal.SIGKILL)
+    wait_until(lambda: "spare worker exited" in proc.output(), 5)
+    assert wait_finished(db, schedule(db, "Noop"))["status"] == "success"
+    (third,) = wait_until(lambda: children(proc.pid), 5)
+    assert proc.stop() == 0
+    assert not pid_alive(third)
+    assert "Traceback" not in proc.output()
+
+
+def test_manual_run_leaves_the_timing_alone(db: Path) -> None:
+    register(db)
+    with daemon(db) as proc:
+        done = schedule(db, "Noop")
+        assert wait_finished(db, done)["status"] == "success"
+        hourly = schedule(db, "Noop", "--every", "1h", "--start", "+1h")
+        next_run = _request(db, hourly)["next_run_at"]
+        for request in (done, hourly):
+            asked = run_bgproc(db, "run", str(request))
+            assert asked.code == 0, asked.err
+        wait_until(lambda: len(runs(db, done)) == 2 and runs(db, done)[-1]["status"] == "success", 10)
+        manual = wait_finished(db, hourly)
+        assert manual["status"] == "success" and manual["reason"] == "manual"
+        assert runs(db, done)[-1]["reason"] == "manual"
+        proc.assert_healthy()
+    assert _request(db, done)["status"] == "complete"
+    assert _request(db, hourly)["status"] == "scheduled"
+    assert _request(db, hourly)["next_run_at"] == next_run
+    assert query(db, "SELECT COUNT(*) AS n FROM requests WHERE manual_at IS NOT NULL")[0]["n"] == 0

@@ -1,0 +1,189 @@
+"""A task that raises, exits, segfaults, hangs, ignores SIGTERM or floods its
+output cannot harm the daemon: each outcome is recorded, and the same daemon
+keeps working. Real daemon, real workers, real database file."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_bgproc, wait_until
+from daemon_tasks.helpers import (
+    DaemonProcess,
+    daemon,
+    monitor_run,
+    pid_alive,
+    register,
+    run_of,
+    schedule,
+    wait_finished,
+)
+
+pytestmark = pytest.mark.daemon
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_daemon_left_behind() -> Iterator[None]:
+    yield
+    DaemonProcess.kill_leftovers()
+
+LOG_LIMIT = 1024 * 1024  # the daemon's default
+
+
+class Faults:
+    def __init__(self, db: Path, proc: DaemonProcess, requests: dict[str, int], tmp: Path) -> None:
+        self.db, self.proc, self.requests, self.tmp = db, proc, requests, tmp
+
+    def finished(self, name: str, timeout: float = 20.0) -> dict[str, Any]:
+        run = wait_finished(self.db, self.requests[name], timeout)
+        return monitor_run(self.db, run["id"])
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("faults")
+    db = tmp / "data" / "bgproc.db"
+    register(db)
+    plans = {
+        "raise": ["Raise", "-p", "message=kaboom-42"],
+        "exit": ["Exit", "-p", "code=3"],
+        "segfault": ["Segfault"],
+        "hang": ["Hang", "--timeout", "1s", "-p", f"child_pid_file={tmp / 'hang.child'}"],
+        "ignore": ["IgnoreTerm", "--timeout", "1s", "-p", f"child_pid_file={tmp / 'ignore.child'}"],
+        "flood": ["Flood", "-p", "megabytes=50"],
+        "long": ["Sleep", "-p", "seconds=4"],
+        "garbage": ["Garbage"],
+        "small": ["Memory"],
+        "big": ["Memory", "-p", "megabytes=80"],
+        "straggler": ["Straggler", "-p", f"child_pid_file={tmp / 'straggler.child'}"],
+    }
+    with daemon(db, "--workers", "8", "--kill-after", "0.5", "--grace", "1") as proc:
+        # All at once: the faults happen side by side in one daemon.
+        ids = {name: schedule(db, *args) for name, args in plans.items()}
+        yield Faults(db, proc, ids, tmp)
+        proc.assert_healthy()
+
+
+def test_monitor_answers_while_runs_go(faults: Faults) -> None:
+    wait_until(lambda: (r := run_of(faults.db, faults.requests["long"])) and r["pid"], 10)
+    result = run_bgproc(faults.db, "monitor", "--json", "--status", "running", timeout=10)
+    assert result.code == 0, result.err
+    running = {r["request_id"]: r for r in result.json()}
+    assert running[faults.requests["long"]]["status"] == "running"
+    assert "sleeping 4" in running[faults.requests["long"]]["log"]
+
+
+def test_exception_is_error_with_traceback(faults: Faults) -> None:
+    run = faults.finished("raise")
+    assert run["status"] == "error"
+    assert run["exit_code"] == 1 and run["signal"] is None
+    assert "about to fail" in run["log"]
+    assert "Traceback (most recent call last)" in run["log"]
+    assert "RuntimeError: kaboom-42" in run["log"]
+    assert run["pid"] and run["started_at"] and run["ended_at"]
+    assert run["cpu_s"] > 0
+    assert run["max_rss_kb"] > 0
+
+
+def test_peak_memory_is_the_runs_own(faults: Faults) -> None:
+    # Not ru_maxrss: Linux carries the daemon's size over fork and exec into it.
+    for name, extra in (("small", 0), ("big", 80 * 1024)):
+        run = faults.finished(name)
+        assert run["status"] == "success"
+        reported = int(run["log"].split("peak ")[1].split()[0])
+        assert reported - 2048 <= run["max_rss_kb"] <= reported + 2048
+        assert run["max_rss_kb"] >= extra
+
+
+def test_exit_code_is_recorded(faults: Faults) -> None:
+    run = faults.finished("exit")
+    assert run["status"] == "error"
+    assert run["exit_code"] == 3 and run["signal"] is None
+    assert "exit code 3" in run["detail"]
+    assert "exiting with 3" in run["log"]
+
+
+def test_segfault_is_error_with_signal(faults: Faults) -> None:
+    run = faults.finished("segfault")
+    assert run["status"] == "error"
+    assert run["signal"] == signal.SIGSEGV and run["exit_code"] is None
+    assert "SIGSEGV" in run["detail"]
+    assert "crashing" in run["log"]
+
+
+def _duration(run: dict[str, Any]) -> float:
+    return (datetime.fromisoformat(run["ended_at"]) - datetime.fromisoformat(run["started_at"])).total_seconds()
+
+
+def test_hang_past_timeout_is_stopped(faults: Faults) -> None:
+    run = faults.finished("hang")
+    assert run["status"] == "timeout"
+    assert "timeout" in run["detail"]
+    assert 0.9 <= _duration(run) < 5
+    assert not pid_alive(run["pid"])
+    # The whole process group goes: the task's own child too.
+    child = int((faults.tmp / "hang.child").read_text())
+    wait_until(lambda: not pid_alive(child), 5)
+
+
+def test_sigterm_ignored_is_killed_after_grace(faults: Faults) -> None:
+    run = faults.finished("ignore")
+    assert run["status"] == "timeout"
+    assert run["signal"] == signal.SIGKILL
+    assert "SIGKILL" in run["detail"]
+    assert _duration(run) >= 1.0 + 0.5 - 0.1  # the timeout, then the grace after SIGTERM
+    assert "ignoring SIGTERM" in run["log"]
+    child = int((faults.tmp / "ignore.child").read_text())
+    wait_until(lambda: not pid_alive(child), 5)
+
+
+def test_flood_is_bounded(faults: Faults) -> None:
+    run = faults.finished("flood", timeout=40)
+    assert run["status"] == "success", run["detail"]
+    log = run["log"]
+    assert len(log.encode()) <= LOG_LIMIT + 200
+    assert log.splitlines()[0].endswith(" FIRST LINE")
+    assert log.splitlines()[-1].endswith(" LAST LINE")
+    dropped = run["log_dropped_bytes"]
+    assert dropped > 49 * 1024 * 1024
+    assert f"[... {dropped} bytes of log dropped ...]" in log
+    # Whole lines on both sides of the marker.
+    head, _, tail = log.partition("[...")
+    assert head.endswith("\n")
+    assert all(line[:12].count(":") == 2 for line in tail.splitlines()[1:])
+
+
+def test_what_a_run_leaves_behind_is_stopped(faults: Faults) -> None:
+    run = faults.finished("straggler")
+    assert run["status"] == "success"
+    child = int((faults.tmp / "straggler.child").read_text())
+    wait_until(lambda: not pid_alive(child), 5)
+
+
+def test_garbage_on_the_events_pipe_harms_only_that_pipe(faults: Faults) -> None:
+    run = faults.finished("garbage")
+    assert run["status"] == "success"
+    log = run["log"]
+    assert "before\\x00after" in log and "\x00" not in log
+    assert "still here" in log
+    assert "characters cut" in log  # the 5 MB record, cut by the worker
+    assert "events from the run ignored" in log
+    assert len(log.encode()) <= LOG_LIMIT + 200
+    listed = run_bgproc(faults.db, "monitor", "--json", "--request", str(faults.requests["garbage"]))
+    assert listed.json()[0]["log"]  # the list's excerpt is not cut short by the NUL
+
+
+def test_daemon_keeps_working_after_the_faults(faults: Faults) -> None:
+    for name, request in faults.requests.items():
+        if name != "long":
+            wait_finished(faults.db, request, 40)
+    faults.proc.assert_healthy()
+    request = schedule(faults.db, "Noop")
+    run = monitor_run(faults.db, wait_finished(faults.db, request)["id"])
+    assert run["status"] == "success"
+    assert "noop done" in run["log"]
+    faults.proc.assert_healthy()
