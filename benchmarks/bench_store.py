@@ -29,17 +29,22 @@ def fill(store: Store, n_requests: int, n_runs: int) -> None:
     conn.execute("BEGIN")
     conn.execute(
         "INSERT INTO tasks (name, import_path, module, params_type, fields, timeout_s, registered_at, updated_at) "
-        "VALUES ('T', 'm:T', 'm', 'm:P', '[]', 60, ?, ?)", (ts(NOW), ts(NOW)),
+        "VALUES ('T', 'm:T', 'm', 'm:P', '[]', 60, ?, ?)",
+        (ts(NOW), ts(NOW)),
     )
     timing = json.dumps({"kind": "every", "every": "1m", "interval_s": 60})
     conn.executemany(
-        "INSERT INTO requests (task, params, timing, timezone, start_at, status, next_run_at, user, created_at, updated_at) "
+        "INSERT INTO requests (task, params, timing, timezone, start_at, status, next_run_at, user, "
+        "created_at, updated_at) "
         "VALUES ('T', x'80', ?, 'UTC', ?, ?, ?, 'u', ?, ?)",
         (
             (
-                timing, ts(NOW), status,
+                timing,
+                ts(NOW),
+                status,
                 ts(NOW + timedelta(seconds=rng.randint(-3600, 86400 * 30))) if status == "scheduled" else None,
-                ts(NOW), ts(NOW),
+                ts(NOW),
+                ts(NOW),
             )
             for status in (rng.choice(("scheduled", "complete", "complete", "unscheduled")) for _ in range(n_requests))
         ),

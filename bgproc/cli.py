@@ -47,7 +47,9 @@ def _root(
     db: Annotated[
         Path | None,
         typer.Option(
-            "--db", envvar="BGPROC_DB", metavar="PATH",
+            "--db",
+            envvar="BGPROC_DB",
+            metavar="PATH",
             help="Database file (default: bgproc.db in the user's data directory).",
         ),
     ] = None,
@@ -95,19 +97,76 @@ def _zone() -> str:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 # Timing options, shared by `schedule` and `reschedule`.
-NowOpt = Annotated[bool, typer.Option("--now", help="Run once, as soon as a daemon can (the default).", rich_help_panel="Timing")]
+NowOpt = Annotated[
+    bool, typer.Option("--now", help="Run once, as soon as a daemon can (the default).", rich_help_panel="Timing")
+]
 AtOpt = Annotated[str | None, typer.Option("--at", metavar="WHEN", help="Run once, at WHEN.", rich_help_panel="Timing")]
-EveryOpt = Annotated[str | None, typer.Option("--every", metavar="N{s,m,h,d}", help="Every N seconds/minutes/hours/days of elapsed time.", rich_help_panel="Timing")]
-HourlyOpt = Annotated[bool, typer.Option("--hourly", help="Every hour at the minute and second of --start.", rich_help_panel="Timing")]
-DailyOpt = Annotated[bool, typer.Option("--daily", help="Every day at the time of day of --start.", rich_help_panel="Timing")]
-WeeklyOpt = Annotated[bool, typer.Option("--weekly", help="Every week on --days (default: the weekday of --start).", rich_help_panel="Timing")]
-DaysOpt = Annotated[str | None, typer.Option("--days", metavar="mon,fri|mon-fri", help="Weekdays for --weekly.", rich_help_panel="Timing")]
-MonthlyOpt = Annotated[bool, typer.Option("--monthly", help="Every month on --day (default: the day of --start).", rich_help_panel="Timing")]
-DayOpt = Annotated[str | None, typer.Option("--day", metavar="N|last", help="Day of the month for --monthly; past the month's end it fires on the last day.", rich_help_panel="Timing")]
-CronOpt = Annotated[str | None, typer.Option("--cron", metavar="EXPR", help="A cron expression: 5 fields, or 6 with seconds first.", rich_help_panel="Timing")]
-StartOpt = Annotated[str | None, typer.Option("--start", metavar="WHEN", help="First possible fire of a recurring timing (default: now).", rich_help_panel="Timing")]
-FinishOpt = Annotated[str | None, typer.Option("--finish", metavar="WHEN", help="No fires after WHEN; the request then becomes complete.", rich_help_panel="Timing")]
-TzOpt = Annotated[str | None, typer.Option("--tz", metavar="ZONE", help="IANA zone of wall times (default: the system's zone).", rich_help_panel="Timing")]
+EveryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--every",
+        metavar="N{s,m,h,d}",
+        help="Every N seconds/minutes/hours/days of elapsed time.",
+        rich_help_panel="Timing",
+    ),
+]
+HourlyOpt = Annotated[
+    bool, typer.Option("--hourly", help="Every hour at the minute and second of --start.", rich_help_panel="Timing")
+]
+DailyOpt = Annotated[
+    bool, typer.Option("--daily", help="Every day at the time of day of --start.", rich_help_panel="Timing")
+]
+WeeklyOpt = Annotated[
+    bool,
+    typer.Option("--weekly", help="Every week on --days (default: the weekday of --start).", rich_help_panel="Timing"),
+]
+DaysOpt = Annotated[
+    str | None,
+    typer.Option("--days", metavar="mon,fri|mon-fri", help="Weekdays for --weekly.", rich_help_panel="Timing"),
+]
+MonthlyOpt = Annotated[
+    bool,
+    typer.Option("--monthly", help="Every month on --day (default: the day of --start).", rich_help_panel="Timing"),
+]
+DayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--day",
+        metavar="N|last",
+        help="Day of the month for --monthly; past the month's end it fires on the last day.",
+        rich_help_panel="Timing",
+    ),
+]
+CronOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cron", metavar="EXPR", help="A cron expression: 5 fields, or 6 with seconds first.", rich_help_panel="Timing"
+    ),
+]
+StartOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--start",
+        metavar="WHEN",
+        help="First possible fire of a recurring timing (default: now).",
+        rich_help_panel="Timing",
+    ),
+]
+FinishOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--finish",
+        metavar="WHEN",
+        help="No fires after WHEN; the request then becomes complete.",
+        rich_help_panel="Timing",
+    ),
+]
+TzOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tz", metavar="ZONE", help="IANA zone of wall times (default: the system's zone).", rich_help_panel="Timing"
+    ),
+]
 
 TIMING_HELP = """
 WHEN is ISO 8601 with or without an offset (without one it is wall time in
@@ -126,13 +185,34 @@ minutes through both transitions. --every is elapsed time and ignores DST.
 
 
 def _timing(
-    now: bool, at: str | None, every: str | None, hourly: bool, daily: bool, weekly: bool,
-    days: str | None, monthly: bool, day: str | None, cron: str | None, start: str | None,
-    finish: str | None, tz: str | None,
+    now: bool,
+    at: str | None,
+    every: str | None,
+    hourly: bool,
+    daily: bool,
+    weekly: bool,
+    days: str | None,
+    monthly: bool,
+    day: str | None,
+    cron: str | None,
+    start: str | None,
+    finish: str | None,
+    tz: str | None,
 ) -> TimingOptions:
     return TimingOptions(
-        now=now, at=at, every=every, hourly=hourly, daily=daily, weekly=weekly, days=days,
-        monthly=monthly, day=day, cron=cron, start=start, finish=finish, tz=tz,
+        now=now,
+        at=at,
+        every=every,
+        hourly=hourly,
+        daily=daily,
+        weekly=weekly,
+        days=days,
+        monthly=monthly,
+        day=day,
+        cron=cron,
+        start=start,
+        finish=finish,
+        tz=tz,
     )
 
 
@@ -143,7 +223,9 @@ def _timing(
 @app.command()
 def register(
     ctx: typer.Context,
-    targets: Annotated[list[str], typer.Argument(metavar="MODULE_OR_FILE...", help="Dotted module names or .py files.")],
+    targets: Annotated[
+        list[str], typer.Argument(metavar="MODULE_OR_FILE...", help="Dotted module names or .py files.")
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """Import modules and record every task class they define (re-registering updates)."""
@@ -153,10 +235,12 @@ def register(
     with _store(ctx) as store:
         results = registry.save(store, collected, _now())
     if as_json:
-        _print_json([
-            {"module": r.module, "tasks": [views.task_json(t) for t in r.tasks], "unregistered": r.unregistered}
-            for r in results
-        ])
+        _print_json(
+            [
+                {"module": r.module, "tasks": [views.task_json(t) for t in r.tasks], "unregistered": r.unregistered}
+                for r in results
+            ]
+        )
         return
     for r in results:
         names = ", ".join(t.name for t in r.tasks)
@@ -200,16 +284,43 @@ def tasks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def schedule(
     ctx: typer.Context,
     task: Annotated[str, typer.Argument(metavar="TASK", help="Registered task name, or module:Class.")],
-    param: Annotated[list[str] | None, typer.Option("-p", "--param", metavar="FIELD=VALUE", help="A parameter, converted by the field's type (repeat).")] = None,
-    params_json: Annotated[str | None, typer.Option("--params-json", metavar="JSON", help="Parameters as a JSON object.")] = None,
-    params_file: Annotated[Path | None, typer.Option("--params-file", metavar="FILE", help="Parameters from a JSON file ('-' for stdin).")] = None,
-    now: NowOpt = False, at: AtOpt = None, every: EveryOpt = None, hourly: HourlyOpt = False,
-    daily: DailyOpt = False, weekly: WeeklyOpt = False, days: DaysOpt = None,
-    monthly: MonthlyOpt = False, day: DayOpt = None, cron: CronOpt = None,
-    start: StartOpt = None, finish: FinishOpt = None, tz: TzOpt = None,
-    timeout: Annotated[str | None, typer.Option("--timeout", metavar="DURATION", help="Stop a run after this long (90s, 5m, 2h; default: the task's).")] = None,
-    allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Start a run even while the previous one is still going.")] = False,
-    user: Annotated[str | None, typer.Option("--user", metavar="NAME", help="Who makes the request (default: the OS user).")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-p", "--param", metavar="FIELD=VALUE", help="A parameter, converted by the field's type (repeat)."
+        ),
+    ] = None,
+    params_json: Annotated[
+        str | None, typer.Option("--params-json", metavar="JSON", help="Parameters as a JSON object.")
+    ] = None,
+    params_file: Annotated[
+        Path | None, typer.Option("--params-file", metavar="FILE", help="Parameters from a JSON file ('-' for stdin).")
+    ] = None,
+    now: NowOpt = False,
+    at: AtOpt = None,
+    every: EveryOpt = None,
+    hourly: HourlyOpt = False,
+    daily: DailyOpt = False,
+    weekly: WeeklyOpt = False,
+    days: DaysOpt = None,
+    monthly: MonthlyOpt = False,
+    day: DayOpt = None,
+    cron: CronOpt = None,
+    start: StartOpt = None,
+    finish: FinishOpt = None,
+    tz: TzOpt = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout", metavar="DURATION", help="Stop a run after this long (90s, 5m, 2h; default: the task's)."
+        ),
+    ] = None,
+    allow_overlap: Annotated[
+        bool, typer.Option("--allow-overlap", help="Start a run even while the previous one is still going.")
+    ] = False,
+    user: Annotated[
+        str | None, typer.Option("--user", metavar="NAME", help="Who makes the request (default: the OS user).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, write nothing, show the next fires.")] = False,
     count: Annotated[int, typer.Option("-n", min=1, max=1000, metavar="N", help="How many fires --dry-run shows.")] = 5,
     as_json: JsonOpt = False,
@@ -222,8 +333,17 @@ def schedule(
     moment = _now()
     with _store(ctx) as store:
         planned = requests.plan(
-            store, task, now=moment, default_zone=_zone(), pairs=param or [], params_json=text,
-            timing=options, timeout=timeout, allow_overlap=allow_overlap, user=user, count=count,
+            store,
+            task,
+            now=moment,
+            default_zone=_zone(),
+            pairs=param or [],
+            params_json=text,
+            timing=options,
+            timeout=timeout,
+            allow_overlap=allow_overlap,
+            user=user,
+            count=count,
         )
         if dry_run:
             preview = _preview(planned, moment)
@@ -258,10 +378,17 @@ def _preview(planned: Any, now: Any) -> dict[str, Any]:
     from .records import RequestRecord
 
     record = RequestRecord(
-        id=0, task=planned.task.name, params=planned.params, timing=planned.timing,
-        status="scheduled", next_run_at=planned.next_fires[0] if planned.next_fires else None,
-        timeout_s=planned.timeout_s, allow_overlap=planned.allow_overlap, user=planned.user,
-        created_at=now, updated_at=now,
+        id=0,
+        task=planned.task.name,
+        params=planned.params,
+        timing=planned.timing,
+        status="scheduled",
+        next_run_at=planned.next_fires[0] if planned.next_fires else None,
+        timeout_s=planned.timeout_s,
+        allow_overlap=planned.allow_overlap,
+        user=planned.user,
+        created_at=now,
+        updated_at=now,
     )
     document = views.request_json(record)
     document["id"] = None
@@ -317,10 +444,19 @@ def unschedule(
 def reschedule(
     ctx: typer.Context,
     request: Annotated[int, typer.Argument(metavar="REQUEST", help="The request id.")],
-    now: NowOpt = False, at: AtOpt = None, every: EveryOpt = None, hourly: HourlyOpt = False,
-    daily: DailyOpt = False, weekly: WeeklyOpt = False, days: DaysOpt = None,
-    monthly: MonthlyOpt = False, day: DayOpt = None, cron: CronOpt = None,
-    start: StartOpt = None, finish: FinishOpt = None, tz: TzOpt = None,
+    now: NowOpt = False,
+    at: AtOpt = None,
+    every: EveryOpt = None,
+    hourly: HourlyOpt = False,
+    daily: DailyOpt = False,
+    weekly: WeeklyOpt = False,
+    days: DaysOpt = None,
+    monthly: MonthlyOpt = False,
+    day: DayOpt = None,
+    cron: CronOpt = None,
+    start: StartOpt = None,
+    finish: FinishOpt = None,
+    tz: TzOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Schedule a request again, optionally with a new timing."""
@@ -376,7 +512,9 @@ def upcoming(
     elif not fires:
         print(f"request {record.id} is {record.status}; it has no upcoming fires")
     else:
-        _console().print(monitor.fires_table(fires, record.timing.zone, f"Request {record.id}: {record.timing.describe()}"))
+        _console().print(
+            monitor.fires_table(fires, record.timing.zone, f"Request {record.id}: {record.timing.describe()}")
+        )
 
 
 # ----------------------------------------------------------------------
@@ -388,9 +526,15 @@ def monitor_command(
     ctx: typer.Context,
     run: Annotated[int | None, typer.Argument(metavar="RUN", help="Show one execution in full.")] = None,
     task: Annotated[str | None, typer.Option("--task", metavar="TASK", help="Only runs of this task.")] = None,
-    status: Annotated[str | None, typer.Option("--status", metavar="STATUS", help="Only runs with this status.")] = None,
-    request: Annotated[int | None, typer.Option("--request", metavar="REQUEST", help="Only runs of this request.")] = None,
-    since: Annotated[str | None, typer.Option("--since", metavar="WHEN", help="Only runs since WHEN (ISO 8601, or -1h, -30m).")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", metavar="STATUS", help="Only runs with this status.")
+    ] = None,
+    request: Annotated[
+        int | None, typer.Option("--request", metavar="REQUEST", help="Only runs of this request.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="WHEN", help="Only runs since WHEN (ISO 8601, or -1h, -30m).")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, metavar="N", help="At most this many runs.")] = 20,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep updating until Ctrl-C.")] = False,
     as_json: JsonOpt = False,
@@ -455,12 +599,24 @@ def cancel(
 @app.command()
 def daemon(
     ctx: typer.Context,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, metavar="N", help="Runs at once (default: the number of CPUs).")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, metavar="N", help="Runs at once (default: the number of CPUs).")
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Run what is due now, wait for it, exit.")] = False,
-    grace: Annotated[float, typer.Option("--grace", min=0, metavar="SECONDS", help="On SIGTERM/SIGINT, how long running runs may finish.")] = 30.0,
-    kill_after: Annotated[float, typer.Option("--kill-after", min=0, metavar="SECONDS", help="After SIGTERM to a run, how long before SIGKILL.")] = 5.0,
-    log_limit: Annotated[int, typer.Option("--log-limit", min=1024, metavar="BYTES", help="Process log kept per run (head and tail).")] = 1024 * 1024,
-    spare: Annotated[bool, typer.Option("--spare/--no-spare", help="Keep one worker started ahead, so a run starts in milliseconds.")] = True,
+    grace: Annotated[
+        float,
+        typer.Option("--grace", min=0, metavar="SECONDS", help="On SIGTERM/SIGINT, how long running runs may finish."),
+    ] = 30.0,
+    kill_after: Annotated[
+        float,
+        typer.Option("--kill-after", min=0, metavar="SECONDS", help="After SIGTERM to a run, how long before SIGKILL."),
+    ] = 5.0,
+    log_limit: Annotated[
+        int, typer.Option("--log-limit", min=1024, metavar="BYTES", help="Process log kept per run (head and tail).")
+    ] = 1024 * 1024,
+    spare: Annotated[
+        bool, typer.Option("--spare/--no-spare", help="Keep one worker started ahead, so a run starts in milliseconds.")
+    ] = True,
 ) -> None:
     """Run due work, each run in its own subprocess, until stopped (or --once)."""
     import os
@@ -468,8 +624,12 @@ def daemon(
     from .daemon import Daemon, DaemonConfig
 
     config = DaemonConfig(
-        workers=workers or os.cpu_count() or 1, once=once, grace_s=grace,
-        kill_after_s=kill_after, log_limit=log_limit, spare=spare,
+        workers=workers or os.cpu_count() or 1,
+        once=once,
+        grace_s=grace,
+        kill_after_s=kill_after,
+        log_limit=log_limit,
+        spare=spare,
     )
     with _store(ctx) as store:
         code = Daemon(store, config).run()
