@@ -6,6 +6,7 @@ nothing here writes SQL or decides semantics.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -58,10 +59,11 @@ def _root(
 
 
 @contextmanager
-def _store(ctx: typer.Context) -> Iterator[Any]:
+def _store(ctx: typer.Context, *, create: bool = False) -> Iterator[Any]:
+    """The database; only commands that start something new may create it."""
     from .store import Store
 
-    store = Store.open(ctx.obj.db if ctx.obj else None)
+    store = Store.open(ctx.obj.db if ctx.obj else None, create=create)
     try:
         yield store
     finally:
@@ -94,6 +96,8 @@ def _zone() -> str:
     return system_zone_name()
 
 
+MAX_ID = 2**63 - 1  # SQLite's largest integer: larger ids are refused, not overflowed
+RequestArg = Annotated[int, typer.Argument(metavar="REQUEST", min=1, max=MAX_ID, help="The request id.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 # Timing options, shared by `schedule` and `reschedule`.
@@ -231,8 +235,11 @@ def register(
     """Import modules and record every task class they define (re-registering updates)."""
     from . import registry, views
 
-    collected = registry.collect(targets)  # import everything before touching the database
-    with _store(ctx) as store:
+    # Import everything before touching the database; what modules print on
+    # import must not mix with --json on stdout.
+    with contextlib.redirect_stdout(sys.stderr):
+        collected = registry.collect(targets)
+    with _store(ctx, create=True) as store:
         results = registry.save(store, collected, _now())
     if as_json:
         _print_json(
@@ -425,7 +432,7 @@ def requests(
 @app.command()
 def unschedule(
     ctx: typer.Context,
-    request: Annotated[int, typer.Argument(metavar="REQUEST", help="The request id.")],
+    request: RequestArg,
     as_json: JsonOpt = False,
 ) -> None:
     """Stop future runs of a request; a run in progress finishes; history stays."""
@@ -443,7 +450,7 @@ def unschedule(
 @app.command(epilog=TIMING_HELP)
 def reschedule(
     ctx: typer.Context,
-    request: Annotated[int, typer.Argument(metavar="REQUEST", help="The request id.")],
+    request: RequestArg,
     now: NowOpt = False,
     at: AtOpt = None,
     every: EveryOpt = None,
@@ -471,14 +478,14 @@ def reschedule(
     else:
         from . import monitor
 
-        nxt = monitor._zoned(record.next_run_at, record.timing.zone)
+        nxt = monitor.zoned_time(record.next_run_at, record.timing.zone)
         print(f"request {record.id} scheduled: {record.timing.describe()}; next run {nxt}")
 
 
 @app.command("run")
 def run_command(
     ctx: typer.Context,
-    request: Annotated[int, typer.Argument(metavar="REQUEST", help="The request id.")],
+    request: RequestArg,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a request once, now, outside its timing (reason `manual`); its schedule is unchanged."""
@@ -495,7 +502,7 @@ def run_command(
 @app.command()
 def upcoming(
     ctx: typer.Context,
-    request: Annotated[int, typer.Argument(metavar="REQUEST", help="The request id.")],
+    request: RequestArg,
     count: Annotated[int, typer.Option("-n", min=1, max=1000, metavar="N", help="How many fires.")] = 5,
     as_json: JsonOpt = False,
 ) -> None:
@@ -524,18 +531,22 @@ def upcoming(
 @app.command("monitor")
 def monitor_command(
     ctx: typer.Context,
-    run: Annotated[int | None, typer.Argument(metavar="RUN", help="Show one execution in full.")] = None,
+    run: Annotated[
+        int | None, typer.Argument(metavar="RUN", min=1, max=MAX_ID, help="Show one execution in full.")
+    ] = None,
     task: Annotated[str | None, typer.Option("--task", metavar="TASK", help="Only runs of this task.")] = None,
     status: Annotated[
         str | None, typer.Option("--status", metavar="STATUS", help="Only runs with this status.")
     ] = None,
     request: Annotated[
-        int | None, typer.Option("--request", metavar="REQUEST", help="Only runs of this request.")
+        int | None, typer.Option("--request", metavar="REQUEST", min=1, max=MAX_ID, help="Only runs of this request.")
     ] = None,
     since: Annotated[
         str | None, typer.Option("--since", metavar="WHEN", help="Only runs since WHEN (ISO 8601, or -1h, -30m).")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, metavar="N", help="At most this many runs.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=100_000, metavar="N", help="At most this many runs.")
+    ] = 20,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep updating until Ctrl-C.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -543,6 +554,8 @@ def monitor_command(
     from . import monitor, views
     from .records import RUN_STATUSES
 
+    if follow and as_json:
+        raise BgprocError("--follow is a live view for the terminal; drop --json, or drop --follow to get JSON")
     if status is not None and status not in RUN_STATUSES:
         raise BgprocError(f"--status {status!r} is not a run status; use one of {', '.join(RUN_STATUSES)}")
     since_at = _parse_since(since) if since is not None else None
@@ -572,23 +585,24 @@ def monitor_command(
 
 
 def _parse_since(text: str) -> Any:
+    """ISO 8601, or a duration back from now (``1h``, ``-30m``)."""
     import re
-    from datetime import timedelta
     from zoneinfo import ZoneInfo
 
-    from .timing import parse_when
+    from .timing import parse_interval, parse_when
 
-    match = re.fullmatch(r"-?(\d+)\s*([smhd])", text.strip())
-    if match:
-        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-        return _now() - timedelta(seconds=int(match.group(1)) * units[match.group(2)])
-    return parse_when(text, _now(), ZoneInfo(_zone()), "--since")
+    try:
+        if re.fullmatch(r"-?\s*\d+\s*[smhdSMHD]", text.strip()):
+            return _now() - parse_interval(text.strip().lstrip("-"), "--since")
+        return parse_when(text, _now(), ZoneInfo(_zone()), "--since")
+    except OverflowError:
+        raise BgprocError(f"--since {text!r} reaches before year 1; give a later time") from None
 
 
 @app.command()
 def cancel(
     ctx: typer.Context,
-    run: Annotated[int, typer.Argument(metavar="RUN", help="The run id.")],
+    run: Annotated[int, typer.Argument(metavar="RUN", min=1, max=MAX_ID, help="The run id.")],
 ) -> None:
     """Ask the daemon to stop a running execution (it becomes cancelled)."""
     with _store(ctx) as store:
@@ -600,7 +614,8 @@ def cancel(
 def daemon(
     ctx: typer.Context,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, metavar="N", help="Runs at once (default: the number of CPUs).")
+        int | None,
+        typer.Option("--workers", min=1, max=1024, metavar="N", help="Runs at once (default: the number of CPUs)."),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Run what is due now, wait for it, exit.")] = False,
     grace: Annotated[
@@ -612,7 +627,10 @@ def daemon(
         typer.Option("--kill-after", min=0, metavar="SECONDS", help="After SIGTERM to a run, how long before SIGKILL."),
     ] = 5.0,
     log_limit: Annotated[
-        int, typer.Option("--log-limit", min=1024, metavar="BYTES", help="Process log kept per run (head and tail).")
+        int,
+        typer.Option(
+            "--log-limit", min=1024, max=1 << 30, metavar="BYTES", help="Process log kept per run (head and tail)."
+        ),
     ] = 1024 * 1024,
     spare: Annotated[
         bool, typer.Option("--spare/--no-spare", help="Keep one worker started ahead, so a run starts in milliseconds.")
@@ -631,7 +649,7 @@ def daemon(
         log_limit=log_limit,
         spare=spare,
     )
-    with _store(ctx) as store:
+    with _store(ctx, create=True) as store:
         code = Daemon(store, config).run()
     raise typer.Exit(code)
 

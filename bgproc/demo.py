@@ -7,6 +7,7 @@ the task inserted.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,7 @@ def run_demo(store: Store, delay_s: float, console: Any) -> int:
     if runs:
         console.print(monitor.run_detail(store.get_run(runs[0].id), utcnow()))
 
-    rows = list(store.db.query("SELECT * FROM activities WHERE title = ? ORDER BY created_at DESC LIMIT 1", [TITLE])) \
-        if store.db["activities"].exists() else []
+    rows = _created_activities(store)
     ok = bool(runs) and runs[0].status == "success" and bool(rows)
     if rows:
         row = rows[0]
@@ -69,3 +69,18 @@ def run_demo(store: Store, delay_s: float, console: Any) -> int:
         + f"; explore with: bgproc --db {store.path} monitor"
     )
     return 0 if ok else 1
+
+
+def _created_activities(store: Store) -> list[dict[str, Any]]:
+    """The sample's newest activity row, read from the application database
+    (the sample application's own table, not bgproc's)."""
+    import sqlite_utils
+
+    app = sqlite_utils.Database(os.environ.get("BGPROC_APP_DB") or store.path)
+    try:
+        table = app["activities"]
+        if not table.exists():
+            return []
+        return list(table.rows_where("title = ?", [TITLE], order_by="created_at desc", limit=1))
+    finally:
+        app.close()

@@ -25,7 +25,9 @@ def one_line(exc: BaseException) -> str:
 def load_task_class(import_path: str, search_path: str | None) -> type[BackgroundTask]:
     """Import ``module:Qualname`` (with ``search_path`` on sys.path) and check it is a task."""
     module_name, _, qualname = import_path.partition(":")
-    if search_path and search_path not in sys.path:
+    # An application that already imported the module (the Python API) keeps
+    # its sys.path as it is; the worker and the command line need the entry.
+    if search_path and module_name not in sys.modules and search_path not in sys.path:
         sys.path.insert(0, search_path)
     try:
         module = importlib.import_module(module_name)

@@ -99,12 +99,12 @@ def requests_table(requests: list[RequestRecord]) -> Table:
             last.append(f" {local_time(r.last_run_at, r.timing.zone)}", style="dim")
         table.add_row(
             str(r.id), r.task, Text(r.timing.describe()), status_text(r.status),
-            _zoned(r.next_run_at, r.timing.zone), last,
+            zoned_time(r.next_run_at, r.timing.zone), last,
         )
     return table
 
 
-def _zoned(value: datetime | None, zone: str) -> str:
+def zoned_time(value: datetime | None, zone: str) -> str:
     if value is None:
         return "-"
     shown = value.astimezone(ZoneInfo(zone))

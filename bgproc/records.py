@@ -11,12 +11,9 @@ from typing import Any
 
 from .timing import Timing
 
-REQUEST_STATUSES = ("scheduled", "unscheduled", "complete")
 RUN_STATUSES = (
     "running", "success", "error", "timeout", "cancelled", "interrupted", "skipped", "missed",
 )
-FINISHED_STATUSES = ("success", "error", "timeout", "cancelled", "interrupted")
-RUN_REASONS = ("schedule", "now", "catch-up", "manual")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,10 +29,6 @@ class TaskRecord:
     registered_at: datetime | None = None
     updated_at: datetime | None = None
     unregistered_at: datetime | None = None
-
-    @property
-    def registered(self) -> bool:
-        return self.unregistered_at is None
 
 
 @dataclass(frozen=True, kw_only=True)

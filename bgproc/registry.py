@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import importlib
 import inspect
+import math
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -167,14 +168,18 @@ def describe(cls: type[BackgroundTask], search_path: str | None) -> TaskRecord:
     except NameError as exc:
         raise RegistryError(f"task {cls.__qualname__}: cannot resolve a field type: {exc}") from None
     try:
+        if isinstance(cls.timeout, bool):
+            raise TypeError("a bool is not a duration")
         timeout = cls.timeout_seconds()
     except (TypeError, ValueError):
         raise RegistryError(
             f"task {cls.__qualname__}: timeout {cls.timeout!r} is not a number of seconds "
             "or a timedelta"
         ) from None
-    if not timeout > 0:
-        raise RegistryError(f"task {cls.__qualname__}: timeout must be positive, not {timeout}")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise RegistryError(
+            f"task {cls.__qualname__}: timeout must be a positive, finite number of seconds, not {timeout}"
+        )
     return TaskRecord(
         name=cls.name,
         import_path=cls.import_path(),

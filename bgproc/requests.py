@@ -7,6 +7,7 @@ written; each operation writes at most one transaction.
 from __future__ import annotations
 
 import getpass
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from .errors import BgprocError, ParamsError, RegistryError, StateError, TimingE
 from .records import RequestRecord, TaskRecord
 from .store import Store
 from .task import BackgroundTask
-from .timing import AT_GRACE, Timing, TimingOptions, parse_timing
+from .timing import AT_GRACE, UNITS, Timing, TimingOptions, parse_timing
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def reschedule(
             "register its module again first"
         )
     if timing is not None and timing.any_given():
-        new_timing = parse_timing(timing, now, default_zone)
+        new_timing = parse_timing(timing.completed_from(current.timing), now, default_zone)
         next_at = new_timing.due_from(now)
     else:
         if current.status == "scheduled":
@@ -141,7 +142,7 @@ def reschedule(
                 )
             next_at = old.start
         else:
-            next_at = old.next_fire(now - timedelta(microseconds=1))
+            next_at = old.due_from(now)
             if next_at is None:
                 raise TimingError(
                     f"request {request_id} has no fires left (its finish has passed); "
@@ -153,11 +154,10 @@ def reschedule(
     return store.get_request(request_id)
 
 
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def parse_timeout(value: str | float | timedelta) -> float:
-    """``90``, ``90s``, ``5m``, ``2h`` or a number of seconds; positive."""
+    """``90``, ``90s``, ``1.5h``, ``5m`` or a number of seconds; positive and finite."""
+    if isinstance(value, bool):
+        raise BgprocError(f"--timeout {value!r} is not a duration; write 90s, 5m or 2h")
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)):
@@ -165,14 +165,14 @@ def parse_timeout(value: str | float | timedelta) -> float:
     else:
         text = value.strip().lower()
         try:
-            if text and text[-1] in _DURATION_UNITS:
-                seconds = float(text[:-1]) * _DURATION_UNITS[text[-1]]
+            if text and text[-1] in UNITS:
+                seconds = float(text[:-1]) * UNITS[text[-1]]
             else:
                 seconds = float(text)
         except ValueError:
             raise BgprocError(f"--timeout {value!r} is not a duration; write 90s, 5m or 2h") from None
-    if not seconds > 0:
-        raise BgprocError(f"--timeout {value} must be positive; write 90s, 5m or 2h")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise BgprocError(f"--timeout {value} must be a positive, finite duration; write 90s, 5m or 2h")
     return seconds
 
 
@@ -181,7 +181,7 @@ def parse_timeout(value: str | float | timedelta) -> float:
 
 
 def _open(db: str | Path | None) -> Store:
-    return Store.open(db)
+    return Store.open(db, create=False)
 
 
 def start_new(

@@ -155,10 +155,16 @@ class Store:
     # Opening
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> Store:
-        """Open (creating it owner-only if missing) and migrate the database file."""
+    def open(cls, path: str | Path | None = None, *, create: bool = True) -> Store:
+        """Open and migrate the database file; create it (owner-only) if missing and
+        ``create`` is true, else refuse, so a mistyped path is not silently a new one."""
         path = Path(path).expanduser() if path is not None else default_path()
         path = path.absolute()
+        if not create and not path.exists():
+            raise StoreError(
+                f"no bgproc database at {path}; register a task first (`bgproc register MODULE`) "
+                "or check --db / BGPROC_DB"
+            )
         _create_private(path)
         _refuse_shared(path)
         try:
@@ -232,33 +238,36 @@ class Store:
     ) -> list[list[str]]:
         """Record the tasks of each module, in one transaction.
 
-        Tasks a module no longer defines are unregistered; returns their
-        names per module. A name already registered from another module is
-        refused and nothing is written.
+        The batch is taken as a whole: a task that moved between two modules
+        of the batch is updated, and a registered task of these modules is
+        unregistered only when no module of the batch defines it any more
+        (returned per module). A name registered from a module outside the
+        batch is refused and nothing is written.
         """
+        owner = {task.name: module for module, tasks in modules for task in tasks}
+        batch = {module for module, _ in modules}
         gone_per_module = []
         with self.immediate():
+            for name, module in owner.items():
+                other = self.conn.execute(
+                    "SELECT module, import_path FROM tasks WHERE name = ? AND unregistered_at IS NULL", (name,)
+                ).fetchone()
+                if other is not None and other[0] != module and other[0] not in batch:
+                    raise RegistryError(
+                        f"task name {name!r} is already registered from module {other[0]}; "
+                        f"set a different `name` on the task in {module}, or "
+                        f"`bgproc unregister {name}` first if it moved"
+                    )
             for module, tasks in modules:
                 for task in tasks:
-                    other = self.conn.execute(
-                        "SELECT module FROM tasks WHERE name = ? AND unregistered_at IS NULL",
-                        (task.name,),
-                    ).fetchone()
-                    if other is not None and other[0] != module:
-                        raise RegistryError(
-                            f"task name {task.name!r} is already registered from module {other[0]}; "
-                            f"set a different `name` on {task.import_path} or "
-                            f"`bgproc unregister {task.name}` first"
-                        )
                     self._upsert_task(module, task, now)
-                names = {t.name for t in tasks}
+            for module, _ in modules:
                 gone = [
                     row[0]
                     for row in self.conn.execute(
-                        "SELECT name FROM tasks WHERE module = ? AND unregistered_at IS NULL",
-                        (module,),
+                        "SELECT name FROM tasks WHERE module = ? AND unregistered_at IS NULL", (module,)
                     ).fetchall()
-                    if row[0] not in names
+                    if row[0] not in owner
                 ]
                 for name in gone:
                     self._unregister(name, now)
@@ -480,9 +489,6 @@ class Store:
         if status == "running":
             self.conn.execute("INSERT INTO run_logs (run_id) VALUES (?)", (run_id,))
         return run_id
-
-    def get_task_for_run(self, name: str) -> TaskRecord | None:
-        return self.get_task(name)
 
     # ------------------------------------------------------------------
     # Runs

@@ -58,7 +58,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WEEKDAY_NAMES = (
     "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
 )
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}  # seconds per unit of 30s, 5m, 2h, 3d
 _UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
 _DAY = timedelta(days=1)
 _US = timedelta(microseconds=1)
@@ -817,8 +817,8 @@ def cron_words(expr: str) -> str:
 def format_interval(interval: timedelta) -> str:
     seconds = int(interval.total_seconds())
     for unit in ("d", "h", "m"):
-        if seconds % _UNITS[unit] == 0:
-            return f"{seconds // _UNITS[unit]}{unit}"
+        if seconds % UNITS[unit] == 0:
+            return f"{seconds // UNITS[unit]}{unit}"
     return f"{seconds}s"
 
 
@@ -861,6 +861,21 @@ class TimingOptions:
     finish: str | datetime | None = None
     tz: str | None = None
 
+    def __post_init__(self) -> None:
+        # From Python (bgproc.schedule) anything can arrive: refuse it here, clearly.
+        kinds: dict[str, tuple[type, ...]] = {
+            "at": (str, datetime), "start": (str, datetime), "finish": (str, datetime),
+            "every": (str, timedelta), "days": (str, list), "day": (str, int), "cron": (str,), "tz": (str,),
+        }
+        for name, allowed in kinds.items():
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, allowed) or isinstance(value, bool)):
+                wanted = " or ".join("a string" if t is str else f"a {t.__name__}" for t in allowed)
+                raise TimingError(f"timing option {name}={value!r} must be {wanted}")
+        for name in ("now", "hourly", "daily", "weekly", "monthly"):
+            if not isinstance(getattr(self, name), bool):
+                raise TimingError(f"timing option {name}={getattr(self, name)!r} must be True or False")
+
     def chosen(self) -> list[str]:
         """The timing options that were given, as option names."""
         flags = {
@@ -873,6 +888,43 @@ class TimingOptions:
     def any_given(self) -> bool:
         values = dataclasses.asdict(self)
         return any(v not in (None, False) for v in values.values())
+
+    def completed_from(self, timing: Timing) -> TimingOptions:
+        """These options with what they leave out taken from ``timing``.
+
+        Without a timing kind of their own (``reschedule R --tz Europe/Paris``)
+        they keep ``timing``'s kind and its details; its start, finish and
+        at-time keep their wall times, read in the (possibly new) zone.
+        """
+        if self.chosen():
+            return self
+        wall = lambda instant: instant.astimezone(timing.tz).replace(tzinfo=None)  # noqa: E731
+        out = dataclasses.replace(self, tz=self.tz if self.tz is not None else timing.zone)
+        if timing.kind == "now":
+            out.now = True
+        elif timing.kind == "at":
+            out.at = self.start if self.start is not None else wall(timing.start)
+            out.start = None
+        else:
+            if out.start is None:
+                out.start = wall(timing.start)
+            if out.finish is None and timing.finish is not None:
+                out.finish = wall(timing.finish)
+            if timing.kind == "every":
+                out.every = timing.interval
+            elif timing.kind == "cron":
+                out.cron = timing.cron
+            elif timing.kind == "weekly":
+                out.weekly = True
+                if out.days is None:
+                    out.days = [WEEKDAYS[d] for d in timing.weekdays]
+            elif timing.kind == "monthly":
+                out.monthly = True
+                if out.day is None:
+                    out.day = "last" if timing.month_day in (None, LAST_DAY) else timing.month_day
+            else:
+                setattr(out, timing.kind, True)
+        return out
 
 
 def parse_timing(opts: TimingOptions, now: datetime, default_zone: str) -> Timing:
@@ -890,7 +942,7 @@ def parse_timing(opts: TimingOptions, now: datetime, default_zone: str) -> Timin
             f"--start and --finish apply to recurring timings, not --{kind}; "
             "use --at WHEN for a single run later"
         )
-    zone = parse_zone(opts.tz) if opts.tz else default_zone
+    zone = parse_zone(opts.tz) if opts.tz is not None else default_zone
     tz = ZoneInfo(zone)
     now = _utc(now, "now")
 
@@ -971,7 +1023,7 @@ def parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str) 
     rel = _RELATIVE.match(text)
     if rel:
         try:
-            return now.replace(microsecond=0) + timedelta(seconds=int(rel.group(1)) * _UNITS[rel.group(2)])
+            return now.replace(microsecond=0) + timedelta(seconds=int(rel.group(1)) * UNITS[rel.group(2)])
         except OverflowError:
             raise TimingError(f"{option} {text!r} is too far in the future") from None
     if text.startswith(("+", "-")) and not text[1:2].isdigit() or re.match(r"^[+-]\d+\s*[a-z]+$", text):
@@ -1012,7 +1064,7 @@ def _from_wall(parsed: datetime, tz: ZoneInfo, option: str, text: str) -> dateti
     return parsed.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
-def parse_interval(value: str | timedelta) -> timedelta:
+def parse_interval(value: str | timedelta, option: str = "--every") -> timedelta:
     """``30s``, ``5m``, ``2h``, ``3d`` (elapsed time), positive."""
     if isinstance(value, timedelta):
         interval = value
@@ -1021,16 +1073,16 @@ def parse_interval(value: str | timedelta) -> timedelta:
         m = _INTERVAL.match(text)
         if not m:
             if re.match(r"^-\s*\d", text):
-                raise TimingError(f"--every {value!r} is negative; give a positive interval such as 30s or 5m")
-            raise TimingError(f"--every {value!r} is not an interval; write 30s, 5m, 2h or 3d")
+                raise TimingError(f"{option} {value!r} is negative; give a positive interval such as 30s or 5m")
+            raise TimingError(f"{option} {value!r} is not an interval; write 30s, 5m, 2h or 3d")
         try:
-            interval = timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+            interval = timedelta(seconds=int(m.group(1)) * UNITS[m.group(2)])
         except OverflowError:
-            raise TimingError(f"--every {value!r} is too long; give at most 100 years") from None
+            raise TimingError(f"{option} {value!r} is too long; give at most 100 years") from None
     if interval <= timedelta(0):
-        raise TimingError(f"--every {_show(value)} must be positive; give an interval such as 30s or 5m")
+        raise TimingError(f"{option} {_show(value)} must be positive; give an interval such as 30s or 5m")
     if interval % timedelta(seconds=1):
-        raise TimingError(f"--every {_show(value)} must be a whole number of seconds")
+        raise TimingError(f"{option} {_show(value)} must be a whole number of seconds")
     return interval
 
 

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "bgproc"
 ALLOWED = {
     "typer": {"cli"},
     "rich": {"cli", "monitor", "follow", "reporter", "demo"},
-    "sqlite_utils": {"store", "task"},  # task: opened lazily, only for connection.db
+    # task: connection.db, opened lazily; demo: reads the sample application's own table
+    "sqlite_utils": {"store", "task", "demo"},
     "cron_descriptor": {"timing"},
     "msgpack": {"params", "worker", "daemon"},
     "platformdirs": {"store"},

@@ -26,7 +26,8 @@ from conftest import ROOT, SAMPLE, Result, query, run_bgproc, snapshot
 
 import bgproc
 from bgproc import params as P
-from bgproc.errors import BgprocError, ParamsError, RegistryError, TimingError
+from bgproc.errors import BgprocError, ParamsError, RegistryError, StoreError, TimingError
+from bgproc.store import Store
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GOOD = FIXTURES / "good_tasks.py"
@@ -426,6 +427,9 @@ def test_python_api_refuses_a_class_that_is_not_registered(db: Path, tmp_path: P
     sys.path.insert(0, str(tmp_path))
     module = importlib.import_module("unregistered_tasks")
     assert Path(module.__file__) == path
+    with pytest.raises(StoreError, match="no bgproc database at .*register a task first"):
+        bgproc.start_new(module.Stray, db=db)
+    Store.open(db).close()
     with pytest.raises(RegistryError, match="task unregistered_tasks:Stray is not registered"):
         bgproc.start_new(module.Stray, db=db)
 
@@ -655,6 +659,15 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("reschedule unknown id with timing", _fixed("reschedule", "999", "--every", "5m"), ("no request with id 999",)),
     ("upcoming unknown id", _fixed("upcoming", "999"), ("no request with id 999",)),
     ("request id not a number", _fixed("unschedule", "abc"), ("REQUEST", "integer")),
+    ("request id beyond SQLite", _fixed("unschedule", "99999999999999999999"), ("REQUEST",)),
+    ("run id beyond SQLite", _fixed("monitor", "99999999999999999999"), ("RUN",)),
+    ("cancel id beyond SQLite", _fixed("cancel", "99999999999999999999"), ("RUN",)),
+    ("--request beyond SQLite", _fixed("monitor", "--request", "99999999999999999999"), ("--request",)),
+    ("--since too far back", _fixed("monitor", "--since", "99999999999d"), ("--since",)),
+    ("infinite timeout", _fixed("schedule", "Greet", "-p", "who=a", "--timeout", "inf"),
+     ("--timeout inf must be a positive, finite duration",)),
+    ("follow as JSON", _fixed("monitor", "--follow", "--json"), ("--follow is a live view",)),
+    ("empty zone", _fixed("schedule", "Greet", "-p", "who=a", "--daily", "--tz", ""), ("unknown time zone ''",)),
 ]
 
 
@@ -742,3 +755,63 @@ def test_the_sample_registers_schedules_lists_unschedules_and_reschedules(cli: C
 
     assert P.decode(ActivityData, stored_params(db, rid)) == ActivityData("Activity created by background task")
     assert_refused(cli("schedule", "BackgroundActivityCreator"), "params.title: missing required field")
+
+
+def _task_module(*classes: str) -> str:
+    lines = ["from dataclasses import dataclass", "from bgproc import BackgroundTask", "",
+             "@dataclass", "class P:", "    n: int = 0", ""]
+    for cls in classes:
+        lines += [f"class {cls}(BackgroundTask[P]):", "    def run(self, params: P) -> None:", "        pass", ""]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("order", [("mva.py", "mvb.py"), ("mvb.py", "mva.py")])
+def test_a_task_moving_between_modules_of_one_batch_is_updated_in_either_order(cli, tmp_path, order):
+    """Moving a class between two modules registered together keeps its requests."""
+    import sys
+
+    for name in ("mva", "mvb"):
+        sys.modules.pop(name, None)
+    (tmp_path / "mva.py").write_text(_task_module("Moving"))
+    (tmp_path / "mvb.py").write_text(_task_module("Other"))
+    assert cli("register", str(tmp_path / "mva.py"), str(tmp_path / "mvb.py")).code == 0
+    request = int(cli("schedule", "Moving", "--hourly").out)
+
+    (tmp_path / "mva.py").write_text(_task_module("Stays"))
+    (tmp_path / "mvb.py").write_text(_task_module("Other", "Moving"))
+    for name in ("mva", "mvb"):
+        sys.modules.pop(name, None)
+    result = cli("register", *(str(tmp_path / name) for name in order))
+    assert result.code == 0, result.err
+    assert "Moving is no longer" not in result.out
+    shown = cli("requests", "--json").json()
+    assert [(r["id"], r["status"]) for r in shown] == [(request, "scheduled")]
+    tasks = {t["name"]: t["module"] for t in cli("tasks", "--json").json()}
+    assert tasks["Moving"] == "mvb"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("schedule", "Greet", "-p", "who=a"), ("requests",), ("monitor",), ("tasks",), ("unschedule", "1"),
+     ("upcoming", "1"), ("run", "1"), ("cancel", "1"), ("unregister", "Greet")],
+)
+def test_commands_on_a_mistyped_database_path_refuse_and_create_nothing(
+    cli: Cli, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "typo" / "bgproc.db"
+    line = assert_refused(cli("--db", str(missing), *args))
+    assert f"no bgproc database at {missing}" in line
+    assert not missing.parent.exists()
+
+
+def test_reschedule_with_only_a_zone_start_or_finish_keeps_the_timing_kind(cli: Cli) -> None:
+    ok(cli("register", str(GOOD)))
+    rid = schedule_id(cli("schedule", "Greet", "-p", "who=a", "--weekly", "--days", "mon,fri",
+                          "--start", "2026-01-05T08:00", "--tz", "Europe/Berlin"))
+    moved = cli("reschedule", str(rid), "--tz", "Asia/Tokyo", "--json").json()
+    assert moved["timing"]["kind"] == "weekly" and moved["timing"]["days"] == ["mon", "fri"]
+    assert moved["timezone"] == "Asia/Tokyo" and moved["start"].startswith("2026-01-05T08:00:00+09:00")
+    later = cli("reschedule", str(rid), "--start", "2026-01-05T09:15", "--json").json()
+    assert later["timing"]["text"] == "every Monday and Friday at 09:15 (Asia/Tokyo)"
+    ended = cli("reschedule", str(rid), "--finish", "2099-01-01T00:00", "--json").json()
+    assert ended["timing"]["kind"] == "weekly" and ended["finish"].startswith("2099-01-01T00:00:00+09:00")
