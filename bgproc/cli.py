@@ -104,6 +104,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 NowOpt = Annotated[
     bool, typer.Option("--now", help="Run once, as soon as a daemon can (the default).", rich_help_panel="Timing")
 ]
+RescheduleNowOpt = Annotated[
+    bool, typer.Option("--now", help="Run once, as soon as a daemon can.", rich_help_panel="Timing")
+]
 AtOpt = Annotated[str | None, typer.Option("--at", metavar="WHEN", help="Run once, at WHEN.", rich_help_panel="Timing")]
 EveryOpt = Annotated[
     str | None,
@@ -228,7 +231,7 @@ def _timing(
 def register(
     ctx: typer.Context,
     targets: Annotated[
-        list[str], typer.Argument(metavar="MODULE_OR_FILE...", help="Dotted module names or .py files.")
+        list[str], typer.Argument(metavar="MODULE_OR_FILE", help="Dotted module names or .py files.")
     ],
     as_json: JsonOpt = False,
 ) -> None:
@@ -329,12 +332,16 @@ def schedule(
         str | None, typer.Option("--user", metavar="NAME", help="Who makes the request (default: the OS user).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, write nothing, show the next fires.")] = False,
-    count: Annotated[int, typer.Option("-n", min=1, max=1000, metavar="N", help="How many fires --dry-run shows.")] = 5,
+    count: Annotated[
+        int | None, typer.Option("-n", min=1, max=1000, metavar="N", help="How many fires --dry-run shows (default 5).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a process request: run TASK now, later, or on a schedule. Prints the request id."""
     from . import requests, views
 
+    if count is not None and not dry_run:
+        raise BgprocError("-n sets how many fires --dry-run shows; add --dry-run or drop -n")
     text = _params_text(params_json, params_file)
     options = _timing(now, at, every, hourly, daily, weekly, days, monthly, day, cron, start, finish, tz)
     moment = _now()
@@ -350,7 +357,7 @@ def schedule(
             timeout=timeout,
             allow_overlap=allow_overlap,
             user=user,
-            count=count,
+            count=count or 5,
         )
         if dry_run:
             preview = _preview(planned, moment)
@@ -451,7 +458,7 @@ def unschedule(
 def reschedule(
     ctx: typer.Context,
     request: RequestArg,
-    now: NowOpt = False,
+    now: RescheduleNowOpt = False,
     at: AtOpt = None,
     every: EveryOpt = None,
     hourly: HourlyOpt = False,
@@ -489,10 +496,11 @@ def run_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a request once, now, outside its timing (reason `manual`); its schedule is unchanged."""
+    from . import requests as ops
     from . import views
 
     with _store(ctx) as store:
-        record = store.request_manual_run(request, _now())
+        record = ops.run_now(store, request, _now())
     if as_json:
         _print_json(views.request_json(record))
     else:
@@ -542,7 +550,10 @@ def monitor_command(
         int | None, typer.Option("--request", metavar="REQUEST", min=1, max=MAX_ID, help="Only runs of this request.")
     ] = None,
     since: Annotated[
-        str | None, typer.Option("--since", metavar="WHEN", help="Only runs since WHEN (ISO 8601, or -1h, -30m).")
+        str | None,
+        typer.Option(
+            "--since", metavar="WHEN", help="Only runs since WHEN: ISO 8601, or a duration back from now (1h, 30m)."
+        ),
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=100_000, metavar="N", help="At most this many runs.")
@@ -578,7 +589,8 @@ def monitor_command(
             moment = _now()
             _print_json([views.run_json(r, moment) for r in records])
         elif not records:
-            print("no executions yet")
+            filtered = any(v is not None for k, v in filters.items() if k != "limit")
+            print("no executions match these filters" if filtered else "no executions yet")
         else:
             console = _console()
             console.print(monitor.runs_table(records, _now(), width=console.width))
@@ -701,9 +713,9 @@ def run(argv: list[str] | None = None) -> int:
         sys.stdout.write(exc.ctx.get_help() + "\n")
         return 0
     except _USAGE_ERROR as exc:
-        where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx is not None else ""
+        command = exc.ctx.command_path if exc.ctx is not None else "bgproc"
         message = " ".join(exc.format_message().split()).rstrip(".")
-        sys.stderr.write(f"bgproc: {message}{where}\n")
+        sys.stderr.write(f"bgproc: error: {message} (see `{command} --help`)\n")
         return 2
     except typer.Abort:
         sys.stderr.write("bgproc: aborted\n")

@@ -739,10 +739,8 @@ def _build_dataclass(
         if f.name in raw:
             values[f.name] = convert(raw[f.name], hints[f.name], f"{path}.{f.name}")
         elif exact or not _has_default(f):
-            raise ParamsError(
-                f"{path}.{f.name}: missing required field ({type_name(hints[f.name])}); "
-                f"pass -p {f.name}=..."
-            )
+            fix = f"pass -p {f.name}=..." if path == "params" else f"add \"{f.name}\" to the JSON object of {path}"
+            raise ParamsError(f"{path}.{f.name}: missing required field ({type_name(hints[f.name])}); {fix}")
     return _construct(cls, values, path)
 
 
@@ -792,7 +790,7 @@ def from_inputs(
         name, sep, text = pair.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise ParamsError(f"params: '{pair}' is not field=value; write -p {pair or 'field'}=value")
+            raise ParamsError(f"params: '{pair}' is not field=value; write -p field=value, such as -p title=Hello")
         if name not in hints:
             raise ParamsError(
                 f"params.{name}: unknown field; {cls.__name__} has: {', '.join(hints) or 'no fields'}"

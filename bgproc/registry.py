@@ -14,7 +14,7 @@ import importlib
 import inspect
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -32,6 +32,7 @@ class Registered:
     module: str
     tasks: list[TaskRecord]
     unregistered: list[str]
+    param_types: dict[str, type] = field(default_factory=dict, compare=False)
 
 
 def collect(targets: list[str], cwd: Path | None = None) -> list[Registered]:
@@ -43,13 +44,23 @@ def collect(targets: list[str], cwd: Path | None = None) -> list[Registered]:
     collected: list[Registered] = []
     owner: dict[str, str] = {}
     for target in targets:
+        param_types: dict[str, type] = {}
         module, search_path = import_target(target, cwd or Path.cwd())
-        tasks = [describe(cls, search_path) for cls in task_classes(module)]
+        classes = task_classes(module)
+        tasks = [describe(cls, search_path) for cls in classes]
         if not tasks:
+            unfinished = [cls.__qualname__ for cls in task_classes(module, with_run_only=False)]
+            if unfinished:
+                raise RegistryError(
+                    f"module {module.__name__}: {', '.join(unfinished)} do(es) not implement run(params); "
+                    "add the method, or it cannot be registered"
+                )
             raise RegistryError(
                 f"module {module.__name__} defines no BackgroundTask subclasses; "
                 "define `class MyTask(BackgroundTask[MyParams])` in it"
             )
+        for cls, task in zip(classes, tasks, strict=True):
+            param_types[task.name] = cls.params_type()
         for task in tasks:
             if task.name in owner and owner[task.name] != task.import_path:
                 raise RegistryError(
@@ -57,14 +68,42 @@ def collect(targets: list[str], cwd: Path | None = None) -> list[Registered]:
                     "give one a different `name`"
                 )
             owner[task.name] = task.import_path
-        collected.append(Registered(module.__name__, tasks, []))
+        collected.append(Registered(module.__name__, tasks, [], param_types))
     return collected
 
 
 def save(store: Store, collected: list[Registered], now: datetime) -> list[Registered]:
-    """Record collected modules in one transaction; returns what each unregistered."""
+    """Record collected modules in one transaction; returns what each unregistered.
+
+    A task whose new parameters no longer fit the stored parameters of its
+    pending requests is refused: they would otherwise fail in the daemon on
+    every run.
+    """
+    for c in collected:
+        for name, ptype in c.param_types.items():
+            _check_pending_requests(store, name, ptype)
     gone = store.save_modules([(c.module, c.tasks) for c in collected], now)
-    return [Registered(c.module, c.tasks, g) for c, g in zip(collected, gone, strict=True)]
+    saved = []
+    for c, g in zip(collected, gone, strict=True):
+        records = [store.get_task(t.name) or t for t in c.tasks]
+        saved.append(Registered(c.module, records, g, c.param_types))
+    return saved
+
+
+def _check_pending_requests(store: Store, task: str, ptype: type) -> None:
+    misfits = []
+    for request_id, data in store.pending_request_params(task):
+        try:
+            params_codec.decode(ptype, data)
+        except ParamsError as exc:
+            misfits.append(f"{request_id} ({exc})")
+    if misfits:
+        ids = " ".join(m.split(" ", 1)[0] for m in misfits)
+        raise RegistryError(
+            f"task {task}: its new parameters do not fit {len(misfits)} pending request(s): "
+            f"{'; '.join(misfits[:3])}{' ...' if len(misfits) > 3 else ''}; "
+            f"unschedule them first (bgproc unschedule {ids}) and schedule them again after registering"
+        )
 
 
 def register(store: Store, targets: list[str], now: datetime, cwd: Path | None = None) -> list[Registered]:
@@ -84,6 +123,8 @@ def import_target(target: str, cwd: Path) -> tuple[ModuleType, str]:
             path = cwd / path
         if not path.is_file():
             raise RegistryError(f"no such file {target}; give a path to a .py file or a dotted module name")
+        if path.suffix != ".py":
+            raise RegistryError(f"{target} is not a .py file; give a Python module (a .py file or a dotted name)")
         name, root = _module_name_for_file(path.resolve())
     else:
         name, root = target, None
@@ -138,7 +179,7 @@ def _root_of(module: ModuleType) -> str | None:
     return str(root)
 
 
-def task_classes(module: ModuleType) -> list[type[BackgroundTask]]:
+def task_classes(module: ModuleType, *, with_run_only: bool = True) -> list[type[BackgroundTask]]:
     """Concrete task classes defined in ``module`` (not merely imported into it)."""
     found = []
     for _, obj in inspect.getmembers(module, inspect.isclass):
@@ -146,7 +187,7 @@ def task_classes(module: ModuleType) -> list[type[BackgroundTask]]:
             issubclass(obj, BackgroundTask)
             and obj is not BackgroundTask
             and obj.__module__ == module.__name__
-            and obj.run is not BackgroundTask.run
+            and (obj.run is not BackgroundTask.run or not with_run_only)
         ):
             found.append(obj)
     return found

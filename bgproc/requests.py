@@ -103,6 +103,30 @@ def unschedule(store: Store, request_id: int, now: datetime) -> RequestRecord:
     return store.get_request(request_id)
 
 
+def run_now(store: Store, request_id: int, now: datetime) -> RequestRecord:
+    """Ask for one run of a request now, outside its timing (reason ``manual``).
+
+    Checked like a new request: its task must be registered and importable,
+    and its stored parameters must still fit the task's parameters.
+    """
+    current = store.get_request(request_id)
+    record = store.get_task(current.task)
+    if record is None:
+        raise RegistryError(
+            f"request {request_id} runs task {current.task!r}, which is not registered; "
+            "register its module again first"
+        )
+    cls = registry.load_class(record)
+    try:
+        params_codec.decode(cls.params_type(), current.params)
+    except ParamsError as exc:
+        raise ParamsError(
+            f"request {request_id}: its parameters no longer fit task {record.name} ({exc}); "
+            "schedule a new request with the new parameters"
+        ) from None
+    return store.request_manual_run(request_id, now)
+
+
 def reschedule(
     store: Store,
     request_id: int,

@@ -668,6 +668,10 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
      ("--timeout inf must be a positive, finite duration",)),
     ("follow as JSON", _fixed("monitor", "--follow", "--json"), ("--follow is a live view",)),
     ("empty zone", _fixed("schedule", "Greet", "-p", "who=a", "--daily", "--tz", ""), ("unknown time zone ''",)),
+    ("-n without --dry-run", _fixed("schedule", "Greet", "-p", "who=a", "-n", "3"), ("add --dry-run or drop -n",)),
+    ("not a .py file", _fixed("register", "pyproject.toml"), ("pyproject.toml is not a .py file",)),
+    ("nested missing field hint", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "inner={}"),
+     ('add "label" to the JSON object of params.inner',)),
 ]
 
 
@@ -815,3 +819,43 @@ def test_reschedule_with_only_a_zone_start_or_finish_keeps_the_timing_kind(cli: 
     assert later["timing"]["text"] == "every Monday and Friday at 09:15 (Asia/Tokyo)"
     ended = cli("reschedule", str(rid), "--finish", "2099-01-01T00:00", "--json").json()
     assert ended["timing"]["kind"] == "weekly" and ended["finish"].startswith("2099-01-01T00:00:00+09:00")
+
+
+def test_a_class_without_run_is_named_when_nothing_can_be_registered(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "norun_tasks.py").write_text(
+        "from bgproc import BackgroundTask\nclass Lazy(BackgroundTask):\n    pass\n"
+    )
+    assert_refused(cli("register", str(tmp_path / "norun_tasks.py")), "Lazy do(es) not implement run(params)")
+
+
+def test_registering_parameters_that_no_longer_fit_pending_requests_is_refused(
+    cli: Cli, db: Path, tmp_path: Path
+) -> None:
+    module = tmp_path / "evolving_tasks.py"
+    template = (
+        "from dataclasses import dataclass\nfrom bgproc import BackgroundTask\n"
+        "@dataclass\nclass P:\n    {field}: int\n"
+        "class Keep(BackgroundTask[P]):\n    def run(self, params: P) -> None:\n        pass\n"
+    )
+    module.write_text(template.format(field="n"))
+    ok(cli("register", str(module)))
+    rid = schedule_id(cli("schedule", "Keep", "-p", "n=5", "--daily"))
+    module.write_text(template.format(field="k"))
+    sys.modules.pop("evolving_tasks", None)
+    before = snapshot(db)
+    line = assert_refused(cli("register", str(module)), "task Keep: its new parameters do not fit 1 pending request")
+    assert f"bgproc unschedule {rid}" in line and "params.n: unknown field" in line
+    assert snapshot(db) == before
+    ok(cli("unschedule", str(rid)))
+    sys.modules.pop("evolving_tasks", None)
+    ok(cli("register", str(module)))
+    assert_refused(cli("run", str(rid)), f"request {rid}: its parameters no longer fit task Keep")
+
+
+def test_a_manual_run_of_an_unregistered_task_is_refused(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    rid = schedule_id(cli("schedule", "Greet", "-p", "who=a", "--daily"))
+    ok(cli("unregister", "Greet"))
+    before = snapshot(db)
+    assert_refused(cli("run", str(rid)), "runs task 'Greet', which is not registered")
+    assert snapshot(db) == before
