@@ -433,7 +433,8 @@ def requests(
     elif not records:
         print("no scheduled requests" + ("" if show_all else "; `--all` shows the others"))
     else:
-        _console().print(monitor.requests_table(records))
+        console = _console()
+        console.print(monitor.requests_table(records, width=console.width))
 
 
 @app.command()

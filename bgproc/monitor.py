@@ -85,30 +85,37 @@ def tasks_table(tasks: list[TaskRecord]) -> Table:
     return table
 
 
-def requests_table(requests: list[RequestRecord]) -> Table:
+def requests_table(requests: list[RequestRecord], width: int = 160) -> Table:
+    """Requests with their timing in words; on narrow terminals the last run and
+    the dates give way so that the timing stays readable."""
+    compact = width < 110
     table = Table(title="Process requests", title_justify="left")
     table.add_column("id", justify="right", no_wrap=True)
-    table.add_column("task", style="bold", no_wrap=True, overflow="ellipsis", max_width=28)
+    table.add_column("task", style="bold", no_wrap=True, overflow="ellipsis", max_width=20 if compact else 28)
     table.add_column("timing")
-    table.add_column("status")
+    table.add_column("status", no_wrap=True)
     table.add_column("next run", no_wrap=True)
-    table.add_column("last run", no_wrap=True)
+    if not compact:
+        table.add_column("last run", no_wrap=True)
     for r in requests:
-        last = status_text(r.last_run_status)
-        if r.last_run_at is not None:
-            last.append(f" {local_time(r.last_run_at, r.timing.zone)}", style="dim")
-        table.add_row(
+        cells: list[RenderableType] = [
             str(r.id), r.task, Text(r.timing.describe()), status_text(r.status),
-            zoned_time(r.next_run_at, r.timing.zone), last,
-        )
+            zoned_time(r.next_run_at, r.timing.zone, short=compact),
+        ]
+        if not compact:
+            last = status_text(r.last_run_status)
+            if r.last_run_at is not None:
+                last.append(f" {local_time(r.last_run_at, r.timing.zone)}", style="dim")
+            cells.append(last)
+        table.add_row(*cells)
     return table
 
 
-def zoned_time(value: datetime | None, zone: str) -> str:
+def zoned_time(value: datetime | None, zone: str, *, short: bool = False) -> str:
     if value is None:
         return "-"
     shown = value.astimezone(ZoneInfo(zone))
-    return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname()}"
+    return f"{shown:%m-%d %H:%M} {shown.tzname()}" if short else f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname()}"
 
 
 def fires_table(fires: list[datetime], zone: str, title: str) -> Table:
@@ -123,39 +130,49 @@ def fires_table(fires: list[datetime], zone: str, title: str) -> Table:
 
 
 def runs_table(runs: list[RunRecord], now: datetime, title: str = "Executions", width: int = 160) -> Table:
-    """Executions, newest first; the log column gets what the others leave of ``width``."""
-    task_w = min(28, max([4, *(len(r.task) for r in runs)]))
+    """Executions, newest first. Columns give way to ``width`` in order (pid and
+    request, then the end time and the date), and the log gets what is left."""
+    wide, compact = width >= 125, width < 100
+    task_w = min(16 if compact else 28, max([4, *(len(r.task) for r in runs)]))
     id_w = max([3, *(len(str(r.id)) for r in runs)])
-    narrow = width < 125  # drop the request and pid columns rather than squeeze them
-    fixed = [id_w, task_w, 11, 19, 8, 8] + ([] if narrow else [id_w, 7])
-    log_w = max(12, width - sum(w + 3 for w in fixed) - 4)
+    fixed = [id_w, task_w, 11, 14 if compact else 19, 8] + ([] if compact else [8]) + ([id_w, 7] if wide else [])
+    log_w = max(10, width - sum(w + 3 for w in fixed) - 4)
     table = Table(title=title, title_justify="left")
     table.add_column("run", justify="right", no_wrap=True)
-    if not narrow:
+    if wide:
         table.add_column("req", justify="right", no_wrap=True)
     table.add_column("task", style="bold", no_wrap=True, overflow="ellipsis", max_width=task_w)
-    table.add_column("status", no_wrap=True)
-    if not narrow:
+    table.add_column("status", no_wrap=True, min_width=11)
+    if wide:
         table.add_column("pid", justify="right", no_wrap=True)
-    table.add_column("started", no_wrap=True)
-    table.add_column("ended", no_wrap=True)
+    table.add_column("started" if not compact else "started/slot", no_wrap=True)
+    if not compact:
+        table.add_column("ended", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
     table.add_column("log / progress", overflow="ellipsis", no_wrap=True, max_width=log_w)
     for run in runs:
         cells: list[RenderableType] = [str(run.id)]
-        if not narrow:
+        if wide:
             cells.append(str(run.request_id))
         cells += [run.task, status_text(run.status)]
-        if not narrow:
+        if wide:
             cells.append(str(run.pid) if run.pid else "-")
-        cells += [
-            local_time(run.started_at or run.planned_at),
-            local_time(run.ended_at, date=False) if run.ended_at else "-",
-            duration_text(run.duration_s(now)),
-            _last_column(run),
-        ]
+        cells.append(_started(run, compact))
+        if not compact:
+            cells.append(local_time(run.ended_at, date=False) if run.ended_at and run.started_at else "-")
+        cells += [duration_text(run.duration_s(now)), _last_column(run)]
         table.add_row(*cells)
     return table
+
+
+def _started(run: RunRecord, compact: bool) -> Text:
+    """When it started; a slot that never ran shows its planned time, dimmed."""
+    value = run.started_at or run.planned_at
+    if value is None:
+        return Text("-")
+    shown = value.astimezone()
+    text = shown.strftime("%m-%d %H:%M:%S" if compact else "%Y-%m-%d %H:%M:%S")
+    return Text(text, style="" if run.started_at else "dim")
 
 
 def _last_column(run: RunRecord) -> RenderableType:
