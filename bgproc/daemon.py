@@ -9,8 +9,17 @@ only note the signal; the loop acts on it.
 
 Claiming a slot is one ``BEGIN IMMEDIATE`` transaction that creates the run
 row and advances the request, so each slot is claimed once however many
-daemons share the database. The daemon, never the worker, records how a
-run ended.
+daemons share the database. What to do with each due request is decided by
+``decide`` (pure: no I/O, "now" an argument). The daemon, never the worker,
+records how a run ended.
+
+Daemons watch each other through heartbeats. A daemon is declared dead, and
+its running runs interrupted, only when its process is gone from this
+machine, or, for a daemon elsewhere, when its heartbeat has not changed over
+``heartbeat_expiry_s`` of this daemon's own monotonic time (wall clocks of
+two hosts are never compared). A daemon that finds itself declared dead
+stops the runs it still has (they are recorded interrupted), says so loudly,
+and carries on under a new id.
 """
 
 from __future__ import annotations
@@ -24,7 +33,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,7 +45,7 @@ from .errors import BgprocError
 from .records import DaemonRecord, RequestRecord, TaskRecord
 from .reporter import Reporter
 from .runlog import RunLog
-from .store import Store
+from .store import Store, UnloadableRequest
 from .timing import BACKLOG_LIMIT
 from .wakeup import Waker
 from .worker import EXIT_CANCELLED, FDS_ENV, pack_job, peak_rss_kb
@@ -47,11 +55,13 @@ READ_CHUNK = 64 * 1024
 READ_BURST = 16
 # Events (connection.log, progress) one run may have buffered, unparsed, at once.
 EVENTS_BUFFER = 8 * 1024 * 1024
-# How soon to look again at a request that is due but cannot start yet (a
-# one-time request whose previous run is still going).
-BLOCKED_RETRY_S = 0.25
 # Output waiting this long for its newline is shown as it is (RunLog.flush_stale).
 PARTIAL_LINE_S = 1.0
+# How often stopped daemons' rows are pruned (each `daemon --once` adds one).
+PRUNE_EVERY_S = 3600.0
+# Own heartbeats that must be written while another daemon's stays unchanged before
+# it is declared dead: they prove the database took writes meanwhile.
+OWN_BEATS_TO_EXPIRE = 2
 
 
 @dataclass
@@ -62,11 +72,14 @@ class DaemonConfig:
     kill_after_s: float = 5.0
     log_limit: int = 1024 * 1024
     heartbeat_s: float = 5.0
-    heartbeat_expiry_s: float = 30.0
+    # Above the store's 30 s busy timeout plus a heartbeat: a daemon whose heartbeat
+    # write waited out a locked database is not taken for dead.
+    heartbeat_expiry_s: float = 60.0
     flush_s: float = 0.25
     poll_s: float = 1.0
     claim_batch: int = 100
     spare: bool = True  # keep a worker started ahead (not with once)
+    keep_daemons_s: float = 7 * 86400.0  # stopped daemons' rows are kept this long
 
 
 @dataclass
@@ -82,14 +95,14 @@ class Launched:
 
 @dataclass
 class ActiveRun:
-    """A worker process that this daemon started and has not yet reaped."""
+    """A worker process that this daemon started and whose outcome is not recorded yet."""
 
     run_id: int
     request_id: int
     task: str
     proc: subprocess.Popen
     output_fd: int
-    events_fd: int
+    events_fd: int  # -1 once closed (the run wrote what could not be read)
     lifeline_fd: int
     workdir: str
     timeout_s: float
@@ -99,16 +112,75 @@ class ActiveRun:
         default_factory=lambda: msgpack.Unpacker(raw=False, max_buffer_size=EVENTS_BUFFER)
     )
     stop_reason: str | None = None
+    stop_why: str | None = None
     term_at: float | None = None
     killed: bool = False
     progress: tuple[float, float | None, str | None] | None = None
     progress_dirty: bool = False
     peak_rss_kb: int | None = None  # the worker's own peak (VmHWM), sampled and reported
     job_pending: bytes = b""  # the rest of the job message, while the pipe is full
+    # Once reaped (its wait status and usage kept until the outcome is committed).
+    reaped: bool = False
+    wait_status: int = 0
+    usage: Any = None
+    ended_at: datetime | None = None
+    noted: bool = False  # the log says the outcome came after the run was recorded ended
 
     @property
     def pid(self) -> int:
         return int(self.proc.pid)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """What to do with one due request: ``start`` a run, ``skip`` the slot (a
+    ``skipped`` row), or ``wait`` (nothing written)."""
+
+    action: str
+    reason: str | None = None  # the run's reason: schedule, now, catch-up, manual
+    planned_at: datetime | None = None
+    missed: int = 0  # later slots coalesced into this run (a ``missed`` row)
+    missed_until: datetime | None = None
+    advance: bool = False  # move the request on to ``next_run_at`` (None: complete)
+    next_run_at: datetime | None = None
+    manual: bool = False  # a manual run: the request's timing is left alone
+    why: str = ""
+
+
+def decide(request: RequestRecord, *, now: datetime, due_by: datetime, busy: bool, free: int) -> Claim:
+    """What to do with ``request``, due by ``due_by``, at ``now``: ``busy`` if a run of
+    it is going, ``free`` worker slots left. Pure."""
+    blocked = busy and not request.allow_overlap
+    manual_due = request.manual_at is not None and request.manual_at <= due_by
+    planned = request.next_run_at
+    scheduled_due = request.status == "scheduled" and planned is not None and planned <= due_by
+    if manual_due and not blocked:
+        # Asked for by hand (`bgproc run`): once, now, the timing untouched.
+        if free <= 0:
+            return Claim(action="wait", why="no free worker")
+        return Claim(action="start", reason="manual", planned_at=request.manual_at, manual=True)
+    if not scheduled_due or planned is None:
+        # Like a one-time run, a manual run waits for the previous run rather than skip.
+        return Claim(action="wait", why="the previous run is still going")
+    timing = request.timing
+    if blocked and not timing.recurring:
+        return Claim(action="wait", why="the previous run is still going")
+    if blocked:
+        later, last = timing.backlog(planned, now)
+        detail = "the previous run was still going"
+        if later:
+            detail += f"; {_slots(later)} after it, up to {_iso(last)}, skipped with it"
+        return Claim(
+            action="skip", planned_at=planned, advance=True, next_run_at=timing.next_fire(now), why=detail
+        )
+    if free <= 0:
+        return Claim(action="wait", why="no free worker")
+    later, last = timing.backlog(planned, now) if timing.recurring else (0, None)
+    reason = "catch-up" if later else ("now" if timing.kind == "now" else "schedule")
+    return Claim(
+        action="start", reason=reason, planned_at=planned, missed=later, missed_until=last, advance=True,
+        next_run_at=timing.next_fire(now) if timing.recurring else None,
+    )
 
 
 class Daemon:
@@ -123,9 +195,13 @@ class Daemon:
         self.store = store
         self.config = config
         self.clock = clock or Clock()
-        self.reporter = reporter or Reporter()
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.host = socket.gethostname()
+        self.reporter = reporter or Reporter(clock=self.clock)
+        self.hostname = socket.gethostname()
+        self.id = self._new_id()
+        # Where this process runs (host, boot, pid namespace) and which process it is:
+        # another daemon with the same place can check our pid directly.
+        self.place = _place()
+        self.host = _host_text(self.place, _proc_start(os.getpid()))
         self.active: dict[int, ActiveRun] = {}
         self.stopping = False
         self.stop_deadline: float | None = None
@@ -135,16 +211,27 @@ class Daemon:
         self._last_flush = 0.0
         self._last_beat = 0.0
         self._last_poll = 0.0
+        self._last_prune: float | None = None
+        self._beats = 0  # own heartbeats written
+        # Other daemons' heartbeats as last seen: id -> (value, monotonic time first
+        # seen with that value, own heartbeats written by then).
+        self._observed: dict[str, tuple[datetime, float, int]] = {}
         self._data_version = -1
         self._started_at: datetime | None = None
-        self._backlogged = False  # the last claim pass left claimable work behind
-        # Before this (monotonic) time a claim pass would only find the same due
-        # work it could not start, unless a run ends or the database changes.
-        self._retick_at = 0.0
+        # Claiming: the next time a claim pass has something to do (None: nothing
+        # scheduled), whether that is known, and whether the last pass left work behind.
+        self._tick_at: datetime | None = None
+        self._due_stale = True
+        self._backlogged = False
         self._poll_s = config.poll_s  # how often to look at the database unprompted
         self._events: list[str] = []
         self._spare: Launched | None = None
+        # Runs that could not start, whose error could not be written yet: run id -> detail.
+        self._unrecorded: dict[int, str] = {}
         self._app_db = os.path.abspath(os.environ.get("BGPROC_APP_DB") or str(store.path))
+
+    def _new_id(self) -> str:
+        return f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     # ------------------------------------------------------------------
     # The loop
@@ -165,15 +252,20 @@ class Daemon:
             self._shutdown()
         return 0
 
-    def _start(self) -> None:
+    def register(self, daemon_id: str | None = None) -> None:
+        """Record this daemon in the database, under ``daemon_id`` (default its id)."""
         now = self.clock.now()
-        self._started_at = now
         self.store.register_daemon(
             DaemonRecord(
-                id=self.id, host=self.host, pid=os.getpid(), started_at=now, heartbeat_at=now,
+                id=daemon_id or self.id, host=self.host, pid=os.getpid(), started_at=now, heartbeat_at=now,
                 stopped_at=None, workers=self.config.workers,
             )
         )
+
+    def _start(self) -> None:
+        now = self.clock.now()
+        self._started_at = now
+        self.register()
         self._last_beat = self.clock.monotonic()
         self._install_signals()
         try:
@@ -186,6 +278,7 @@ class Daemon:
         except OSError as exc:
             self.reporter.event(f"no wake-up FIFO ({exc}); watching the database instead")
             self._waker = None
+        self._prune(now)
         self.reap_dead_daemons(now)
         self._ensure_spare()
         mode = "once" if self.config.once else f"{self.config.workers} worker(s)"
@@ -200,18 +293,18 @@ class Daemon:
         now, mono = self.clock.now(), self.clock.monotonic()
         self._enforce_deadlines(mono)
         changed = self._changed()
+        if reaped or changed:
+            self._due_stale = True  # a slot freed, or another connection wrote
         if changed or mono - self._last_poll >= self._poll_s:
             self._last_poll = mono
             self._check_cancels()
         claimed: list[int] = []
-        if not self.stopping and (reaped or changed or mono >= self._retick_at):
+        if not self.stopping and self._should_tick(now):
             claimed = self.tick(now, self._started_at if self.config.once else None)
         if mono - self._last_flush >= self.config.flush_s:
             self._flush()
         if mono - self._last_beat >= self.config.heartbeat_s:
-            self._last_beat = mono
-            self.store.heartbeat(self.id, now)
-            self.reap_dead_daemons(now)
+            self._beat(now)
         if not self.active and (self.stopping or (self.config.once and not claimed)):
             return True
         if self.reporter.live:
@@ -219,27 +312,29 @@ class Daemon:
         self._wait(self._sleep_for(now, mono))
         return False
 
-    def _can_claim(self) -> bool:
-        return len(self.active) < self.config.workers
+    def _should_tick(self, now: datetime) -> bool:
+        return self._due_stale or self._backlogged or (self._tick_at is not None and self._tick_at <= now)
 
     def _sleep_for(self, now: datetime, mono: float) -> float:
         delays = [self._poll_s, self.config.heartbeat_s - (mono - self._last_beat)]
-        if not self.stopping and self._can_claim():
-            if self._backlogged:
+        if not self.stopping:
+            if self._backlogged or self._due_stale:
                 delays.append(0.0)
-            due = self.store.next_due_at()
-            if due is not None and not (self.config.once and self._started_at is not None and due > self._started_at):
-                wait = (due - now).total_seconds()
-                # Due already yet not claimed in this pass: it waits for its previous
-                # run to end. Look again shortly rather than spin.
-                delays.append(wait if wait > 0 else BLOCKED_RETRY_S)
+            elif self._tick_at is not None and not (
+                self.config.once and self._started_at is not None and self._tick_at > self._started_at
+            ):
+                delays.append((self._tick_at - now).total_seconds())
         for run in self.active.values():
-            if run.term_at is None:
+            if run.reaped:
+                delays.append(0.5)  # its outcome waits to be written: try again
+            elif run.term_at is None:
                 delays.append(run.deadline - mono)
             elif not run.killed:
                 delays.append(run.term_at + self.config.kill_after_s - mono)
             if run.log.dirty or run.progress_dirty:
                 delays.append(self.config.flush_s - (mono - self._last_flush))
+        if self._unrecorded:
+            delays.append(self.config.flush_s - (mono - self._last_flush))
         if self.stop_deadline is not None and any(r.stop_reason is None for r in self.active.values()):
             delays.append(self.stop_deadline - mono)
         if self.active:
@@ -279,77 +374,119 @@ class Daemon:
 
     def tick(self, now: datetime, due_by: datetime | None = None) -> list[int]:
         """Claim what is due by ``due_by`` (default ``now``) as worker slots allow, and
-        start it. Returns the ids of the runs started."""
-        free = self.config.workers - len(self.active)
-        claimed: list[tuple[int, RequestRecord, TaskRecord]] = []
-        self._events = []  # told after the commit, never while holding the lock
-        self._backlogged = False
-        self._retick_at = 0.0
-        # A cheap read first: take the write lock only when something is due.
-        first = self.store.next_due_at()
-        if first is None or first > (due_by or now):
-            return []
-        with self.store.immediate():
-            due = self.store.due_requests(due_by or now, self.config.claim_batch)
-            for request in due:
-                result = self._claim(request, now, free - len(claimed), due_by or now)
-                if result is not None:
-                    claimed.append(result)
-            self._backlogged = len(due) >= self.config.claim_batch and len(claimed) < free
-            left = self.store.next_due_at()
-        for message in self._events:
-            self.reporter.event(message)
-        if left is not None and left <= (due_by or now) and not self._backlogged:
-            # What is still due waits for a worker or for its previous run to end.
-            self._retick_at = self.clock.monotonic() + BLOCKED_RETRY_S
+        start it. Returns the ids of the runs claimed (started, or recorded as failed
+        to start)."""
+        claimed = self.claim(now, due_by)
         for run_id, request, task in claimed:
-            self._spawn(run_id, request, task)
+            try:
+                self._spawn(run_id, request, task)
+            except Exception as exc:  # noqa: BLE001 - the run fails, not the daemon (nor the others)
+                self._spawn_failed(run_id, request.task, exc)
         if claimed:
             self._ensure_spare()
         return [c[0] for c in claimed]
 
-    def _claim(
-        self, request: RequestRecord, now: datetime, free: int, due_by: datetime
+    def claim(self, now: datetime, due_by: datetime | None = None) -> list[tuple[int, RequestRecord, TaskRecord]]:
+        """The claim pass of ``tick``, without starting anything: records the runs,
+        skipped slots and errors, advances the requests; returns the runs to start."""
+        by = due_by or now
+        free = self.config.workers - len(self.active)
+        claimed: list[tuple[int, RequestRecord, TaskRecord]] = []
+        self._events = []  # told after the commit, never while holding the lock
+        self._backlogged = False
+        # A cheap read first: take the write lock only when something is due.
+        first = self.store.next_due_at()
+        if first is None or first > by:
+            self._tick_at, self._due_stale = first, False
+            return []
+        declared_dead = False
+        acted = 0
+        busy: set[int] = set()
+        due: list[RequestRecord | UnloadableRequest] = []
+        with self.store.immediate():
+            if self.store.daemon_stopped(self.id):
+                # Declared dead by another daemon: claim nothing under this id.
+                declared_dead = True
+            else:
+                due = self.store.due_requests(by, self.config.claim_batch)
+                busy = self.store.busy_requests() if due else set()
+            for item in due:
+                result, did = self._claim_one(item, now, by, item.id in busy, free - len(claimed))
+                acted += did
+                if result is not None:
+                    claimed.append(result)
+                    busy.add(item.id)
+            left = len(due) >= self.config.claim_batch and len(claimed) < free
+            # Rows were acted on and more may wait behind them: another pass at once.
+            self._backlogged = left and acted > 0
+            # Everything due by now was acted on, waits for its previous run (a run
+            # ending wakes us), or waits for a worker (one ending wakes us): the next
+            # pass is at the next fire after now.
+            self._tick_at = self.store.next_due_at(after=now)
+        self._due_stale = False  # only once committed: a pass that failed is tried again
+        for message in self._events:
+            self.reporter.event(message)
+        if declared_dead:
+            self._declared_dead(now)
+        return claimed
+
+    def _claim_one(
+        self, item: RequestRecord | UnloadableRequest, now: datetime, by: datetime, busy: bool, free: int
+    ) -> tuple[tuple[int, RequestRecord, TaskRecord] | None, int]:
+        """Decide and record one due request (inside the claim transaction); returns
+        the run to start, if any, and 1 if anything was written."""
+        if isinstance(item, UnloadableRequest):
+            self._reject(item, now)
+            return None, 1
+        try:
+            with self.store.savepoint():
+                decision = decide(item, now=now, due_by=by, busy=busy, free=free)
+                if decision.action == "wait":
+                    return None, 0
+                return self._apply(item, decision, now), 1
+        except sqlite3.OperationalError:
+            raise  # the database, not this request
+        except Exception as exc:  # noqa: BLE001 - one request that cannot be handled must not stop the rest
+            manual = item.manual_at is not None and item.manual_at <= by
+            self._reject(
+                UnloadableRequest(
+                    id=item.id, task=item.task, reason=f"{type(exc).__name__}: {exc}",
+                    planned_at=item.manual_at if manual else item.next_run_at, manual=manual,
+                ),
+                now,
+            )
+            return None, 1
+
+    def _apply(
+        self, request: RequestRecord, decision: Claim, now: datetime
     ) -> tuple[int, RequestRecord, TaskRecord] | None:
-        """Decide one due request inside the claim transaction."""
-        if request.manual_at is not None and request.manual_at <= due_by:
-            return self._claim_manual(request, now, free)
-        timing, planned = request.timing, request.next_run_at
-        assert planned is not None
-        busy = not request.allow_overlap and self.store.running_count(request.id) > 0
-        if busy and not timing.recurring:
-            return None  # a one-time run waits for the previous run rather than being lost
-        if busy:
-            later, last = timing.backlog(planned, now)
-            detail = "the previous run was still going"
-            if later:
-                detail += f"; {_slots(later)} after it, up to {_iso(last)}, skipped with it"
+        planned = decision.planned_at
+        if decision.action == "skip":
             self.store.insert_run(
                 request_id=request.id, task=request.task, status="skipped", now=now,
-                reason="schedule", planned_at=planned, detail=detail,
+                reason="schedule", planned_at=planned, detail=decision.why,
             )
-            self.store.advance_request(request.id, timing.next_fire(now), now)
+            self.store.advance_request(request.id, decision.next_run_at, now)
             self._events.append(
                 f"request {request.id} ({request.task}): slot {_iso(planned)} skipped, previous run still going"
             )
             return None
-        if free <= 0:
-            return None
         task = self.store.get_task(request.task)
-        later, last = timing.backlog(planned, now) if timing.recurring else (0, None)
-        reason = "catch-up" if later else ("now" if timing.kind == "now" else "schedule")
         run_id = self.store.insert_run(
-            request_id=request.id, task=request.task, status="running", now=now, reason=reason,
+            request_id=request.id, task=request.task, status="running", now=now, reason=decision.reason,
             planned_at=planned, started_at=now, daemon_id=self.id,
         )
-        if later:
+        if decision.missed:
             self.store.insert_run(
                 request_id=request.id, task=request.task, status="missed", now=now,
-                planned_at=planned, missed_count=later, missed_until=last,
-                detail=f"{_slots(later)} after {_iso(planned)} up to {_iso(last)} fell due before a "
-                f"daemon could run them; coalesced into run {run_id}",
+                planned_at=planned, missed_count=decision.missed, missed_until=decision.missed_until,
+                detail=f"{_slots(decision.missed)} after {_iso(planned)} up to {_iso(decision.missed_until)} "
+                f"fell due before a daemon could run them; coalesced into run {run_id}",
             )
-        self.store.advance_request(request.id, timing.next_fire(now) if timing.recurring else None, now)
+        if decision.manual:
+            self.store.clear_manual_run(request.id)
+        elif decision.advance:
+            self.store.advance_request(request.id, decision.next_run_at, now)
         if task is None:
             self.store.finish_run(
                 run_id, status="error", ended_at=now,
@@ -358,34 +495,26 @@ class Daemon:
             self._events.append(f"run {run_id}: task {request.task} is not registered")
             return None
         self._events.append(
-            f"claimed run {run_id} (request {request.id}, {request.task}, {reason}, planned {_iso(planned)})"
+            f"claimed run {run_id} (request {request.id}, {request.task}, {decision.reason}, planned {_iso(planned)})"
         )
         return run_id, request, task
 
-    def _claim_manual(
-        self, request: RequestRecord, now: datetime, free: int
-    ) -> tuple[int, RequestRecord, TaskRecord] | None:
-        """A run asked for by hand (`bgproc run`): once, now, the request's timing untouched.
-        Like a one-time run it waits for the request's previous run rather than skip."""
-        if not request.allow_overlap and self.store.running_count(request.id) > 0:
-            return None
-        if free <= 0:
-            return None
-        task = self.store.get_task(request.task)
-        run_id = self.store.insert_run(
-            request_id=request.id, task=request.task, status="running", now=now, reason="manual",
-            planned_at=request.manual_at, started_at=now, daemon_id=self.id,
+    def _reject(self, item: UnloadableRequest, now: datetime) -> None:
+        """A due request that cannot be loaded or handled: an error run says why, and
+        the request is unscheduled so that it does not fail again at every pass."""
+        detail = (
+            f"request {item.id} cannot be run: {item.reason}; it is unscheduled. "
+            f"Fix the cause (a time zone missing from this host's tzdata, a damaged timing), "
+            f"then reschedule it"
         )
-        self.store.clear_manual_run(request.id)
-        if task is None:
-            self.store.finish_run(
-                run_id, status="error", ended_at=now,
-                detail=f"task {request.task!r} is not registered; register its module again",
-            )
-            self._events.append(f"run {run_id}: task {request.task} is not registered")
-            return None
-        self._events.append(f"claimed run {run_id} (request {request.id}, {request.task}, manual)")
-        return run_id, request, task
+        run_id = self.store.insert_run(
+            request_id=item.id, task=item.task, status="running", now=now,
+            reason="manual" if item.manual else "schedule", planned_at=item.planned_at, started_at=now,
+            daemon_id=self.id,
+        )
+        self.store.finish_run(run_id, status="error", ended_at=now, detail=detail)
+        self.store.unschedule_unloadable(item.id, now)
+        self._events.append(f"run {run_id}: {detail}")
 
     # ------------------------------------------------------------------
     # Workers
@@ -443,7 +572,7 @@ class Daemon:
         return spare
 
     def _discard(self, spare: Launched) -> None:
-        """Let a spare worker go: without a job it exits when its job pipe closes."""
+        """Let a worker without a job go: it exits when its job pipe closes."""
         os.close(spare.job_w)
         try:
             os.killpg(spare.proc.pid, signal.SIGKILL)
@@ -460,21 +589,18 @@ class Daemon:
         shutil.rmtree(spare.workdir, ignore_errors=True)
 
     def _spawn(self, run_id: int, request: RequestRecord, task: TaskRecord) -> None:
+        """Hand a claimed run to a worker. Raises (OSError, sqlite3.Error) with no
+        worker left behind; ``tick`` then records the run as an error."""
         timeout_s = request.timeout_s or task.timeout_s
-        launched = self._take_spare()
-        if launched is None:
-            try:
-                launched = self._launch()
-            except OSError as exc:
-                # The run fails, the daemon does not.
-                with self.store.immediate():
-                    self.store.finish_run(
-                        run_id, status="error", ended_at=self.clock.now(),
-                        detail=f"could not start the worker: {exc}",
-                    )
-                self.reporter.event(f"run {run_id}: could not start the worker: {exc}")
-                return
+        launched = self._take_spare() or self._launch()
         proc = launched.proc
+        try:
+            # Before the job is sent: a run never goes on without its pid recorded.
+            with self.store.immediate():
+                self.store.set_run_pid(run_id, proc.pid)
+        except BaseException:
+            self._discard(launched)
+            raise
         job = {
             "run_id": run_id, "request_id": request.id, "task": task.name,
             "import_path": task.import_path, "search_path": task.search_path,
@@ -501,9 +627,26 @@ class Daemon:
             self._selector.register(launched.job_w, selectors.EVENT_WRITE, ("job", active))
         self._selector.register(launched.output_fd, selectors.EVENT_READ, ("output", active))
         self._selector.register(launched.events_r, selectors.EVENT_READ, ("events", active))
-        with self.store.immediate():
-            self.store.set_run_pid(run_id, proc.pid)
         self.reporter.event(f"started run {run_id} ({request.task}) as pid {proc.pid}")
+
+    def _spawn_failed(self, run_id: int, task: str, exc: Exception) -> None:
+        detail = f"could not start the worker: {type(exc).__name__}: {exc}"
+        self.reporter.event(f"run {run_id} ({task}): {detail}")
+        self._unrecorded[run_id] = detail
+        self._record_unstarted()
+
+    def _record_unstarted(self) -> None:
+        """Record the runs that could not start as errors (retried until written)."""
+        if not self._unrecorded:
+            return
+        try:
+            with self.store.immediate():
+                for run_id, detail in self._unrecorded.items():
+                    self.store.finish_run(run_id, status="error", ended_at=self.clock.now(), detail=detail)
+        except sqlite3.Error as exc:
+            self.reporter.event(f"could not record {len(self._unrecorded)} run(s) that did not start ({exc}); retrying")
+            return
+        self._unrecorded.clear()
 
     def _read_output(self, run: ActiveRun) -> bool:
         """Read what the worker printed; returns False when nothing more is there now."""
@@ -520,6 +663,8 @@ class Daemon:
         return True
 
     def _read_events(self, run: ActiveRun) -> bool:
+        if run.events_fd < 0:
+            return False
         try:
             data = os.read(run.events_fd, READ_CHUNK)
         except BlockingIOError:
@@ -536,11 +681,22 @@ class Daemon:
                     self._event(run, event)
         except Exception as exc:  # noqa: BLE001 - the task may write anything to the pipe
             # Whatever the task wrote there, the daemon carries on; the run's
-            # own outcome is still recorded when it ends.
+            # own outcome is still recorded when it ends. Close our end: a worker
+            # blocked writing more events gets EPIPE (which it ignores) and goes on.
             run.log.add(_stamp(self.clock.now()), f"[bgproc] events from the run ignored from here on: {exc!r}")
-            self._unregister_fd(run.events_fd)
+            self._close_events(run)
             return False
         return True
+
+    def _close_events(self, run: ActiveRun) -> None:
+        if run.events_fd < 0:
+            return
+        self._unregister_fd(run.events_fd)
+        try:
+            os.close(run.events_fd)
+        except OSError:
+            pass
+        run.events_fd = -1  # never read again: the number may be reused
 
     def _event(self, run: ActiveRun, event: dict[str, Any]) -> None:
         kind = event.get("t")
@@ -581,29 +737,38 @@ class Daemon:
             pass
 
     def _reap(self) -> int:
-        """Reap the workers that exited and record their outcomes; returns how many."""
+        """Reap the workers that exited and record their outcomes; returns how many.
+        Raises sqlite3.Error if an outcome cannot be written: the run stays, reaped,
+        and its outcome is written at the next call."""
         count = 0
         if self._spare is not None and _exited(self._spare.proc.pid):
             spare, self._spare = self._spare, None
             self._discard(spare)
             self.reporter.event(f"the spare worker exited (code {spare.proc.returncode}); starting workers on demand")
         for run in list(self.active.values()):
-            try:
-                # Look without reaping: while the worker is an unreaped zombie its
-                # pid (its process group's id) cannot be reused, so whatever the
-                # task left running in its group can be stopped safely first.
-                if os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-                    continue
-                self._signal_group(run, signal.SIGKILL)
-                _, status, usage = os.wait4(run.pid, 0)
-            except ChildProcessError:
-                status, usage = 0, None
-            run.proc.returncode = os.waitstatus_to_exitcode(status) if usage is not None else -1
-            self._finish(run, status, usage)
+            if not run.reaped:
+                try:
+                    # Look without reaping: while the worker is an unreaped zombie its
+                    # pid (its process group's id) cannot be reused, so whatever the
+                    # task left running in its group can be stopped safely first.
+                    if os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                        continue
+                    self._signal_group(run, signal.SIGKILL)
+                    _, status, usage = os.wait4(run.pid, 0)
+                except ChildProcessError:
+                    status, usage = 0, None
+                self._reaped(run, status, usage)
+            self._finish(run)
             count += 1
         return count
 
-    def _finish(self, run: ActiveRun, status: int, usage: Any) -> None:
+    def _reaped(self, run: ActiveRun, status: int, usage: Any) -> None:
+        run.reaped, run.wait_status, run.usage = True, status, usage
+        run.proc.returncode = os.waitstatus_to_exitcode(status) if usage is not None else -1
+
+    def _finish(self, run: ActiveRun) -> None:
+        """Record a reaped run's outcome (raises sqlite3.Error if it cannot be written:
+        nothing is lost, call again)."""
         # Drain what is left in the pipes. A grandchild may hold them open (and
         # keep writing): read what is there, boundedly, and do not wait for EOF.
         for _ in range(1024):
@@ -612,8 +777,11 @@ class Daemon:
         for _ in range(1024):
             if not self._read_events(run):
                 break
-        now = self.clock.now()
+        if run.ended_at is None:
+            run.ended_at = self.clock.now()
+        now = run.ended_at
         run.log.flush_partial(now)
+        status, usage = run.wait_status, run.usage
         code = os.waitstatus_to_exitcode(status) if usage is not None else None
         signum = -code if code is not None and code < 0 else None
         exit_code = code if code is not None and code >= 0 else None
@@ -630,13 +798,21 @@ class Daemon:
             # No /proc: ru_maxrss, which may include the daemon's own size (see peak_rss_kb).
             rss = int(usage.ru_maxrss / 1024) if sys.platform == "darwin" else int(usage.ru_maxrss)
         with self.store.immediate():
-            self._write_log(run)
-            self.store.finish_run(
+            recorded = self.store.finish_run(
                 run.run_id, status=outcome, ended_at=now, exit_code=exit_code, signal=signum,
                 cpu_s=cpu, max_rss_kb=rss, detail=detail,
             )
+            if not recorded and not run.noted:
+                # Recorded ended already (interrupted, after this daemon was declared dead).
+                run.log.add(
+                    _stamp(now), f"[bgproc] the run ended ({outcome}{', ' + detail if detail else ''}) "
+                    "after it had been recorded as ended; that record stands",
+                )
+                run.noted = True
+            written = self._write_log(run)
+        self._written(run, written)
         self._close(run)
-        self.reporter.finished(run.run_id, run.task, outcome, detail)
+        self.reporter.finished(run.run_id, run.task, outcome if recorded else f"{outcome} (not recorded)", detail)
 
     def _detail(self, run: ActiveRun, outcome: str, exit_code: int | None, signum: int | None) -> str | None:
         how = ""
@@ -661,13 +837,12 @@ class Daemon:
 
     def _close(self, run: ActiveRun) -> None:
         self._unregister_fd(run.output_fd)
-        self._unregister_fd(run.events_fd)
+        self._close_events(run)
         self._unregister_fd(run.lifeline_fd)
-        for fd in (run.events_fd, run.lifeline_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        try:
+            os.close(run.lifeline_fd)
+        except OSError:
+            pass
         if run.proc.stdout is not None:
             run.proc.stdout.close()
         shutil.rmtree(run.workdir, ignore_errors=True)
@@ -678,6 +853,8 @@ class Daemon:
 
     def _enforce_deadlines(self, mono: float) -> None:
         for run in self.active.values():
+            if run.reaped:
+                continue
             if run.stop_reason is None and mono >= run.deadline:
                 self._stop(run, "timeout", mono)
             elif run.term_at is not None and not run.killed and mono >= run.term_at + self.config.kill_after_s:
@@ -686,13 +863,13 @@ class Daemon:
                 run.killed = True
         if self.stop_deadline is not None and mono >= self.stop_deadline:
             for run in self.active.values():
-                if run.stop_reason is None:
+                if run.stop_reason is None and not run.reaped:
                     self._stop(run, "interrupted", mono)
 
-    def _stop(self, run: ActiveRun, reason: str, mono: float) -> None:
+    def _stop(self, run: ActiveRun, reason: str, mono: float, why: str | None = None) -> None:
         run.stop_reason = reason
         run.term_at = mono
-        why = {
+        why = why or {
             "timeout": f"passed its timeout of {run.timeout_s:g}s",
             "cancelled": "cancel requested",
             "interrupted": "the daemon is stopping",
@@ -705,13 +882,17 @@ class Daemon:
         self._signal_group(run, signal.SIGTERM)
 
     def _signal_group(self, run: ActiveRun, signum: int) -> None:
+        if run.reaped:
+            return  # its pid may belong to someone else now
         try:
             os.killpg(run.pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
 
     def _check_cancels(self) -> None:
-        ids = self.store.cancel_requested([r for r, run in self.active.items() if run.stop_reason is None])
+        ids = self.store.cancel_requested(
+            [r for r, run in self.active.items() if run.stop_reason is None and not run.reaped]
+        )
         mono = self.clock.monotonic()
         for run_id in ids:
             self._stop(self.active[run_id], "cancelled", mono)
@@ -722,46 +903,150 @@ class Daemon:
     def _flush(self) -> None:
         self._last_flush = self.clock.monotonic()
         now = self.clock.now()
+        self._record_unstarted()
         for run in self.active.values():
             run.log.flush_stale(now, PARTIAL_LINE_S)
             # Sampled while it runs, so a run that crashes still has a peak.
-            peak = peak_rss_kb(run.pid)
+            peak = None if run.reaped else peak_rss_kb(run.pid)
             if peak is not None:
                 run.peak_rss_kb = max(run.peak_rss_kb or 0, peak)
         dirty = [r for r in self.active.values() if r.log.dirty or r.progress_dirty]
         if not dirty:
             return
         with self.store.immediate():
-            for run in dirty:
-                self._write_log(run)
+            written = [(run, self._write_log(run)) for run in dirty]
+        for run, marks in written:
+            self._written(run, marks)
 
-    def _write_log(self, run: ActiveRun) -> None:
+    def _write_log(self, run: ActiveRun) -> tuple[Any, Any]:
+        """Write a run's new log lines and progress (inside ``immediate()``); returns
+        what to pass to ``_written`` once committed."""
+        log_mark = progress = None
         if run.log.dirty:
-            head, tail, dropped = run.log.take()
+            head, tail, dropped, log_mark = run.log.pending()
             self.store.write_log(run.run_id, append_head=head, tail=tail, dropped=dropped)
         if run.progress_dirty and run.progress is not None:
-            done, total, message = run.progress
+            progress = run.progress
+            done, total, message = progress
             self.store.set_progress(run.run_id, done, total, message, self.clock.now())
+        return log_mark, progress
+
+    def _written(self, run: ActiveRun, marks: tuple[Any, Any]) -> None:
+        log_mark, progress = marks
+        if log_mark is not None:
+            run.log.written(log_mark)
+        if progress is not None and run.progress is progress:
             run.progress_dirty = False
 
+    def _beat(self, now: datetime) -> None:
+        """Heartbeat; learn if this daemon was declared dead; reap dead daemons."""
+        self._last_beat = self.clock.monotonic()
+        if self.store.heartbeat(self.id, now):
+            self._beats += 1
+        else:
+            self._declared_dead(now)
+        self.reap_dead_daemons(now)
+        if self._last_prune is None or self._last_beat - self._last_prune >= PRUNE_EVERY_S:
+            self._prune(now)
+
+    def _prune(self, now: datetime) -> None:
+        self._last_prune = self.clock.monotonic()
+        self.store.prune_daemons(now - timedelta(seconds=self.config.keep_daemons_s))
+
+    def _declared_dead(self, now: datetime) -> None:
+        """Another daemon declared this one dead (it saw no heartbeat: this process was
+        stopped or suspended, or its writes stalled) and recorded its running runs
+        interrupted. Those runs are stopped, so that the record is true and the
+        request's next run cannot overlap them; the daemon goes on under a new id, so
+        that nothing is ever again recorded under the old one."""
+        old = self.id
+        mono = self.clock.monotonic()
+        running = [r for r in self.active.values() if not r.reaped and r.stop_reason is None]
+        self.reporter.event(
+            f"WARNING: daemon {old} was declared dead by another daemon (no heartbeat seen for "
+            f"{self.config.heartbeat_expiry_s:g}s: this process was stopped or suspended, or the database "
+            f"stalled its writes). Its runs were recorded interrupted; stopping the {len(running)} still going. "
+            "Continuing under a new id."
+        )
+        for run in running:
+            self._stop(
+                run, "interrupted", mono,
+                why="this daemon was declared dead by another one and the run recorded interrupted",
+            )
+        with self.store.immediate():
+            self.store.interrupt_daemon_runs(
+                old, now, f"interrupted: daemon {old} was declared dead while the run was starting; not re-run"
+            )
+        # Registered first: until the new id is recorded the old one (stopped) stays, so
+        # nothing is claimed and the next pass or heartbeat tries again.
+        new = self._new_id()
+        self.register(new)
+        self.id = new
+        self._due_stale = True
+        self.reporter.event(f"daemon {old} continues as {self.id}")
+
     def reap_dead_daemons(self, now: datetime) -> None:
-        """Mark runs of daemons that died (no heartbeat, or gone from this host) interrupted."""
-        expiry = timedelta(seconds=self.config.heartbeat_expiry_s)
-        for other in self.store.live_daemons():
-            if other.id == self.id:
+        """Mark the runs of daemons that died interrupted, and runs still recorded
+        ``running`` under a daemon that stopped."""
+        mono = self.clock.monotonic()
+        live = self.store.live_daemons()
+        for gone in set(self._observed) - {d.id for d in live}:
+            del self._observed[gone]
+        for other in live:
+            if other.id == self.id or self._dead(other, mono) is None:
                 continue
-            # Same host: dead if its process is gone, or if its pid is now ours
-            # (a daemon restarted in a fresh container often gets the same pid).
-            dead_here = other.host == self.host and (other.pid == os.getpid() or not _pid_alive(other.pid))
-            if not dead_here and now - other.heartbeat_at <= expiry:
-                continue
-            why = "is no longer running" if dead_here else f"stopped heartbeating at {_iso(other.heartbeat_at)}"
+            # Look again holding the write lock: it may have beaten meanwhile, and
+            # another daemon may have reaped it first.
             with self.store.immediate():
-                ids = self.store.interrupt_daemon_runs(
-                    other.id, now, f"interrupted: daemon {other.id} {why}; not re-run"
+                fresh = self.store.get_daemon(other.id)
+                why = None if fresh is None or fresh.stopped_at is not None else self._dead(fresh, mono)
+                ids = (
+                    [] if why is None else
+                    self.store.interrupt_daemon_runs(other.id, now, f"interrupted: daemon {other.id} {why}; not re-run")
                 )
-            for run_id in ids:
-                self.reporter.event(f"run {run_id} interrupted: daemon {other.id} {why}")
+            if why is not None:
+                self._observed.pop(other.id, None)
+                self.reporter.event(f"daemon {other.id} {why}: declared dead")
+                for run_id in ids:
+                    self.reporter.event(f"run {run_id} interrupted: daemon {other.id} {why}")
+                self._due_stale = True  # its requests may be claimable now
+        if not self.store.orphaned_runs():
+            return
+        done = []
+        with self.store.immediate():
+            for run_id, daemon_id in self.store.orphaned_runs():
+                if daemon_id == self.id:
+                    continue  # our own row says stopped: the next heartbeat tells us
+                detail = f"interrupted: daemon {daemon_id} had stopped while the run was recorded running; not re-run"
+                if self.store.interrupt_run(run_id, now, detail):
+                    done.append((run_id, daemon_id))
+        for run_id, daemon_id in done:
+            self.reporter.event(f"run {run_id} interrupted: daemon {daemon_id} had stopped")
+        if done:
+            self._due_stale = True
+
+    def _dead(self, other: DaemonRecord, mono: float) -> str | None:
+        """Why ``other`` is dead, or None while it may be alive."""
+        place, pid_start = _parse_host(other.host)
+        if _same_place(place, self.place):
+            # Its pid can be checked here: trust nothing else. A stopped or suspended
+            # daemon whose process exists is alive, however old its heartbeat.
+            if other.pid == os.getpid() or not _pid_is(other.pid, pid_start):
+                return "is no longer running"
+            return None
+        # Elsewhere: dead when its heartbeat has not changed over the expiry, on our own
+        # monotonic clock, while our own heartbeats were written (the database took
+        # writes). Its timestamp is compared with nothing: clocks of two hosts differ.
+        seen = self._observed.get(other.id)
+        if seen is None or seen[0] != other.heartbeat_at:
+            self._observed[other.id] = (other.heartbeat_at, mono, self._beats)
+            return None
+        waited = mono - seen[1]
+        if waited >= self.config.heartbeat_expiry_s and self._beats - seen[2] >= OWN_BEATS_TO_EXPIRE:
+            return (
+                f"stopped heartbeating (no heartbeat seen for {waited:.0f}s; its last, by its clock, {_iso(seen[0])})"
+            )
+        return None
 
     # ------------------------------------------------------------------
     # Signals and shutdown
@@ -787,9 +1072,10 @@ class Daemon:
         self._old_handlers[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda s, f: None)
 
     def _restore_signals(self) -> None:
-        if self._old_wakeup is None:
+        old_wakeup = getattr(self, "_old_wakeup", None)  # None: never installed (tests)
+        if old_wakeup is None:
             return
-        signal.set_wakeup_fd(self._old_wakeup)
+        signal.set_wakeup_fd(old_wakeup)
         for signum, handler in self._old_handlers.items():
             signal.signal(signum, handler)
         self._selector.unregister(self._sig_r)
@@ -819,24 +1105,43 @@ class Daemon:
             spare, self._spare = self._spare, None
             self._discard(spare)
         # Any run still here (an error in the loop) is stopped and recorded.
-        deadline = self.clock.monotonic() + self.config.kill_after_s
+        mono = self.clock.monotonic()
+        deadline = mono + self.config.kill_after_s
         for run in self.active.values():
-            if run.stop_reason is None:
-                self._stop(run, "interrupted", self.clock.monotonic())
+            if run.stop_reason is None and not run.reaped:
+                self._stop(run, "interrupted", mono)
         while self.active and self.clock.monotonic() < deadline:
-            self._reap()
-            time.sleep(0.05)
-        for run in list(self.active.values()):
-            self._signal_group(run, signal.SIGKILL)
             try:
-                _, status, usage = os.wait4(run.pid, 0)
-            except ChildProcessError:
-                status, usage = 0, None
-            self._finish(run, status, usage)
+                self._reap()
+            except sqlite3.Error:
+                break
+            if self.active:
+                self.clock.sleep(0.05)
+        for run in list(self.active.values()):
+            if not run.reaped:
+                self._signal_group(run, signal.SIGKILL)
+                try:
+                    _, status, usage = os.wait4(run.pid, 0)
+                except ChildProcessError:
+                    status, usage = 0, None
+                self._reaped(run, status, usage)
+            try:
+                self._finish(run)
+            except sqlite3.Error as exc:
+                self.reporter.event(f"run {run.run_id}: could not record its outcome ({exc})")
+                self._close(run)
+        # Whatever of ours is still recorded running (a run that could not start and
+        # whose error could not be written) ends interrupted, and the daemon stopped.
         try:
-            self.store.stop_daemon(self.id, self.clock.now())
-        except sqlite3.Error:
-            pass
+            self._record_unstarted()
+            with self.store.immediate():
+                ids = self.store.interrupt_daemon_runs(
+                    self.id, self.clock.now(), "interrupted: the daemon stopped before the run started; not re-run"
+                )
+            for run_id in ids:
+                self.reporter.event(f"run {run_id} interrupted: it had not started")
+        except sqlite3.Error as exc:
+            self.reporter.event(f"could not record this daemon stopped ({exc})")
         if self._waker is not None:
             self._waker.close()
         self._restore_signals()
@@ -844,15 +1149,18 @@ class Daemon:
         self.reporter.close()
 
     def _status_text(self) -> str:
-        due = self.store.next_due_at() if not self.stopping else None
         parts = [f"{len(self.active)}/{self.config.workers} running"]
         if self.stopping:
             parts.append("stopping")
-        elif due is not None:
-            parts.append(f"next due {due.astimezone():%Y-%m-%d %H:%M:%S}")
+        elif self._tick_at is not None:
+            parts.append(f"next due {self._tick_at.astimezone():%Y-%m-%d %H:%M:%S}")
         else:
             parts.append("nothing scheduled")
         return ", ".join(parts)
+
+
+# ----------------------------------------------------------------------
+# Processes and hosts
 
 
 def _exited(pid: int) -> bool:
@@ -879,6 +1187,75 @@ def _pid_alive(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
+def _proc_start(pid: int) -> int | None:
+    """When a process started, in clock ticks since boot (Linux), else None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rpartition(b")")[2].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pid_is(pid: int, start: int | None) -> bool:
+    """Whether the process that registered as ``pid`` (started at ``start``) still runs,
+    rather than nothing or another process given the same pid since."""
+    if not _pid_alive(pid):
+        return False
+    now_start = _proc_start(pid)
+    return start is None or now_start is None or now_start == start
+
+
+def _read_first_line(path: str) -> str | None:
+    try:
+        with open(path) as source:
+            return source.readline().strip() or None
+    except OSError:
+        return None
+
+
+def _place() -> str:
+    """Where this process's pids mean something: the host name, the boot (a reboot
+    reuses pids; the machine id where there is no boot id), and the pid namespace
+    (containers sharing a host name and kernel have their own pids)."""
+    parts = [socket.gethostname().replace(" ", "_") or "?"]
+    boot = _read_first_line("/proc/sys/kernel/random/boot_id")
+    if boot:
+        parts.append(f"boot={boot}")
+    else:
+        machine = _read_first_line("/etc/machine-id")
+        if machine:
+            parts.append(f"machine={machine}")
+    try:
+        parts.append(f"pidns={os.readlink('/proc/self/ns/pid')}")
+    except OSError:
+        pass
+    return " ".join(parts)
+
+
+def _host_text(place: str, pid_start: int | None) -> str:
+    """The daemons row's ``host``: the place, then the process's start if known."""
+    return place if pid_start is None else f"{place} pidstart={pid_start}"
+
+
+def _parse_host(text: str) -> tuple[str, int | None]:
+    """(place, process start) from a daemons row's ``host``."""
+    words = text.split(" ")
+    start = None
+    if words and words[-1].startswith("pidstart="):
+        try:
+            start = int(words.pop()[len("pidstart="):])
+        except ValueError:
+            pass
+    return " ".join(words), start
+
+
+def _same_place(theirs: str, ours: str) -> bool:
+    """Whether another daemon's pid can be checked from here: the same host name, boot
+    (or machine) id and pid namespace. Only where neither side has any of these (no
+    /proc, no /etc/machine-id) does the host name alone decide."""
+    return theirs == ours
+
+
 def _stamp(when: datetime) -> str:
     return when.astimezone().strftime("%H:%M:%S.%f")[:-3]
 
@@ -891,4 +1268,4 @@ def _slots(count: int) -> str:
     return f"{count}{'+' if count >= BACKLOG_LIMIT else ''} more slot{'s' if count != 1 else ''}"
 
 
-__all__ = ["BgprocError", "Daemon", "DaemonConfig"]
+__all__ = ["BgprocError", "Claim", "Daemon", "DaemonConfig", "decide"]

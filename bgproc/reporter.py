@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-from datetime import datetime
 from typing import TextIO
+
+from .clock import Clock
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CLEAR = "\r\x1b[2K"
@@ -23,8 +24,11 @@ def _plain(text: str) -> str:
 
 
 class Reporter:
-    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, live: bool | None = None, clock: Clock | None = None
+    ) -> None:
         self.stream = stream or sys.stderr
+        self.clock = clock or Clock()
         if live is None:
             try:
                 live = self.stream.isatty()
@@ -34,7 +38,7 @@ class Reporter:
         self._status = ""
 
     def event(self, message: str) -> None:
-        line = f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} {_plain(message)}"
+        line = f"{self.clock.now().astimezone():%Y-%m-%d %H:%M:%S} {_plain(message)}"
         try:
             if self._live:
                 self.stream.write(_CLEAR + line + "\n" + self._status_line())

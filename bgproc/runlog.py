@@ -48,6 +48,7 @@ class RunLog:
         self._tail_dirty = False
         self.dropped = 0
         self._dropped_dirty = False
+        self._version = 0  # counts changes to the tail or the dropped count
         self._partial = b""
         self._partial_since: datetime | None = None
         self.last_line = ""
@@ -108,6 +109,7 @@ class RunLog:
         self._tail.append((line, size))
         self._tail_bytes += size
         self._tail_dirty = True
+        self._version += 1
         while self._tail_bytes > self.tail_limit:
             _, old = self._tail.popleft()
             self._tail_bytes -= old
@@ -118,11 +120,23 @@ class RunLog:
     def dirty(self) -> bool:
         return bool(self._pending_head) or self._tail_dirty or self._dropped_dirty
 
-    def take(self) -> tuple[str, str | None, int]:
-        """What to write now: text to append to the head, the whole tail (None if
-        unchanged), and the dropped byte count."""
+    def pending(self) -> tuple[str, str | None, int, tuple[int, int]]:
+        """What to write now, without forgetting it: text to append to the head, the
+        whole tail (None if unchanged), the dropped byte count, and a mark to pass to
+        ``written`` once the write is committed (a write rolled back is sent again)."""
         head = "".join(self._pending_head)
-        self._pending_head.clear()
         tail = "".join(line for line, _ in self._tail) if self._tail_dirty else None
-        self._tail_dirty = self._dropped_dirty = False
-        return head, tail, self.dropped
+        return head, tail, self.dropped, (len(self._pending_head), self._version)
+
+    def written(self, mark: tuple[int, int]) -> None:
+        """What ``pending`` returned with ``mark`` is stored."""
+        count, version = mark
+        del self._pending_head[:count]
+        if version == self._version:
+            self._tail_dirty = self._dropped_dirty = False
+
+    def take(self) -> tuple[str, str | None, int]:
+        """``pending`` and ``written`` at once (for a write that cannot fail)."""
+        head, tail, dropped, mark = self.pending()
+        self.written(mark)
+        return head, tail, dropped

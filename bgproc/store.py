@@ -16,6 +16,7 @@ import sqlite3
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ MIGRATIONS: list[str] = [
         stopped_at TEXT,
         workers INTEGER NOT NULL
     );
+    -- the live daemons, scanned by every daemon's reaper (stopped rows pile up until pruned)
+    CREATE INDEX daemons_live ON daemons(started_at) WHERE stopped_at IS NULL;
 
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
@@ -311,6 +314,15 @@ class Store:
         )
         return _task(rows[0]) if rows else None
 
+    def pending_request_params(self, task: str) -> list[tuple[int, bytes]]:
+        """(id, parameter bytes) of the task's requests that may still run."""
+        rows = self.conn.execute(
+            "SELECT id, params FROM requests WHERE task = ? AND (status = 'scheduled' OR manual_at IS NOT NULL) "
+            "ORDER BY id",
+            (task,),
+        )
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
     def list_tasks(self) -> list[TaskRecord]:
         return [
             _task(r)
@@ -408,12 +420,19 @@ class Store:
             self.conn.execute(f"UPDATE requests SET {sets} WHERE id = ?", [*values, request_id])
         self.notify()
 
-    def next_due_at(self) -> datetime | None:
-        """The earliest next fire among scheduled requests, or a pending manual run."""
+    def next_due_at(self, after: datetime | None = None) -> datetime | None:
+        """The earliest fire or manual run a daemon can act on (strictly after ``after``
+        if given). A one-time or manual run waiting for its request's previous run to
+        end is left out: that run ending is what makes it claimable, not the time."""
         row = self.conn.execute(
             "SELECT MIN(t) FROM ("
-            " SELECT MIN(next_run_at) AS t FROM requests WHERE status = 'scheduled'"
-            " UNION ALL SELECT MIN(manual_at) FROM requests WHERE manual_at IS NOT NULL)"
+            " SELECT * FROM (SELECT r.next_run_at AS t FROM requests r"
+            f"  WHERE r.status = 'scheduled' AND r.next_run_at > :after AND NOT ({_ONE_TIME} AND {_WAITS})"
+            "  ORDER BY r.next_run_at LIMIT 1)"
+            " UNION ALL SELECT * FROM (SELECT r.manual_at FROM requests r"
+            f"  WHERE r.manual_at IS NOT NULL AND r.manual_at > :after AND NOT {_WAITS}"
+            "  ORDER BY r.manual_at LIMIT 1))",
+            {"after": ts(after) or ""},
         ).fetchone()
         return dt(row[0]) if row else None
 
@@ -432,24 +451,52 @@ class Store:
     # ------------------------------------------------------------------
     # Claiming (inside ``immediate()``; the daemon decides, the store records)
 
-    def due_requests(self, now: datetime, limit: int) -> list[RequestRecord]:
-        """Requests with a fire or a manual run due by ``now``, oldest first."""
+    def due_requests(self, now: datetime, limit: int) -> list[RequestRecord | UnloadableRequest]:
+        """Requests with a fire or a manual run due by ``now`` that a daemon can act on,
+        oldest first (see ``next_due_at`` for what waits). A row that cannot be read
+        back (a time zone this host lacks...) comes as an ``UnloadableRequest``."""
         sql = (
-            "SELECT * FROM (" + _REQUEST_SELECT
-            + " WHERE r.status = 'scheduled' AND r.next_run_at <= :now"
-            " UNION " + _REQUEST_SELECT + " WHERE r.manual_at IS NOT NULL AND r.manual_at <= :now)"
+            "SELECT * FROM (SELECT r.* FROM requests r"
+            f" WHERE r.status = 'scheduled' AND r.next_run_at <= :now AND NOT ({_ONE_TIME} AND {_WAITS})"
+            " UNION SELECT r.* FROM requests r"
+            f" WHERE r.manual_at IS NOT NULL AND r.manual_at <= :now AND NOT {_WAITS})"
             " ORDER BY MIN(COALESCE(next_run_at, manual_at), COALESCE(manual_at, next_run_at)), id LIMIT :limit"
         )
-        return [_request(r) for r in self.db.query(sql, {"now": ts(now), "limit": limit})]
+        out: list[RequestRecord | UnloadableRequest] = []
+        for row in self.db.query(sql, {"now": ts(now), "limit": limit}):
+            try:
+                out.append(_request(row))
+            except Exception as exc:  # noqa: BLE001 - one bad row must not stop claiming
+                out.append(_unloadable(row, now, exc))
+        return out
+
+    def busy_requests(self) -> set[int]:
+        """Requests with a run going (any daemon)."""
+        return {int(r[0]) for r in self.conn.execute(_BUSY)}
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside ``immediate()``: undo only this block's writes if it raises."""
+        self.conn.execute("SAVEPOINT claim")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO claim")
+            self.conn.execute("RELEASE claim")
+            raise
+        else:
+            self.conn.execute("RELEASE claim")
+
+    def unschedule_unloadable(self, request_id: int, now: datetime) -> None:
+        """No further fires or manual run for a request that cannot be loaded."""
+        self.conn.execute(
+            "UPDATE requests SET status = CASE status WHEN 'scheduled' THEN 'unscheduled' ELSE status END, "
+            "next_run_at = NULL, manual_at = NULL, updated_at = ? WHERE id = ?",
+            (ts(now), request_id),
+        )
 
     def clear_manual_run(self, request_id: int) -> None:
         self.conn.execute("UPDATE requests SET manual_at = NULL WHERE id = ?", (request_id,))
-
-    def running_count(self, request_id: int) -> int:
-        row = self.conn.execute(
-            "SELECT COUNT(*) FROM runs WHERE request_id = ? AND status = 'running'", (request_id,)
-        ).fetchone()
-        return int(row[0])
 
     def advance_request(self, request_id: int, next_run_at: datetime | None, now: datetime) -> None:
         """Move a request to its next fire, or mark it complete when there is none."""
@@ -624,9 +671,46 @@ class Store:
                  ts(daemon.heartbeat_at), daemon.workers),
             )
 
-    def heartbeat(self, daemon_id: str, now: datetime) -> None:
+    def heartbeat(self, daemon_id: str, now: datetime) -> bool:
+        """Record that a daemon lives; False if it was declared dead (stopped) meanwhile."""
         with self.immediate():
-            self.conn.execute("UPDATE daemons SET heartbeat_at = ? WHERE id = ?", (ts(now), daemon_id))
+            changed = self.conn.execute(
+                "UPDATE daemons SET heartbeat_at = ? WHERE id = ? AND stopped_at IS NULL", (ts(now), daemon_id)
+            ).rowcount
+        return bool(changed)
+
+    def get_daemon(self, daemon_id: str) -> DaemonRecord | None:
+        rows = list(self.db.query("SELECT * FROM daemons WHERE id = ?", [daemon_id]))
+        return _daemon(rows[0]) if rows else None
+
+    def daemon_stopped(self, daemon_id: str) -> bool:
+        """Whether a daemon's row says it stopped (or was declared dead)."""
+        row = self.conn.execute("SELECT stopped_at FROM daemons WHERE id = ?", (daemon_id,)).fetchone()
+        return row is not None and row[0] is not None
+
+    def orphaned_runs(self) -> list[tuple[int, str | None]]:
+        """Runs still ``running`` whose daemon row is stopped or gone: (run id, daemon id)."""
+        rows = self.conn.execute(
+            "SELECT runs.id, runs.daemon_id FROM runs LEFT JOIN daemons ON daemons.id = runs.daemon_id "
+            "WHERE runs.status = 'running' AND (daemons.id IS NULL OR daemons.stopped_at IS NOT NULL) "
+            "ORDER BY runs.id"
+        )
+        return [(int(r[0]), r[1]) for r in rows]
+
+    def interrupt_run(self, run_id: int, now: datetime, detail: str) -> bool:
+        """Mark one run interrupted if it is still ``running`` (inside ``immediate()``)."""
+        changed = self.conn.execute(
+            "UPDATE runs SET status = 'interrupted', ended_at = ?, detail = ? WHERE id = ? AND status = 'running'",
+            (ts(now), detail, run_id),
+        ).rowcount
+        return bool(changed)
+
+    def prune_daemons(self, stopped_before: datetime) -> int:
+        """Forget daemons stopped before ``stopped_before``; returns how many."""
+        with self.immediate():
+            return self.conn.execute(
+                "DELETE FROM daemons WHERE stopped_at IS NOT NULL AND stopped_at < ?", (ts(stopped_before),)
+            ).rowcount
 
     def stop_daemon(self, daemon_id: str, now: datetime) -> None:
         with self.immediate():
@@ -655,6 +739,48 @@ class Store:
             "UPDATE daemons SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL", (ts(now), daemon_id)
         )
         return ids
+
+
+# ----------------------------------------------------------------------
+# Claiming: what waits rather than being claimed
+
+_BUSY = "SELECT request_id FROM runs WHERE status = 'running'"
+# A one-time timing (its kind is in the stored JSON; a malformed one is not one-time
+# here, so that claiming reaches it and reports it).
+_ONE_TIME = (
+    "COALESCE((CASE WHEN json_valid(r.timing) THEN json_extract(r.timing, '$.kind') END) IN ('now', 'at'), 0)"
+)
+# Its request has a run going and does not allow overlap: a one-time or manual run waits.
+_WAITS = f"(r.allow_overlap = 0 AND r.id IN ({_BUSY}))"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnloadableRequest:
+    """A due request whose stored row cannot be read back (a time zone this host's
+    tzdata lacks, a damaged timing): claiming records an error and unschedules it."""
+
+    id: int
+    task: str
+    reason: str
+    planned_at: datetime | None
+    manual: bool
+
+
+def _unloadable(row: dict[str, Any], now: datetime, exc: Exception) -> UnloadableRequest:
+    def when(name: str) -> datetime | None:
+        try:
+            return dt(row.get(name))
+        except (TypeError, ValueError):
+            return None
+
+    manual_at, next_run_at = when("manual_at"), when("next_run_at")
+    manual = manual_at is not None and manual_at <= now and not (
+        row.get("status") == "scheduled" and next_run_at is not None and next_run_at <= now
+    )
+    return UnloadableRequest(
+        id=int(row["id"]), task=str(row.get("task")), reason=f"{type(exc).__name__}: {exc}",
+        planned_at=manual_at if manual else next_run_at, manual=manual,
+    )
 
 
 # ----------------------------------------------------------------------

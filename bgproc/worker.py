@@ -10,7 +10,8 @@ store or the command line. The daemon hands it two pipes (their numbers in
   reads as closed, the daemon is gone and the worker kills its own process
   group rather than run on unobserved;
 - the *events* pipe carries MessagePack events back: ``connection.log``
-  records and ``connection.progress`` reports.
+  records and ``connection.progress`` reports. The daemon closes its end if
+  the run writes what it cannot read; the events are then dropped.
 
 stdout and stderr are the process log. Exit 0 is success; an exception
 prints its traceback and exits 1. The daemon records the outcome.
@@ -35,7 +36,8 @@ from .loader import load_task_class
 from .task import Cancelled, Connection, ConnectionRequired
 
 FDS_ENV = "BGPROC_WORKER_FDS"
-# One connection.log record at most (the daemon keeps 1 MiB of log per run by default).
+# One connection.log record or progress message at most, in characters (the daemon
+# keeps 1 MiB of log per run by default, and reads at most 8 MiB of one event).
 MAX_RECORD = 256 * 1024
 EXIT_ERROR = 1
 EXIT_CANCELLED = 143
@@ -82,6 +84,24 @@ class EventSink:
                 pass
 
 
+def _cut(message: str) -> str:
+    if len(message) > MAX_RECORD:
+        return f"{message[:MAX_RECORD]}... ({len(message) - MAX_RECORD} characters cut)"
+    return message
+
+
+def exit_code(value: object) -> int:
+    """The process exit code for ``sys.exit(value)``. Only 0 to 255 pass through: the
+    system keeps the low 8 bits, and ``sys.exit(256)`` must not read as success."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        if 0 <= value <= 255:
+            return value
+        print(f"bgproc: sys.exit({value}): exit codes are 0 to 255; exiting with {EXIT_ERROR}", file=sys.stderr)
+    return EXIT_ERROR
+
+
 class EventLogHandler(logging.Handler):
     """Sends ``connection.log`` records to the daemon's process log."""
 
@@ -94,9 +114,7 @@ class EventLogHandler(logging.Handler):
             message = record.getMessage()
             if record.exc_info:
                 message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-            if len(message) > MAX_RECORD:
-                message = f"{message[:MAX_RECORD]}... ({len(message) - MAX_RECORD} characters cut)"
-            self._sink.send({"t": "log", "at": record.created, "level": record.levelname, "msg": message})
+            self._sink.send({"t": "log", "at": record.created, "level": record.levelname, "msg": _cut(message)})
         except Exception:  # noqa: BLE001 - logging must never fail the task
             self.handleError(record)
 
@@ -143,7 +161,8 @@ def main() -> int:
     log.addHandler(EventLogHandler(sink))
 
     def progress(done: float, total: float | None, message: str | None) -> None:
-        sink.send({"t": "progress", "at": time.time(), "done": done, "total": total, "msg": message})
+        text = None if message is None else _cut(str(message))
+        sink.send({"t": "progress", "at": time.time(), "done": done, "total": total, "msg": text})
 
     connection = Connection(
         run_id=job["run_id"], request_id=job["request_id"], user=job["user"],
@@ -172,7 +191,7 @@ def main() -> int:
     except SystemExit as exc:
         if exc.code not in (None, 0):
             traceback.print_exc()
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR)
+        code = exit_code(exc.code)
     except BaseException:  # noqa: BLE001 - report anything the task raises
         traceback.print_exc()
         code = EXIT_ERROR

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +27,8 @@ from daemon_tasks.helpers import (
 )
 
 from bgproc import start_new
+from bgproc.store import Store
+from bgproc.timing import Timing
 
 pytestmark = pytest.mark.daemon
 
@@ -47,6 +49,11 @@ def _head(db: Path, run_id: int) -> str:
 
 def _t(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _timing(db: Path, request_id: int) -> Timing:
+    with Store.open(db) as store:
+        return store.get_request(request_id).timing
 
 
 def test_sample_scenario(db: Path) -> None:
@@ -93,19 +100,29 @@ def test_recurring_request_runs_then_completes(db: Path) -> None:
     register(db)
     with daemon(db, "--workers", "2") as proc:
         request = schedule(db, "Sleep", "-p", "seconds=0.05", "--every", "1s", "--finish", "+3s")
-        wait_until(lambda: _request(db, request)["status"] == "complete", 10)
-        wait_until(lambda: all(r["status"] != "running" for r in runs(db, request)), 5)
+        wait_until(lambda: _request(db, request)["status"] == "complete", 30)
+        wait_until(lambda: all(r["status"] != "running" for r in runs(db, request)), 30)
         proc.assert_healthy()
+    # How many slots ran, were skipped or were coalesced depends on the machine's
+    # load; what cannot vary: one row per slot, on the request's grid, then complete.
+    # (That the daemon wakes exactly at each fire is tested with a fake clock.)
     rows = runs(db, request)
-    assert 3 <= len(rows) <= 4  # one row per slot
-    assert {r["status"] for r in rows} <= {"success", "skipped"}  # skipped only on a loaded machine
-    done = [r for r in rows if r["status"] == "success"]
-    assert len(done) >= 2
-    assert {r["reason"] for r in rows} == {"schedule"}
-    planned = [_t(r["planned_at"]) for r in rows]
-    assert all(b - a == timedelta(seconds=1) for a, b in zip(planned, planned[1:], strict=False))
-    for r in done[1:]:  # each starts at its fire, not late (the first fire is the start, whole seconds)
-        assert 0 <= (_t(r["started_at"]) - _t(r["planned_at"])).total_seconds() < 0.5
+    assert {r["status"] for r in rows} <= {"success", "skipped", "missed"}
+    assert any(r["status"] == "success" for r in rows)
+    slots = [r for r in rows if r["status"] != "missed"]
+    timing = _timing(db, request)
+    first = timing.first_fire()
+    assert first is not None
+    fires = [first, *timing.fires(first, 10)]
+    assert len(fires) <= 5  # --finish +3s
+    planned = [_t(r["planned_at"]) for r in slots]
+    assert planned[0] == fires[0] and planned == sorted(set(planned)) and set(planned) <= set(fires)
+    assert {r["reason"] for r in slots} <= {"schedule", "catch-up"}
+    for r in rows:
+        if r["status"] == "success":
+            assert _t(r["started_at"]) >= _t(r["planned_at"])
+        if r["status"] == "missed":  # coalesced slots are real slots, after the run's own
+            assert _t(r["missed_until"]) in fires and r["missed_count"] >= 1
     assert _request(db, request)["next_run_at"] is None
 
 
@@ -113,20 +130,23 @@ def test_unschedule_and_reschedule_while_running(db: Path) -> None:
     register(db)
     with daemon(db) as proc:
         request = schedule(db, "Noop", "--every", "1s")
-        wait_until(lambda: len([r for r in runs(db, request) if r["status"] == "success"]) >= 1, 10)
+        wait_until(lambda: len([r for r in runs(db, request) if r["status"] == "success"]) >= 1, 30)
         assert run_bgproc(db, "unschedule", str(request)).code == 0
-        wait_until(lambda: all(r["status"] != "running" for r in runs(db, request)), 5)
+        wait_until(lambda: all(r["status"] != "running" for r in runs(db, request)), 30)
         count = len(runs(db, request))
-        time.sleep(1.5)  # more than one interval: a slot would have fired by now
+        # A request due after the next slot would have been: once it has run, the
+        # daemon has looked at what was due then, and the unscheduled one was not.
+        marker = schedule(db, "Noop", "--at", "+2s")
+        assert wait_finished(db, marker)["status"] == "success"
         assert len(runs(db, request)) == count
         assert _request(db, request)["status"] == "unscheduled"
         back = run_bgproc(db, "reschedule", str(request))
         assert back.code == 0, back.err
-        wait_until(lambda: len(runs(db, request)) > count, 5)
-        wait_until(lambda: runs(db, request)[-1]["status"] == "success", 5)
+        wait_until(lambda: len(runs(db, request)) > count, 30)
+        wait_until(lambda: runs(db, request)[-1]["status"] == "success", 30)
         assert _request(db, request)["status"] == "scheduled"
         assert cli(db, "unschedule", str(request))[0] == 0
-        wait_until(lambda: all(r["status"] != "running" for r in runs(db, request)), 5)
+        wait_until(lambda: all(r["status"] != "running" for r in runs(db, request)), 30)
         proc.assert_healthy()
     # (skipped: a slot that came while a run was slow to end, on a loaded machine)
     assert {r["status"] for r in runs(db, request)} <= {"success", "skipped"}, runs(db, request)
@@ -156,8 +176,8 @@ def test_two_daemons_claim_each_request_once(db: Path) -> None:
     assert sorted(r["request_id"] for r in rows) == sorted(ids)
     assert {r["status"] for r in rows} == {"success"}
     assert {r["status"] for r in query(db, "SELECT status FROM requests")} == {"complete"}
-    daemons = {r["daemon_id"] for r in rows}
-    assert len(daemons) == 2, "both daemons should have claimed some"
+    # (Which daemon claims which request is a race; either may win them all.)
+    assert {r["daemon_id"] for r in rows} <= {d["id"] for d in query(db, "SELECT id FROM daemons")}
 
 
 def test_daemon_killed_mid_run_then_restarted(db: Path, tmp_path: Path) -> None:
@@ -166,18 +186,18 @@ def test_daemon_killed_mid_run_then_restarted(db: Path, tmp_path: Path) -> None:
     first = DaemonProcess(db)
     first.wait_started()
     request = schedule(db, "Hang", "-p", f"child_pid_file={child_file}")
-    run = wait_until(lambda: (r := run_of(db, request)) and r["pid"] and child_file.exists() and r, 10)
+    run = wait_until(lambda: (r := run_of(db, request)) and r["pid"] and child_file.exists() and r, 30)
     worker, child = run["pid"], int(child_file.read_text())
     assert pid_alive(worker) and pid_alive(child)
-    spares = wait_until(lambda: [p for p in children(first.pid) if p != worker], 5)
+    spares = wait_until(lambda: [p for p in children(first.pid) if p != worker], 30)
     first.kill()  # SIGKILL: no chance to clean up
     # The lifeline: the orphaned worker and its child stop on their own, and so
     # does the spare worker that waited for a job.
-    wait_until(lambda: not pid_alive(worker) and not pid_alive(child), 5)
-    wait_until(lambda: not any(pid_alive(p) for p in spares), 5)
+    wait_until(lambda: not pid_alive(worker) and not pid_alive(child), 30)
+    wait_until(lambda: not any(pid_alive(p) for p in spares), 30)
     assert run_of(db, request)["status"] == "running"  # nobody knows yet
     with daemon(db) as second:
-        interrupted = wait_until(lambda: run_of(db, request, status="interrupted"), 10)
+        interrupted = wait_until(lambda: run_of(db, request, status="interrupted"), 30)
         assert "not re-run" in interrupted["detail"] and interrupted["ended_at"]
         # The daemon still works, and the interrupted request is not run again.
         after = schedule(db, "Noop")
@@ -195,14 +215,14 @@ def test_live_daemon_marks_a_dead_daemons_runs_interrupted(db: Path) -> None:
         first.wait_started()
         second.wait_started()
         busy = schedule(db, "Sleep", "-p", "seconds=30")
-        wait_until(lambda: (r := run_of(db, busy)) and r["pid"], 10)
+        wait_until(lambda: (r := run_of(db, busy)) and r["pid"], 30)
         request = schedule(db, "Hang")  # one worker each: the other daemon takes it
-        run = wait_until(lambda: (r := run_of(db, request)) and r["pid"] and r, 10)
+        run = wait_until(lambda: (r := run_of(db, request)) and r["pid"] and r, 30)
         doomed, survivor = (first, second) if f":{first.pid}:" in run["daemon_id"] else (second, first)
         assert f":{doomed.pid}:" in run["daemon_id"]
         doomed.kill()
         # The survivor notices at its next heartbeat (every 5 s) and does not re-run it.
-        interrupted = wait_until(lambda: run_of(db, request, status="interrupted"), 10)
+        interrupted = wait_until(lambda: run_of(db, request, status="interrupted"), 30)
         assert "is no longer running" in interrupted["detail"]
         assert not pid_alive(run["pid"])
         survivor.assert_healthy()
@@ -217,20 +237,22 @@ def test_live_daemon_marks_a_dead_daemons_runs_interrupted(db: Path) -> None:
 
 def test_sigterm_waits_within_grace_then_interrupts(db: Path) -> None:
     register(db)
-    proc = DaemonProcess(db, "--grace", "1.5", "--kill-after", "0.5", "--workers", "2")
+    grace = 3.0
+    proc = DaemonProcess(db, "--grace", str(grace), "--kill-after", "0.5", "--workers", "2")
     proc.wait_started()
-    short = schedule(db, "Sleep", "-p", "seconds=0.8")
-    long = schedule(db, "Sleep", "-p", "seconds=30")
-    wait_until(lambda: all((r := run_of(db, q)) and r["pid"] for q in (short, long)), 10)
+    short = schedule(db, "Sleep", "-p", "seconds=0.3")
+    long = schedule(db, "Sleep", "-p", "seconds=600")
+    wait_until(lambda: all((r := run_of(db, q)) and r["pid"] for q in (short, long)), 30)
+    sent = datetime.now().astimezone()
     proc.proc.send_signal(signal.SIGTERM)
-    started = time.monotonic()
     later = schedule(db, "Noop")  # a stopping daemon claims nothing new
-    assert proc.wait(timeout=10) == 0, proc.output()
-    assert time.monotonic() - started < 1.5 + 0.5 + 2
+    # It stops at the end of the grace, not when the long run would have ended.
+    assert proc.wait(timeout=120) == 0, proc.output()
     assert run_of(db, short)["status"] == "success"
     stopped = monitor_run(db, run_of(db, long)["id"])
     assert stopped["status"] == "interrupted"
     assert "daemon is stopping" in stopped["log"]
+    assert (_t(stopped["ended_at"]) - sent).total_seconds() >= grace - 0.05  # not before the grace
     assert runs(db, later) == []
     assert _request(db, later)["status"] == "scheduled"
     (row,) = query(db, "SELECT stopped_at FROM daemons")
@@ -242,8 +264,8 @@ def test_overlap_is_skipped_unless_allowed(db: Path) -> None:
     with daemon(db, "--workers", "6") as proc:
         plain = schedule(db, "Sleep", "-p", "seconds=1.6", "--every", "1s")
         overlap = schedule(db, "Sleep", "-p", "seconds=1.6", "--every", "1s", "--allow-overlap")
-        wait_until(lambda: len(runs(db, plain, status="skipped")) >= 1, 10)
-        wait_until(lambda: len(runs(db, overlap, status="running")) >= 2, 10)
+        wait_until(lambda: len(runs(db, plain, status="skipped")) >= 1, 30)
+        wait_until(lambda: len(runs(db, overlap, status="running")) >= 2, 30)
         for request in (plain, overlap):
             assert cli(db, "unschedule", str(request))[0] == 0
         proc.assert_healthy()
@@ -260,7 +282,7 @@ def test_missed_fires_coalesce_into_one_catch_up(db: Path) -> None:
     once = schedule(db, "Noop", "--at", "+1s")
     # No daemon: the recurring request falls due and misses a few slots.
     first_fire = _t(_request(db, recurring)["next_run_at"])
-    wait_until(lambda: datetime.now().astimezone() > first_fire + timedelta(seconds=2.5), 10)
+    wait_until(lambda: datetime.now().astimezone() > first_fire + timedelta(seconds=2.5), 30)
     done = run_bgproc(db, "daemon", "--once", timeout=30)
     assert done.code == 0, done.err
     rows = runs(db, recurring)
@@ -287,7 +309,7 @@ def test_progress_and_log_while_running_then_cancel(db: Path) -> None:
             lambda: (r := run_of(db, request)) and r["progress_done"] == 3 and r, 10
         )
         # Output without its newline yet shows too, after a moment.
-        wait_until(lambda: "waiting for a newline" in _head(db, run["id"]), 5)
+        wait_until(lambda: "waiting for a newline" in _head(db, run["id"]), 30)
         shown = monitor_run(db, run["id"])
         assert shown["status"] == "running"
         assert shown["progress"] == {"done": 3, "total": 4, "message": "step 3"}
@@ -297,7 +319,7 @@ def test_progress_and_log_while_running_then_cancel(db: Path) -> None:
         assert shown["duration_s"] > 0 and shown["ended_at"] is None
         cancelled = run_bgproc(db, "cancel", str(run["id"]))
         assert cancelled.code == 0, cancelled.err
-        wait_until(lambda: run_of(db, request)["status"] == "cancelled", 5)
+        wait_until(lambda: run_of(db, request)["status"] == "cancelled", 30)
         shown = monitor_run(db, run["id"])
         assert "cancel" in shown["detail"]
         assert not pid_alive(shown["pid"])
@@ -331,9 +353,10 @@ def test_without_the_wake_up_fifo_the_daemon_watches_the_database(db: Path) -> N
     with daemon(db) as proc:
         assert "no wake-up FIFO" in proc.output()
         request = schedule(db, "Noop")
-        run = wait_finished(db, request, timeout=5)
+        # Claimed at the next poll of the database (that it polls every second is
+        # tested with a fake clock).
+        run = wait_finished(db, request, timeout=30)
         assert run["status"] == "success"
-        assert (_t(run["started_at"]) - _t(run["planned_at"])).total_seconds() < 1.5  # the 1 s poll
         proc.assert_healthy()
 
 
@@ -342,20 +365,20 @@ def test_spare_worker_waits_idle_and_goes_with_the_daemon(db: Path) -> None:
     proc = DaemonProcess(db)
     proc.wait_started()
     # One worker is started ahead and waits for a job, using no CPU.
-    (spare,) = wait_until(lambda: children(proc.pid), 5)
+    (spare,) = wait_until(lambda: children(proc.pid), 30)
     with open(f"/proc/{spare}/cmdline", "rb") as cmdline:
         assert b"bgproc.worker" in cmdline.read()
     # The next run gets it; a new spare takes its place.
     request = schedule(db, "Noop")
     run = wait_finished(db, request)
     assert run["status"] == "success" and run["pid"] == spare
-    (second,) = wait_until(lambda: children(proc.pid), 5)
+    (second,) = wait_until(lambda: children(proc.pid), 30)
     assert second != spare
     # A spare that dies is noticed; runs start on demand meanwhile.
     os.kill(second, signal.SIGKILL)
-    wait_until(lambda: "spare worker exited" in proc.output(), 5)
+    wait_until(lambda: "spare worker exited" in proc.output(), 30)
     assert wait_finished(db, schedule(db, "Noop"))["status"] == "success"
-    (third,) = wait_until(lambda: children(proc.pid), 5)
+    (third,) = wait_until(lambda: children(proc.pid), 30)
     assert proc.stop() == 0
     assert not pid_alive(third)
     assert "Traceback" not in proc.output()
@@ -371,7 +394,7 @@ def test_manual_run_leaves_the_timing_alone(db: Path) -> None:
         for request in (done, hourly):
             asked = run_bgproc(db, "run", str(request))
             assert asked.code == 0, asked.err
-        wait_until(lambda: len(runs(db, done)) == 2 and runs(db, done)[-1]["status"] == "success", 10)
+        wait_until(lambda: len(runs(db, done)) == 2 and runs(db, done)[-1]["status"] == "success", 30)
         manual = wait_finished(db, hourly)
         assert manual["status"] == "success" and manual["reason"] == "manual"
         assert runs(db, done)[-1]["reason"] == "manual"
@@ -380,3 +403,19 @@ def test_manual_run_leaves_the_timing_alone(db: Path) -> None:
     assert _request(db, hourly)["status"] == "scheduled"
     assert _request(db, hourly)["next_run_at"] == next_run
     assert query(db, "SELECT COUNT(*) AS n FROM requests WHERE manual_at IS NOT NULL")[0]["n"] == 0
+
+
+def test_a_request_that_cannot_be_loaded_does_not_stop_the_daemon(db: Path) -> None:
+    register(db)
+    broken = schedule(db, "Noop")
+    fine = schedule(db, "Noop")
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE requests SET timezone = 'Mars/Olympus_Mons' WHERE id = ?", (broken,))
+    conn.close()
+    done = run_bgproc(db, "daemon", "--once", timeout=30)
+    assert done.code == 0, done.err
+    assert run_of(db, fine)["status"] == "success"
+    error = run_of(db, broken)
+    assert error["status"] == "error" and "Mars/Olympus_Mons" in error["detail"]
+    assert _request(db, broken)["status"] == "unscheduled"

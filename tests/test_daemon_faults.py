@@ -38,7 +38,7 @@ class Faults:
     def __init__(self, db: Path, proc: DaemonProcess, requests: dict[str, int], tmp: Path) -> None:
         self.db, self.proc, self.requests, self.tmp = db, proc, requests, tmp
 
-    def finished(self, name: str, timeout: float = 20.0) -> dict[str, Any]:
+    def finished(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
         run = wait_finished(self.db, self.requests[name], timeout)
         return monitor_run(self.db, run["id"])
 
@@ -55,11 +55,16 @@ def faults(tmp_path_factory: pytest.TempPathFactory):
         "hang": ["Hang", "--timeout", "1s", "-p", f"child_pid_file={tmp / 'hang.child'}"],
         "ignore": ["IgnoreTerm", "--timeout", "1s", "-p", f"child_pid_file={tmp / 'ignore.child'}"],
         "flood": ["Flood", "-p", "megabytes=50"],
-        "long": ["Sleep", "-p", "seconds=4"],
+        "long": ["Sleep", "-p", "seconds=600"],  # running while the monitor looks; stopped at the end
         "garbage": ["Garbage"],
         "small": ["Memory"],
         "big": ["Memory", "-p", "megabytes=80"],
         "straggler": ["Straggler", "-p", f"child_pid_file={tmp / 'straggler.child'}"],
+        # Before their fix these hung until their timeout.
+        "big_progress": ["BigProgress", "--timeout", "30s"],
+        "garbage_more": ["GarbageThenMore", "--timeout", "30s"],
+        "exit256": ["SysExit", "-p", "code=256"],
+        "exit255": ["SysExit", "-p", "code=255"],
     }
     with daemon(db, "--workers", "8", "--kill-after", "0.5", "--grace", "1") as proc:
         # All at once: the faults happen side by side in one daemon.
@@ -69,12 +74,12 @@ def faults(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_monitor_answers_while_runs_go(faults: Faults) -> None:
-    wait_until(lambda: (r := run_of(faults.db, faults.requests["long"])) and r["pid"], 10)
-    result = run_bgproc(faults.db, "monitor", "--json", "--status", "running", timeout=10)
+    wait_until(lambda: (r := run_of(faults.db, faults.requests["long"])) and r["pid"], 30)
+    result = run_bgproc(faults.db, "monitor", "--json", "--status", "running", timeout=30)
     assert result.code == 0, result.err
     running = {r["request_id"]: r for r in result.json()}
     assert running[faults.requests["long"]]["status"] == "running"
-    assert "sleeping 4" in running[faults.requests["long"]]["log"]
+    assert "sleeping 600" in running[faults.requests["long"]]["log"]
 
 
 def test_exception_is_error_with_traceback(faults: Faults) -> None:
@@ -107,6 +112,22 @@ def test_exit_code_is_recorded(faults: Faults) -> None:
     assert "exiting with 3" in run["log"]
 
 
+def test_exit_codes_the_system_would_truncate_are_errors(faults: Faults) -> None:
+    # The system keeps the low 8 bits: sys.exit(256) must not read as success.
+    run = faults.finished("exit256")
+    assert run["status"] == "error" and run["exit_code"] == 1
+    assert "exit codes are 0 to 255" in run["log"]
+    run = faults.finished("exit255")
+    assert run["status"] == "error" and run["exit_code"] == 255
+
+
+def test_exit_code_mapping() -> None:
+    from bgproc.worker import EXIT_ERROR, exit_code
+
+    assert [exit_code(v) for v in (None, 0, 3, 255, True)] == [0, 0, 3, 255, 1]
+    assert [exit_code(v) for v in (256, -1, 512, "message", 2.0)] == [EXIT_ERROR] * 5
+
+
 def test_segfault_is_error_with_signal(faults: Faults) -> None:
     run = faults.finished("segfault")
     assert run["status"] == "error"
@@ -123,11 +144,11 @@ def test_hang_past_timeout_is_stopped(faults: Faults) -> None:
     run = faults.finished("hang")
     assert run["status"] == "timeout"
     assert "timeout" in run["detail"]
-    assert 0.9 <= _duration(run) < 5
+    assert 0.9 <= _duration(run) < 20  # stopped at its timeout, not left to hang
     assert not pid_alive(run["pid"])
     # The whole process group goes: the task's own child too.
     child = int((faults.tmp / "hang.child").read_text())
-    wait_until(lambda: not pid_alive(child), 5)
+    wait_until(lambda: not pid_alive(child), 30)
 
 
 def test_sigterm_ignored_is_killed_after_grace(faults: Faults) -> None:
@@ -138,7 +159,7 @@ def test_sigterm_ignored_is_killed_after_grace(faults: Faults) -> None:
     assert _duration(run) >= 1.0 + 0.5 - 0.1  # the timeout, then the grace after SIGTERM
     assert "ignoring SIGTERM" in run["log"]
     child = int((faults.tmp / "ignore.child").read_text())
-    wait_until(lambda: not pid_alive(child), 5)
+    wait_until(lambda: not pid_alive(child), 30)
 
 
 def test_flood_is_bounded(faults: Faults) -> None:
@@ -161,7 +182,7 @@ def test_what_a_run_leaves_behind_is_stopped(faults: Faults) -> None:
     run = faults.finished("straggler")
     assert run["status"] == "success"
     child = int((faults.tmp / "straggler.child").read_text())
-    wait_until(lambda: not pid_alive(child), 5)
+    wait_until(lambda: not pid_alive(child), 30)
 
 
 def test_garbage_on_the_events_pipe_harms_only_that_pipe(faults: Faults) -> None:
@@ -175,6 +196,22 @@ def test_garbage_on_the_events_pipe_harms_only_that_pipe(faults: Faults) -> None
     assert len(log.encode()) <= LOG_LIMIT + 200
     listed = run_bgproc(faults.db, "monitor", "--json", "--request", str(faults.requests["garbage"]))
     assert listed.json()[0]["log"]  # the list's excerpt is not cut short by the NUL
+
+
+def test_huge_progress_message_is_cut_not_a_hang(faults: Faults) -> None:
+    run = faults.finished("big_progress", timeout=40)
+    assert run["status"] == "success", run["detail"]
+    message = run["progress"]["message"]
+    assert message.startswith("xxx") and message.endswith("characters cut)")
+    assert len(message) < 300 * 1024
+
+
+def test_events_after_garbage_do_not_block_the_run(faults: Faults) -> None:
+    # Once the daemon gives up on the events pipe it closes it: the worker's writes
+    # fail (and are ignored) instead of blocking on a full pipe.
+    run = faults.finished("garbage_more", timeout=40)
+    assert run["status"] == "success", run["detail"]
+    assert "events from the run ignored" in run["log"] and "all sent" in run["log"]
 
 
 def test_daemon_keeps_working_after_the_faults(faults: Faults) -> None:

@@ -204,3 +204,35 @@ class Memory(BackgroundTask[MemoryParams]):
         with open("/proc/self/status") as status:
             peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
         print(f"peak {peak} kB")
+
+
+class BigProgress(BackgroundTask[NoParams], ConnectionRequired):
+    """Reports progress with a 9 MiB message (more than the daemon reads of one event)."""
+
+    def run(self, params: NoParams) -> None:
+        self.connection.progress(1, 2, "x" * (9 * 1024 * 1024))
+        print("reported", flush=True)
+
+
+class GarbageThenMore(BackgroundTask[NoParams], ConnectionRequired):
+    """Writes garbage down the events pipe, then far more events than the pipe holds."""
+
+    def run(self, params: NoParams) -> None:
+        events_fd = int(os.environ["BGPROC_WORKER_FDS"].split(",")[1])
+        os.write(events_fd, b"\xc1 not msgpack")
+        for i in range(2000):
+            self.connection.log.info("%d %s", i, "y" * 1024)
+            self.connection.progress(i, 2000, "z" * 1024)
+        print("all sent", flush=True)
+
+
+@dataclass
+class SysExitParams:
+    code: int = 256
+
+
+class SysExit(BackgroundTask[SysExitParams]):
+    """Leaves through sys.exit(code), as a task may."""
+
+    def run(self, params: SysExitParams) -> None:
+        sys.exit(params.code)

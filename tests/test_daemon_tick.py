@@ -1,0 +1,711 @@
+"""The daemon's decisions, driven by hand: ``decide``, ``Daemon.claim`` and
+``Daemon.tick`` with a ``FakeClock`` and a real temporary store. Nothing sleeps
+to let time pass; workers are real processes only where a test needs one."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import query, wait_until
+from daemon_tasks.helpers import register
+
+from bgproc import requests
+from bgproc.clock import Clock, FakeClock
+from bgproc.daemon import Daemon, DaemonConfig, _place, _proc_start, decide
+from bgproc.records import DaemonRecord
+from bgproc.reporter import Reporter
+from bgproc.store import Store
+from bgproc.timing import TimingOptions
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with the test tasks registered, copied for each test (registering
+    imports the tasks: once is enough)."""
+    db = tmp_path_factory.mktemp("template") / "bgproc.db"
+    register(db)
+    with Store.open(db) as store:
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db
+
+
+@pytest.fixture
+def store(template: Path, tmp_path: Path) -> Iterator[Store]:
+    db = tmp_path / "data" / "bgproc.db"
+    db.parent.mkdir(mode=0o700)
+    db.write_bytes(template.read_bytes())
+    db.chmod(0o600)
+    with Store.open(db) as opened:
+        yield opened
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+class Made:
+    """Daemons made by a test, shut down after it (their workers with them)."""
+
+    def __init__(self) -> None:
+        self.daemons: list[Daemon] = []
+
+
+@pytest.fixture
+def made() -> Iterator[Made]:
+    made = Made()
+    yield made
+    for daemon in made.daemons:
+        for run in list(daemon.active.values()):
+            daemon._signal_group(run, signal.SIGKILL)
+        if daemon.active or daemon._spare is not None:
+            daemon.clock = Clock()  # a real clock to wait for real processes
+            daemon._shutdown()
+
+
+def make(made: Made, store: Store, clock: FakeClock, **config: Any) -> Daemon:
+    config.setdefault("spare", False)
+    config.setdefault("poll_s", 3600.0)
+    config.setdefault("heartbeat_s", 3600.0)
+    reporter = Reporter(io.StringIO(), live=False, clock=clock)
+    daemon = Daemon(store, DaemonConfig(**config), clock=clock, reporter=reporter)
+    made.daemons.append(daemon)
+    return daemon
+
+
+def new_request(store: Store, when: datetime, task: str = "Noop", *, allow_overlap: bool = False, **timing: Any) -> int:
+    """A request made at ``when``, through the same code as ``bgproc schedule``."""
+    planned = requests.plan(
+        store, task, now=when, default_zone="UTC", timing=TimingOptions(**timing), allow_overlap=allow_overlap,
+    )
+    return requests.create(store, planned, when).id
+
+
+def running_row(store: Store, request_id: int, now: datetime, daemon_id: str = "elsewhere:1:abcdef") -> int:
+    """A run of ``request_id`` recorded as going (no process: only the row matters)."""
+    with store.immediate():
+        return store.insert_run(
+            request_id=request_id, task="Noop", status="running", now=now, reason="schedule",
+            planned_at=now, started_at=now, daemon_id=daemon_id,
+        )
+
+
+def runs(store: Store, request_id: int) -> list[dict[str, Any]]:
+    return query(store.path, "SELECT * FROM runs WHERE request_id = ? ORDER BY id", request_id)
+
+
+def request_row(store: Store, request_id: int) -> dict[str, Any]:
+    return query(store.path, "SELECT * FROM requests WHERE id = ?", request_id)[0]
+
+
+def t(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def wait_reaped(daemon: Daemon, timeout: float = 20.0) -> None:
+    """Let the daemon's real workers end, reading their pipes meanwhile."""
+    deadline = time.monotonic() + timeout
+    while daemon.active:
+        assert time.monotonic() < deadline, "workers did not end"
+        daemon._wait(0.05)
+        daemon._reap()
+
+
+# ----------------------------------------------------------------------
+# Skips, catch-up, manual runs, one-time runs that wait
+
+
+def test_recurring_slot_is_skipped_while_the_previous_run_goes(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, every="10s")
+    assert t(request_row(store, request)["next_run_at"]) == T0
+    going = running_row(store, request, T0 - timedelta(seconds=5))
+    daemon = make(made, store, clock)
+    clock.advance(1)
+    assert daemon.claim(clock.now()) == []
+    going_row, skipped = runs(store, request)
+    assert going_row["id"] == going and going_row["status"] == "running"
+    assert skipped["status"] == "skipped" and t(skipped["planned_at"]) == T0
+    assert skipped["started_at"] is None
+    assert skipped["detail"] == "the previous run was still going"
+    assert t(request_row(store, request)["next_run_at"]) == T0 + timedelta(seconds=10)
+
+
+def test_skip_counts_the_slots_it_skips_with_it(store: Store) -> None:
+    request = store.get_request(new_request(store, T0, every="10s"))
+    claim = decide(request, now=T0 + timedelta(seconds=25), due_by=T0 + timedelta(seconds=25), busy=True, free=4)
+    assert claim.action == "skip" and claim.planned_at == T0
+    assert "2 more slots after it" in claim.why
+    assert claim.next_run_at == T0 + timedelta(seconds=30)
+    overlapping = store.get_request(new_request(store, T0, every="10s", allow_overlap=True))
+    assert decide(overlapping, now=T0, due_by=T0, busy=True, free=1).action == "start"
+
+
+def test_catch_up_coalesces_the_missed_slots(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, every="10s")
+    daemon = make(made, store, clock)
+    clock.advance(35)  # slots at +0 (planned), +10, +20, +30 all passed
+    ((run_id, record, task),) = daemon.claim(clock.now())
+    assert record.id == request and task.name == "Noop"
+    run, missed = runs(store, request)
+    assert run["id"] == run_id and run["status"] == "running" and run["reason"] == "catch-up"
+    assert t(run["planned_at"]) == T0 and t(run["started_at"]) == T0 + timedelta(seconds=35)
+    assert run["daemon_id"] == daemon.id
+    assert missed["status"] == "missed" and missed["missed_count"] == 3
+    assert t(missed["planned_at"]) == T0 and t(missed["missed_until"]) == T0 + timedelta(seconds=30)
+    assert f"coalesced into run {run_id}" in missed["detail"]
+    assert t(request_row(store, request)["next_run_at"]) == T0 + timedelta(seconds=40)
+
+
+def test_on_time_run_has_no_missed_row(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, every="10s")
+    daemon = make(made, store, clock)
+    clock.advance(9.5)
+    assert len(daemon.claim(clock.now())) == 1
+    (run,) = runs(store, request)
+    assert run["reason"] == "schedule" and t(run["planned_at"]) == T0
+
+
+def test_manual_run_leaves_the_timing_alone(made: Made, store: Store, clock: FakeClock) -> None:
+    hourly = new_request(store, T0, every="1h", start=T0 + timedelta(hours=1))
+    scheduled = new_request(store, T0, at=T0 + timedelta(seconds=5))
+    store.request_manual_run(hourly, T0 + timedelta(seconds=1))
+    daemon = make(made, store, clock, workers=4)
+    clock.advance(10)
+    claimed = daemon.claim(clock.now())
+    assert [c[1].id for c in claimed] == [hourly, scheduled]  # oldest first: the manual at +1 s
+    (manual,) = runs(store, hourly)
+    assert manual["reason"] == "manual" and t(manual["planned_at"]) == T0 + timedelta(seconds=1)
+    row = request_row(store, hourly)
+    assert row["manual_at"] is None and row["status"] == "scheduled"
+    assert t(row["next_run_at"]) == T0 + timedelta(hours=1)
+    (once,) = runs(store, scheduled)
+    assert once["reason"] == "schedule" and t(once["planned_at"]) == T0 + timedelta(seconds=5)
+    assert request_row(store, scheduled)["status"] == "complete"
+
+
+def test_manual_run_waits_for_the_previous_run(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, every="1h", start=T0 + timedelta(hours=1))
+    going = running_row(store, request, T0)
+    store.request_manual_run(request, T0)
+    daemon = make(made, store, clock)
+    clock.advance(1)
+    assert daemon.claim(clock.now()) == []
+    assert [r["id"] for r in runs(store, request)] == [going]
+    assert store.next_due_at() == T0 + timedelta(hours=1)  # the waiting manual run is not "due"
+    with store.immediate():
+        store.finish_run(going, status="success", ended_at=clock.now())
+    ((_, record, _),) = daemon.claim(clock.now())
+    assert record.id == request and runs(store, request)[-1]["reason"] == "manual"
+
+
+def test_one_time_run_waits_for_its_previous_run(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, now=True)
+    going = running_row(store, request, T0 - timedelta(seconds=1))  # as if rescheduled while it ran
+    daemon = make(made, store, clock)
+    record = store.get_request(request)
+    assert decide(record, now=T0, due_by=T0, busy=True, free=1).action == "wait"
+    clock.advance(1)
+    assert daemon.claim(clock.now()) == []
+    assert [r["id"] for r in runs(store, request)] == [going]  # nothing skipped, nothing lost
+    assert request_row(store, request)["status"] == "scheduled"
+    # Nothing to do until that run ends: no busy loop, no polling.
+    assert daemon._tick_at is None and not daemon._backlogged
+    assert daemon._sleep_for(clock.now(), clock.monotonic()) > 60
+    with store.immediate():
+        store.finish_run(going, status="success", ended_at=clock.now())
+    ((_, record, _),) = daemon.claim(clock.now())
+    assert record.id == request and runs(store, request)[-1]["reason"] == "now"
+    assert request_row(store, request)["status"] == "complete"
+
+
+# ----------------------------------------------------------------------
+# Worker slots, order, batches
+
+
+def test_free_slots_limit_claims_oldest_first(made: Made, store: Store, clock: FakeClock) -> None:
+    ids = [new_request(store, T0 + timedelta(seconds=i), now=True) for i in (3, 1, 2, 0)]
+    daemon = make(made, store, clock, workers=2)
+    clock.advance(10)
+    first = daemon.claim(clock.now())
+    assert [c[1].id for c in first] == [ids[3], ids[1]]  # planned +0 s, then +1 s
+    # The other two wait for a worker: a run ending (or a database change) wakes the
+    # daemon, not a timer.
+    assert daemon._tick_at is None and not daemon._backlogged
+    assert daemon._sleep_for(clock.now(), clock.monotonic()) > 60
+    assert {request_row(store, i)["status"] for i in (ids[0], ids[2])} == {"scheduled"}
+    daemon.active = {run_id: object() for run_id, _, _ in first}  # type: ignore[misc]
+    assert daemon.claim(clock.now()) == []  # no free slot
+    daemon.active = {}
+    assert [c[1].id for c in daemon.claim(clock.now())] == [ids[2], ids[0]]
+
+
+def test_blocked_requests_do_not_hide_claimable_ones(made: Made, store: Store, clock: FakeClock) -> None:
+    # More one-time requests waiting for their previous runs than a claim batch holds,
+    # and one claimable behind them: it is claimed, and the daemon does not spin.
+    blocked = [new_request(store, T0 + timedelta(seconds=i), now=True) for i in range(4)]
+    for request in blocked:
+        running_row(store, request, T0)
+    last = new_request(store, T0 + timedelta(seconds=10), now=True)
+    daemon = make(made, store, clock, workers=5, claim_batch=3)
+    clock.advance(20)
+    assert [c[1].id for c in daemon.claim(clock.now())] == [last]
+    assert not daemon._backlogged
+    assert daemon._sleep_for(clock.now(), clock.monotonic()) > 60
+
+
+def test_more_due_than_a_batch_is_claimed_in_several_passes(made: Made, store: Store, clock: FakeClock) -> None:
+    ids = [new_request(store, T0 + timedelta(seconds=i), now=True) for i in range(5)]
+    daemon = make(made, store, clock, workers=10, claim_batch=2)
+    clock.advance(10)
+    passes = []
+    while True:
+        passes.append([c[1].id for c in daemon.claim(clock.now())])
+        if not daemon._backlogged:
+            break
+        assert daemon._sleep_for(clock.now(), clock.monotonic()) == 0
+    assert passes == [ids[0:2], ids[2:4], ids[4:5]]
+
+
+def test_next_fire_sets_the_sleep(made: Made, store: Store, clock: FakeClock) -> None:
+    new_request(store, T0, every="10s")
+    daemon = make(made, store, clock)
+    assert len(daemon.tick(clock.now())) == 1
+    wait_reaped(daemon)
+    clock.advance(1.25)
+    # Woken exactly at the next fire: neither early (a busy loop) nor late (a poll).
+    assert daemon._sleep_for(clock.now(), clock.monotonic()) == pytest.approx(8.75)
+
+
+def test_without_the_fifo_the_database_is_polled_every_second(made: Made, store: Store, clock: FakeClock) -> None:
+    wake = store.path.with_name(store.path.name + ".wake")
+    wake.mkdir()
+    wake.chmod(0o777)  # others could write: not trusted
+    daemon = make(made, store, clock, poll_s=1.0, heartbeat_s=5.0)
+    daemon._start()
+    try:
+        assert "no wake-up FIFO" in daemon.reporter.stream.getvalue()  # type: ignore[attr-defined]
+        assert daemon._sleep_for(clock.now(), clock.monotonic()) <= 1.0
+    finally:
+        daemon._shutdown()
+
+
+# ----------------------------------------------------------------------
+# Requests that cannot be loaded or handled
+
+
+def test_request_that_cannot_be_loaded_is_an_error_and_unscheduled(
+    made: Made, store: Store, clock: FakeClock
+) -> None:
+    broken = new_request(store, T0, every="10s")
+    fine = new_request(store, T0 + timedelta(seconds=1), now=True)
+    with store.immediate():
+        store.conn.execute("UPDATE requests SET timezone = 'Mars/Olympus_Mons' WHERE id = ?", (broken,))
+    daemon = make(made, store, clock, workers=2)
+    clock.advance(5)
+    assert [c[1].id for c in daemon.claim(clock.now())] == [fine]
+    (error,) = runs(store, broken)
+    assert error["status"] == "error" and error["reason"] == "schedule"
+    assert "Mars/Olympus_Mons" in error["detail"] and "unscheduled" in error["detail"]
+    assert t(error["planned_at"]) == T0 and error["ended_at"]
+    row = request_row(store, broken)
+    assert row["status"] == "unscheduled" and row["next_run_at"] is None
+    assert daemon.claim(clock.now()) == []  # not again
+    assert len(runs(store, broken)) == 1
+
+
+def test_request_that_fails_while_claimed_is_rolled_back_and_reported(
+    made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = new_request(store, T0, every="10s")
+    fine = new_request(store, T0 + timedelta(seconds=1), every="10s")
+    original = store.advance_request
+
+    def advance(request_id: int, *args: Any) -> None:
+        if request_id == broken:
+            raise ValueError("cannot advance")
+        original(request_id, *args)
+
+    monkeypatch.setattr(store, "advance_request", advance)
+    daemon = make(made, store, clock, workers=2)
+    clock.advance(5)
+    assert [c[1].id for c in daemon.claim(clock.now())] == [fine]
+    (error,) = runs(store, broken)  # its half-written run row went with the savepoint
+    assert error["status"] == "error" and "ValueError: cannot advance" in error["detail"]
+    assert request_row(store, broken)["status"] == "unscheduled"
+
+
+def test_unregistered_task_is_an_error(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, now=True)
+    with store.immediate():
+        store.conn.execute("UPDATE tasks SET unregistered_at = ? WHERE name = 'Noop'", (T0.isoformat(),))
+    daemon = make(made, store, clock)
+    assert daemon.claim(clock.now()) == []
+    (run,) = runs(store, request)
+    assert run["status"] == "error" and "not registered" in run["detail"]
+
+
+# ----------------------------------------------------------------------
+# The hot loop: what each pass asks the database
+
+
+def test_idle_pass_asks_little(made: Made, store: Store, clock: FakeClock) -> None:
+    new_request(store, T0, every="1h", start=T0 + timedelta(hours=1))
+    daemon = make(made, store, clock, workers=2)
+    daemon.reporter._live = True  # the status line is computed too
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        for _ in range(3):
+            clock.advance(1)
+            now, mono = clock.now(), clock.monotonic()
+            if daemon._should_tick(now):
+                daemon.tick(now)
+            daemon._status_text()
+            daemon._sleep_for(now, mono)
+    finally:
+        store.conn.set_trace_callback(None)
+    due_reads = [s for s in statements if "next_run_at" in s]
+    assert len(due_reads) == 1, statements  # once, then known until something changes
+    assert not any("BEGIN" in s for s in statements)  # nothing due: no write lock
+
+
+def test_claim_pass_uses_a_lean_query(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, every="10s")
+    for _ in range(3):
+        with store.immediate():
+            store.insert_run(request_id=request, task="Noop", status="success", now=T0, started_at=T0)
+    daemon = make(made, store, clock)
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        assert len(daemon.claim(clock.now())) == 1
+    finally:
+        store.conn.set_trace_callback(None)
+    assert not any("last_run" in s for s in statements), statements
+
+
+# ----------------------------------------------------------------------
+# Starting workers, recording outcomes
+
+
+def test_a_run_that_cannot_start_is_an_error_and_the_others_start(
+    made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = new_request(store, T0, now=True)
+    second = new_request(store, T0 + timedelta(microseconds=1), now=True)
+    clock.advance(1)
+    original, calls = store.set_run_pid, []
+
+    def set_run_pid(run_id: int, pid: int) -> None:
+        calls.append(pid)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        original(run_id, pid)
+
+    monkeypatch.setattr(store, "set_run_pid", set_run_pid)
+    daemon = make(made, store, clock, workers=2)
+    assert len(daemon.tick(clock.now())) == 2
+    (failed,) = runs(store, first)
+    assert failed["status"] == "error" and failed["ended_at"]
+    assert "could not start the worker" in failed["detail"] and "disk I/O error" in failed["detail"]
+    wait_until(lambda: not os.path.exists(f"/proc/{calls[0]}"), 10)  # its worker went
+    assert [r.request_id for r in daemon.active.values()] == [second]
+    wait_reaped(daemon)
+    assert runs(store, second)[0]["status"] == "success"
+    daemon._shutdown()
+    assert query(store.path, "SELECT COUNT(*) AS n FROM runs WHERE status = 'running'")[0]["n"] == 0
+
+
+def test_shutdown_interrupts_runs_still_recorded_running(
+    made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = new_request(store, T0, now=True)
+
+    def fail(*args: Any, **kwargs: Any) -> bool:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "set_run_pid", fail)
+    monkeypatch.setattr(store, "finish_run", fail)
+    daemon = make(made, store, clock)
+    daemon.register()
+    assert len(daemon.tick(clock.now())) == 1
+    assert runs(store, request)[0]["status"] == "running"  # the error could not be written
+    daemon._shutdown()
+    (run,) = runs(store, request)
+    assert run["status"] == "interrupted" and "not re-run" in run["detail"]
+    assert query(store.path, "SELECT stopped_at FROM daemons")[0]["stopped_at"]
+
+
+def test_outcome_is_kept_when_writing_it_fails(
+    made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = new_request(store, T0, now=True)
+    daemon = make(made, store, clock)
+    daemon.tick(clock.now())
+    (run,) = daemon.active.values()
+    wait_until(lambda: os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT), 10)
+    original = store.finish_run
+
+    def finish_run(*args: Any, **kwargs: Any) -> bool:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store, "finish_run", finish_run)
+    with pytest.raises(sqlite3.OperationalError):
+        daemon._reap()
+    assert runs(store, request)[0]["status"] == "running"
+    monkeypatch.setattr(store, "finish_run", original)
+    assert daemon._reap() == 1
+    (done,) = runs(store, request)
+    assert done["status"] == "success" and done["exit_code"] == 0, done["detail"]
+    log = query(store.path, "SELECT head FROM run_logs WHERE run_id = ?", done["id"])[0]["head"]
+    assert "noop done" in log
+
+
+def test_shutdown_under_a_fake_clock_ends(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, "IgnoreTerm")
+    daemon = make(made, store, clock, kill_after_s=2.0)
+    daemon.tick(clock.now())
+    (run,) = daemon.active.values()
+    deadline = time.monotonic() + 15
+    while "ignoring SIGTERM" not in run.log.last_line:
+        assert time.monotonic() < deadline
+        daemon._wait(0.05)
+    stopper = threading.Thread(target=daemon._shutdown, daemon=True)
+    stopper.start()
+    stopper.join(20)
+    assert not stopper.is_alive(), "shutdown did not end under a FakeClock"
+    (done,) = runs(store, request)
+    assert done["status"] == "interrupted" and done["signal"] == signal.SIGKILL
+
+
+def test_reporter_and_follow_read_the_injected_clock(store: Store) -> None:
+    from rich.console import Console
+
+    from bgproc.follow import follow_runs
+
+    stream = io.StringIO()
+    Reporter(stream, live=False, clock=FakeClock(T0)).event("hello")
+    assert stream.getvalue() == f"{T0.astimezone():%Y-%m-%d %H:%M:%S} hello\n"
+
+    class Stopping(FakeClock):
+        sleeps = 0
+
+        def sleep(self, seconds: float) -> None:
+            self.sleeps += 1
+            if self.sleeps == 5:
+                raise KeyboardInterrupt
+            super().sleep(seconds)
+
+    stopping = Stopping(T0)
+    follow_runs(store, {}, Console(file=io.StringIO(), width=100), clock=stopping)
+    assert stopping.sleeps == 5 and stopping.monotonic() == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------
+# Daemons watching each other
+
+
+def other_daemon(store: Store, daemon_id: str, host: str, pid: int, beat: datetime) -> None:
+    store.register_daemon(
+        DaemonRecord(id=daemon_id, host=host, pid=pid, started_at=beat, heartbeat_at=beat, stopped_at=None, workers=1)
+    )
+
+
+def beat_other(store: Store, daemon_id: str, when: datetime) -> None:
+    assert store.heartbeat(daemon_id, when)
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen]:
+    proc = subprocess.Popen(["sleep", "60"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_live_daemon_here_is_never_declared_dead(
+    made: Made, store: Store, clock: FakeClock, sleeper: subprocess.Popen
+) -> None:
+    # Its heartbeat is a day old (it was stopped, suspended, or its clock is wrong),
+    # but its process runs on this machine: alive.
+    request = new_request(store, T0, now=True)
+    start = _proc_start(sleeper.pid)
+    other_daemon(store, "here:1:aaaaaa", f"{_place()} pidstart={start}", sleeper.pid, T0 - timedelta(days=1))
+    run_id = running_row(store, request, T0, daemon_id="here:1:aaaaaa")
+    daemon = make(made, store, clock)
+    daemon.register()
+    for _ in range(30):
+        clock.advance(5)
+        daemon._beat(clock.now())
+    assert runs(store, request)[0]["status"] == "running"
+    # Once its process is gone it is declared dead at once.
+    sleeper.kill()
+    sleeper.wait()
+    daemon.reap_dead_daemons(clock.now())
+    (run,) = runs(store, request)
+    assert run["id"] == run_id and run["status"] == "interrupted"
+    assert "is no longer running" in run["detail"] and "not re-run" in run["detail"]
+
+
+def test_a_pid_reused_by_another_process_is_dead(
+    made: Made, store: Store, clock: FakeClock, sleeper: subprocess.Popen
+) -> None:
+    request = new_request(store, T0, now=True)
+    start = _proc_start(sleeper.pid)
+    assert start is not None
+    other_daemon(store, "here:1:bbbbbb", f"{_place()} pidstart={start - 1}", sleeper.pid, T0)
+    running_row(store, request, T0, daemon_id="here:1:bbbbbb")
+    daemon = make(made, store, clock)
+    daemon.reap_dead_daemons(clock.now())
+    assert runs(store, request)[0]["status"] == "interrupted"
+
+
+def test_same_host_name_elsewhere_is_judged_by_its_heartbeat(
+    made: Made, store: Store, clock: FakeClock, sleeper: subprocess.Popen
+) -> None:
+    # Another container with the same host name: its pid means nothing here.
+    request = new_request(store, T0, now=True)
+    place = _place().split(" ")[0] + " boot=another-boot pidns=pid:[1]"
+    other_daemon(store, "twin:1:cccccc", place, sleeper.pid, T0 + timedelta(hours=3))  # its clock is ahead
+    running_row(store, request, T0, daemon_id="twin:1:cccccc")
+    daemon = make(made, store, clock, heartbeat_s=5.0, heartbeat_expiry_s=60.0)
+    daemon.register()
+    for step in range(1, 13):  # 60 s of its heartbeat changing every 5 s: alive
+        clock.advance(5)
+        beat_other(store, "twin:1:cccccc", T0 - timedelta(hours=5) + timedelta(seconds=step))  # clock behind
+        daemon._beat(clock.now())
+    assert runs(store, request)[0]["status"] == "running"
+    for _ in range(11):  # 55 s without a change: not yet
+        clock.advance(5)
+        daemon._beat(clock.now())
+    assert runs(store, request)[0]["status"] == "running"
+    clock.advance(5)
+    daemon._beat(clock.now())
+    (run,) = runs(store, request)
+    assert run["status"] == "interrupted" and "stopped heartbeating" in run["detail"]
+    assert query(store.path, "SELECT stopped_at FROM daemons WHERE id = 'twin:1:cccccc'")[0]["stopped_at"]
+
+
+def test_no_expiry_while_this_daemon_could_not_write(made: Made, store: Store, clock: FakeClock) -> None:
+    # Time that passed while our own heartbeats failed (a locked database, this daemon
+    # suspended) proves nothing about the other daemon.
+    request = new_request(store, T0, now=True)
+    other_daemon(store, "far:1:dddddd", "faraway boot=x pidns=pid:[2]", 4242, T0)
+    running_row(store, request, T0, daemon_id="far:1:dddddd")
+    daemon = make(made, store, clock, heartbeat_expiry_s=60.0)
+    daemon.reap_dead_daemons(clock.now())
+    clock.advance(3600)
+    daemon.reap_dead_daemons(clock.now())
+    assert runs(store, request)[0]["status"] == "running"
+
+
+def test_staleness_is_checked_again_under_the_write_lock(
+    made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = new_request(store, T0, now=True)
+    other_daemon(store, "far:1:eeeeee", "faraway boot=x pidns=pid:[2]", 4242, T0)
+    running_row(store, request, T0, daemon_id="far:1:eeeeee")
+    daemon = make(made, store, clock, heartbeat_expiry_s=60.0)
+    stale = store.live_daemons()  # read before it beat again
+    daemon._observed["far:1:eeeeee"] = (T0, clock.monotonic(), daemon._beats)
+    clock.advance(100)
+    daemon._beats += 20
+    beat_other(store, "far:1:eeeeee", T0 + timedelta(seconds=95))
+    monkeypatch.setattr(store, "live_daemons", lambda: stale)
+    daemon.reap_dead_daemons(clock.now())
+    assert runs(store, request)[0]["status"] == "running"
+    assert store.get_daemon("far:1:eeeeee").stopped_at is None  # type: ignore[union-attr]
+
+
+def test_runs_of_a_stopped_daemon_are_interrupted(made: Made, store: Store, clock: FakeClock) -> None:
+    stopped, gone = new_request(store, T0, now=True), new_request(store, T0, now=True)
+    other_daemon(store, "old:1:ffffff", "faraway", 4242, T0)
+    store.stop_daemon("old:1:ffffff", T0)
+    running_row(store, stopped, T0, daemon_id="old:1:ffffff")
+    running_row(store, gone, T0, daemon_id="pruned:1:000000")  # no daemon row at all
+    daemon = make(made, store, clock)
+    daemon.reap_dead_daemons(clock.now())
+    for request in (stopped, gone):
+        (run,) = runs(store, request)
+        assert run["status"] == "interrupted" and "had stopped" in run["detail"]
+
+
+def test_daemon_declared_dead_claims_nothing_and_goes_on_under_a_new_id(
+    made: Made, store: Store, clock: FakeClock
+) -> None:
+    daemon = make(made, store, clock)
+    daemon.register()
+    old = daemon.id
+    with store.immediate():
+        store.interrupt_daemon_runs(old, clock.now(), "interrupted: declared dead")
+    assert not store.heartbeat(old, clock.now())
+    request = new_request(store, T0, now=True)
+    assert daemon.claim(clock.now()) == []  # nothing claimed under the dead id
+    assert runs(store, request) == []
+    assert daemon.id != old and "declared dead" in daemon.reporter.stream.getvalue()  # type: ignore[attr-defined]
+    ((run_id, _, _),) = daemon.claim(clock.now())
+    assert runs(store, request)[0]["daemon_id"] == daemon.id
+    assert store.heartbeat(daemon.id, clock.now())
+
+
+def test_daemon_declared_dead_stops_its_runs_and_the_record_stands(
+    made: Made, store: Store, clock: FakeClock
+) -> None:
+    quick = new_request(store, T0, "Sleep", now=True)  # 0.2 s
+    hang = new_request(store, T0, "Hang", now=True)
+    daemon = make(made, store, clock, workers=2, kill_after_s=1.0)
+    daemon.register()
+    old = daemon.id
+    assert len(daemon.tick(clock.now())) == 2
+    # Another daemon declares this one dead while its runs go (this one was suspended).
+    with store.immediate():
+        store.interrupt_daemon_runs(old, clock.now(), "interrupted: daemon stopped heartbeating; not re-run")
+    # The quick run ends: its success cannot replace the record, but its log says so.
+    deadline = time.monotonic() + 15
+    while any(r.request_id == quick for r in daemon.active.values()):
+        assert time.monotonic() < deadline
+        daemon._wait(0.05)
+        daemon._reap()
+    daemon._beat(clock.now())  # learns it was declared dead
+    assert daemon.id != old
+    assert store.get_daemon(old).stopped_at is not None  # type: ignore[union-attr]
+    assert store.get_daemon(daemon.id).stopped_at is None  # type: ignore[union-attr]
+    (hanging,) = daemon.active.values()
+    assert hanging.stop_reason == "interrupted"  # stopped: the record says it was
+    daemon.clock = Clock()
+    wait_reaped(daemon)
+    for request_id, outcome in ((quick, "success"), (hang, "interrupted")):
+        (run,) = runs(store, request_id)
+        assert run["status"] == "interrupted" and "not re-run" in run["detail"]
+        log = query(store.path, "SELECT head FROM run_logs WHERE run_id = ?", run["id"])[0]["head"]
+        assert f"the run ended ({outcome}" in log and "after it had been recorded as ended" in log
+    assert "declared dead" in daemon.reporter.stream.getvalue()  # type: ignore[attr-defined]
+
+
+def test_stopped_daemons_are_pruned_after_a_week(made: Made, store: Store, clock: FakeClock) -> None:
+    for name, age in (("old", 8), ("recent", 1)):
+        other_daemon(store, name, "faraway", 1, T0 - timedelta(days=age))
+        store.stop_daemon(name, T0 - timedelta(days=age))
+    other_daemon(store, "ancient-live", "faraway", 1, T0 - timedelta(days=30))
+    daemon = make(made, store, clock)
+    daemon._prune(clock.now())
+    assert sorted(r["id"] for r in query(store.path, "SELECT id FROM daemons")) == ["ancient-live", "recent"]
+    plan = " ".join(
+        str(r) for r in store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM daemons WHERE stopped_at IS NULL ORDER BY started_at"
+        )
+    )
+    assert "daemons_live" in plan
