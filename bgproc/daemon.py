@@ -40,13 +40,13 @@ from typing import Any
 
 import msgpack
 
+from . import liveness
+from .claim import Claim, decide, iso_local, slots_text
 from .clock import Clock
-from .errors import BgprocError
 from .records import DaemonRecord, RequestRecord, TaskRecord
 from .reporter import Reporter
-from .runlog import RunLog
+from .runlog import RunLog, stamp
 from .store import Store, UnloadableRequest
-from .timing import BACKLOG_LIMIT
 from .wakeup import Waker
 from .worker import EXIT_CANCELLED, FDS_ENV, pack_job, peak_rss_kb
 
@@ -131,58 +131,6 @@ class ActiveRun:
         return int(self.proc.pid)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Claim:
-    """What to do with one due request: ``start`` a run, ``skip`` the slot (a
-    ``skipped`` row), or ``wait`` (nothing written)."""
-
-    action: str
-    reason: str | None = None  # the run's reason: schedule, now, catch-up, manual
-    planned_at: datetime | None = None
-    missed: int = 0  # later slots coalesced into this run (a ``missed`` row)
-    missed_until: datetime | None = None
-    advance: bool = False  # move the request on to ``next_run_at`` (None: complete)
-    next_run_at: datetime | None = None
-    manual: bool = False  # a manual run: the request's timing is left alone
-    why: str = ""
-
-
-def decide(request: RequestRecord, *, now: datetime, due_by: datetime, busy: bool, free: int) -> Claim:
-    """What to do with ``request``, due by ``due_by``, at ``now``: ``busy`` if a run of
-    it is going, ``free`` worker slots left. Pure."""
-    blocked = busy and not request.allow_overlap
-    manual_due = request.manual_at is not None and request.manual_at <= due_by
-    planned = request.next_run_at
-    scheduled_due = request.status == "scheduled" and planned is not None and planned <= due_by
-    if manual_due and not blocked:
-        # Asked for by hand (`bgproc run`): once, now, the timing untouched.
-        if free <= 0:
-            return Claim(action="wait", why="no free worker")
-        return Claim(action="start", reason="manual", planned_at=request.manual_at, manual=True)
-    if not scheduled_due or planned is None:
-        # Like a one-time run, a manual run waits for the previous run rather than skip.
-        return Claim(action="wait", why="the previous run is still going")
-    timing = request.timing
-    if blocked and not timing.recurring:
-        return Claim(action="wait", why="the previous run is still going")
-    if blocked:
-        later, last = timing.backlog(planned, now)
-        detail = "the previous run was still going"
-        if later:
-            detail += f"; {_slots(later)} after it, up to {_iso(last)}, skipped with it"
-        return Claim(
-            action="skip", planned_at=planned, advance=True, next_run_at=timing.next_fire(now), why=detail
-        )
-    if free <= 0:
-        return Claim(action="wait", why="no free worker")
-    later, last = timing.backlog(planned, now) if timing.recurring else (0, None)
-    reason = "catch-up" if later else ("now" if timing.kind == "now" else "schedule")
-    return Claim(
-        action="start", reason=reason, planned_at=planned, missed=later, missed_until=last, advance=True,
-        next_run_at=timing.next_fire(now) if timing.recurring else None,
-    )
-
-
 class Daemon:
     def __init__(
         self,
@@ -200,8 +148,8 @@ class Daemon:
         self.id = self._new_id()
         # Where this process runs (host, boot, pid namespace) and which process it is:
         # another daemon with the same place can check our pid directly.
-        self.place = _place()
-        self.host = _host_text(self.place, _proc_start(os.getpid()))
+        self.place = liveness.place()
+        self.host = liveness.host_text(self.place, liveness.proc_start(os.getpid()))
         self.active: dict[int, ActiveRun] = {}
         self.stopping = False
         self.stop_deadline: float | None = None
@@ -468,7 +416,7 @@ class Daemon:
             )
             self.store.advance_request(request.id, decision.next_run_at, now)
             self._events.append(
-                f"request {request.id} ({request.task}): slot {_iso(planned)} skipped, previous run still going"
+                f"request {request.id} ({request.task}): slot {iso_local(planned)} skipped, previous run still going"
             )
             return None
         task = self.store.get_task(request.task)
@@ -480,8 +428,9 @@ class Daemon:
             self.store.insert_run(
                 request_id=request.id, task=request.task, status="missed", now=now,
                 planned_at=planned, missed_count=decision.missed, missed_until=decision.missed_until,
-                detail=f"{_slots(decision.missed)} after {_iso(planned)} up to {_iso(decision.missed_until)} "
-                f"fell due before a daemon could run them; coalesced into run {run_id}",
+                detail=f"{slots_text(decision.missed)} after {iso_local(planned)} up to "
+                f"{iso_local(decision.missed_until)} fell due before a daemon could run them; "
+                f"coalesced into run {run_id}",
             )
         if decision.manual:
             self.store.clear_manual_run(request.id)
@@ -495,7 +444,8 @@ class Daemon:
             self._events.append(f"run {run_id}: task {request.task} is not registered")
             return None
         self._events.append(
-            f"claimed run {run_id} (request {request.id}, {request.task}, {decision.reason}, planned {_iso(planned)})"
+            f"claimed run {run_id} (request {request.id}, {request.task}, {decision.reason}, "
+            f"planned {iso_local(planned)})"
         )
         return run_id, request, task
 
@@ -566,7 +516,7 @@ class Daemon:
 
     def _take_spare(self) -> Launched | None:
         spare, self._spare = self._spare, None
-        if spare is not None and _exited(spare.proc.pid):
+        if spare is not None and liveness.exited(spare.proc.pid):
             self._discard(spare)
             return None
         return spare
@@ -683,7 +633,7 @@ class Daemon:
             # Whatever the task wrote there, the daemon carries on; the run's
             # own outcome is still recorded when it ends. Close our end: a worker
             # blocked writing more events gets EPIPE (which it ignores) and goes on.
-            run.log.add(_stamp(self.clock.now()), f"[bgproc] events from the run ignored from here on: {exc!r}")
+            run.log.add(stamp(self.clock.now()), f"[bgproc] events from the run ignored from here on: {exc!r}")
             self._close_events(run)
             return False
         return True
@@ -703,10 +653,10 @@ class Daemon:
         if kind == "log":
             at = event.get("at")
             when = datetime.fromtimestamp(float(at)).astimezone() if isinstance(at, int | float) else self.clock.now()
-            stamp = _stamp(when)
+            at_text = stamp(when)
             level = str(event.get("level", "INFO"))
             for line in str(event.get("msg", "")).splitlines() or [""]:
-                run.log.add(stamp, f"[{level}] {line}")
+                run.log.add(at_text, f"[{level}] {line}")
         elif kind == "peak":
             value = event.get("rss_kb")
             if isinstance(value, int) and value > 0:
@@ -741,7 +691,7 @@ class Daemon:
         Raises sqlite3.Error if an outcome cannot be written: the run stays, reaped,
         and its outcome is written at the next call."""
         count = 0
-        if self._spare is not None and _exited(self._spare.proc.pid):
+        if self._spare is not None and liveness.exited(self._spare.proc.pid):
             spare, self._spare = self._spare, None
             self._discard(spare)
             self.reporter.event(f"the spare worker exited (code {spare.proc.returncode}); starting workers on demand")
@@ -805,7 +755,7 @@ class Daemon:
             if not recorded and not run.noted:
                 # Recorded ended already (interrupted, after this daemon was declared dead).
                 run.log.add(
-                    _stamp(now), f"[bgproc] the run ended ({outcome}{', ' + detail if detail else ''}) "
+                    stamp(now), f"[bgproc] the run ended ({outcome}{', ' + detail if detail else ''}) "
                     "after it had been recorded as ended; that record stands",
                 )
                 run.noted = True
@@ -858,7 +808,7 @@ class Daemon:
             if run.stop_reason is None and mono >= run.deadline:
                 self._stop(run, "timeout", mono)
             elif run.term_at is not None and not run.killed and mono >= run.term_at + self.config.kill_after_s:
-                run.log.add(_stamp(self.clock.now()), "[bgproc] still running: SIGKILL sent")
+                run.log.add(stamp(self.clock.now()), "[bgproc] still running: SIGKILL sent")
                 self._signal_group(run, signal.SIGKILL)
                 run.killed = True
         if self.stop_deadline is not None and mono >= self.stop_deadline:
@@ -875,7 +825,7 @@ class Daemon:
             "interrupted": "the daemon is stopping",
         }.get(reason, reason)
         run.log.add(
-            _stamp(self.clock.now()),
+            stamp(self.clock.now()),
             f"[bgproc] {why}: SIGTERM sent, SIGKILL in {self.config.kill_after_s:g}s if still running",
         )
         self.reporter.event(f"run {run.run_id}: {reason}; sending SIGTERM to its process group")
@@ -1027,11 +977,11 @@ class Daemon:
 
     def _dead(self, other: DaemonRecord, mono: float) -> str | None:
         """Why ``other`` is dead, or None while it may be alive."""
-        place, pid_start = _parse_host(other.host)
-        if _same_place(place, self.place):
+        place, pid_start = liveness.parse_host(other.host)
+        if liveness.same_place(place, self.place):
             # Its pid can be checked here: trust nothing else. A stopped or suspended
             # daemon whose process exists is alive, however old its heartbeat.
-            if other.pid == os.getpid() or not _pid_is(other.pid, pid_start):
+            if other.pid == os.getpid() or not liveness.pid_is(other.pid, pid_start):
                 return "is no longer running"
             return None
         # Elsewhere: dead when its heartbeat has not changed over the expiry, on our own
@@ -1044,7 +994,8 @@ class Daemon:
         waited = mono - seen[1]
         if waited >= self.config.heartbeat_expiry_s and self._beats - seen[2] >= OWN_BEATS_TO_EXPIRE:
             return (
-                f"stopped heartbeating (no heartbeat seen for {waited:.0f}s; its last, by its clock, {_iso(seen[0])})"
+                f"stopped heartbeating (no heartbeat seen for {waited:.0f}s; "
+                f"its last, by its clock, {iso_local(seen[0])})"
             )
         return None
 
@@ -1159,113 +1110,4 @@ class Daemon:
         return ", ".join(parts)
 
 
-# ----------------------------------------------------------------------
-# Processes and hosts
-
-
-def _exited(pid: int) -> bool:
-    """Whether our child ``pid`` has exited (without reaping it)."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process runs (an exited, unreaped zombie does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state = stat.read().rpartition(b")")[2].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc: trust kill(0)
-    return state not in (b"Z", b"X")
-
-
-def _proc_start(pid: int) -> int | None:
-    """When a process started, in clock ticks since boot (Linux), else None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return int(stat.read().rpartition(b")")[2].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _pid_is(pid: int, start: int | None) -> bool:
-    """Whether the process that registered as ``pid`` (started at ``start``) still runs,
-    rather than nothing or another process given the same pid since."""
-    if not _pid_alive(pid):
-        return False
-    now_start = _proc_start(pid)
-    return start is None or now_start is None or now_start == start
-
-
-def _read_first_line(path: str) -> str | None:
-    try:
-        with open(path) as source:
-            return source.readline().strip() or None
-    except OSError:
-        return None
-
-
-def _place() -> str:
-    """Where this process's pids mean something: the host name, the boot (a reboot
-    reuses pids; the machine id where there is no boot id), and the pid namespace
-    (containers sharing a host name and kernel have their own pids)."""
-    parts = [socket.gethostname().replace(" ", "_") or "?"]
-    boot = _read_first_line("/proc/sys/kernel/random/boot_id")
-    if boot:
-        parts.append(f"boot={boot}")
-    else:
-        machine = _read_first_line("/etc/machine-id")
-        if machine:
-            parts.append(f"machine={machine}")
-    try:
-        parts.append(f"pidns={os.readlink('/proc/self/ns/pid')}")
-    except OSError:
-        pass
-    return " ".join(parts)
-
-
-def _host_text(place: str, pid_start: int | None) -> str:
-    """The daemons row's ``host``: the place, then the process's start if known."""
-    return place if pid_start is None else f"{place} pidstart={pid_start}"
-
-
-def _parse_host(text: str) -> tuple[str, int | None]:
-    """(place, process start) from a daemons row's ``host``."""
-    words = text.split(" ")
-    start = None
-    if words and words[-1].startswith("pidstart="):
-        try:
-            start = int(words.pop()[len("pidstart="):])
-        except ValueError:
-            pass
-    return " ".join(words), start
-
-
-def _same_place(theirs: str, ours: str) -> bool:
-    """Whether another daemon's pid can be checked from here: the same host name, boot
-    (or machine) id and pid namespace. Only where neither side has any of these (no
-    /proc, no /etc/machine-id) does the host name alone decide."""
-    return theirs == ours
-
-
-def _stamp(when: datetime) -> str:
-    return when.astimezone().strftime("%H:%M:%S.%f")[:-3]
-
-
-def _iso(value: datetime | None) -> str:
-    return "-" if value is None else value.astimezone().isoformat(timespec="seconds")
-
-
-def _slots(count: int) -> str:
-    return f"{count}{'+' if count >= BACKLOG_LIMIT else ''} more slot{'s' if count != 1 else ''}"
-
-
-__all__ = ["BgprocError", "Claim", "Daemon", "DaemonConfig", "decide"]
+__all__ = ["Claim", "Daemon", "DaemonConfig", "decide"]

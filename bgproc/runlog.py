@@ -17,7 +17,8 @@ from datetime import datetime
 MAX_LINE = 64 * 1024
 
 
-def _stamp(when: datetime) -> str:
+def stamp(when: datetime) -> str:
+    """A log line's time: local, to the millisecond."""
     return when.astimezone().strftime("%H:%M:%S.%f")[:-3]
 
 
@@ -68,9 +69,9 @@ class RunLog:
             self._partial_since = when  # a new unfinished line began
         self._partial = partial
         if lines:
-            stamp = _stamp(when)
+            at_text = stamp(when)
             for raw in lines:
-                self.add(stamp, _text(raw))
+                self.add(at_text, _text(raw))
 
     def flush_partial(self, when: datetime) -> None:
         """At the end of the run: the last line may lack its newline."""
@@ -87,7 +88,7 @@ class RunLog:
         if cut:
             line, self._partial = self._partial[:cut], self._partial[cut:]
             self._partial_since = when if self._partial else None
-            self.add(_stamp(when), _text(line))
+            self.add(stamp(when), _text(line))
 
     def add(self, stamp: str, text: str) -> None:
         # NUL stays visible but is not stored as such: SQLite's text functions

@@ -21,8 +21,11 @@ from conftest import query, wait_until
 from daemon_tasks.helpers import register
 
 from bgproc import requests
+from bgproc.claim import decide
 from bgproc.clock import Clock, FakeClock
-from bgproc.daemon import Daemon, DaemonConfig, _place, _proc_start, decide
+from bgproc.daemon import Daemon, DaemonConfig
+from bgproc.liveness import place as _place
+from bgproc.liveness import proc_start as _proc_start
 from bgproc.records import DaemonRecord
 from bgproc.reporter import Reporter
 from bgproc.store import Store
