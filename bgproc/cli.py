@@ -230,9 +230,7 @@ def _timing(
 @app.command()
 def register(
     ctx: typer.Context,
-    targets: Annotated[
-        list[str], typer.Argument(metavar="MODULE_OR_FILE", help="Dotted module names or .py files.")
-    ],
+    targets: Annotated[list[str], typer.Argument(metavar="MODULE_OR_FILE", help="Dotted module names or .py files.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Import modules and record every task class they define (re-registering updates)."""
@@ -559,7 +557,9 @@ def monitor_command(
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=100_000, metavar="N", help="At most this many runs.")
     ] = 20,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep updating until Ctrl-C.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep updating until Ctrl-C; with RUN, until the run ends.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show executions, newest first: process, start, end, duration, status and log."""
@@ -572,6 +572,11 @@ def monitor_command(
         raise BgprocError(f"--status {status!r} is not a run status; use one of {', '.join(RUN_STATUSES)}")
     since_at = _parse_since(since) if since is not None else None
     with _store(ctx) as store:
+        if run is not None and follow:
+            from .follow import follow_run
+
+            follow_run(store, run, _console())
+            return
         if run is not None:
             record = store.get_run(run)
             if as_json:

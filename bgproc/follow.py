@@ -1,7 +1,16 @@
-"""``bgproc monitor --follow``: a live view of executions until Ctrl-C."""
+"""``bgproc monitor --follow``: live views until Ctrl-C (or SIGTERM).
+
+On a terminal the view redraws in place. Piped to a file or another program,
+the executions view prints a new table whenever runs change, and a single
+run's view streams its log as it grows, then its final state: a pipe gets
+everything, not only what a terminal would have shown last.
+"""
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import monitor
@@ -12,7 +21,24 @@ REFRESH_S = 0.25
 REDRAW_S = 1.0  # elapsed times and progress move even when nothing is written
 
 
+@contextmanager
+def _until_stopped() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C, so a live view always restores the terminal."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Clock | None = None) -> None:
+    """Executions, newest first, kept up to date."""
     from rich.live import Live
 
     clock = clock or Clock()
@@ -24,7 +50,15 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
 
     marker = store.runs_changed_marker()
     drawn = clock.monotonic()
-    try:
+    with _until_stopped():
+        if not console.is_terminal:
+            console.print(render())
+            while True:
+                clock.sleep(REFRESH_S)
+                current = store.runs_changed_marker()
+                if current != marker:
+                    marker = current
+                    console.print(render())
         with Live(render(), console=console, auto_refresh=False, transient=False) as live:
             while True:
                 clock.sleep(REFRESH_S)
@@ -32,5 +66,32 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
                 if current != marker or clock.monotonic() - drawn >= REDRAW_S:
                     marker, drawn = current, clock.monotonic()
                     live.update(render(), refresh=True)
-    except KeyboardInterrupt:
-        pass
+
+
+def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = None) -> None:
+    """One execution, until it ends: its log as it grows, its progress, then its outcome."""
+    from rich.live import Live
+
+    clock = clock or Clock()
+    run = store.get_run(run_id)
+    with _until_stopped():
+        if not console.is_terminal:
+            shown = 0
+            while True:
+                text = run.log
+                if len(text) < shown:  # the middle was dropped: the tail moved on
+                    shown = 0
+                if text[shown:]:
+                    console.out(monitor.escape_control(text[shown:]), end="", highlight=False)
+                    shown = len(text)
+                if run.status != "running":
+                    ended = f"run {run.id} {run.status} after {monitor.duration_text(run.duration_s())}"
+                    console.print(ended + (f": {run.detail}" if run.detail else ""), highlight=False)
+                    return
+                clock.sleep(REFRESH_S)
+                run = store.get_run(run_id)
+        with Live(monitor.run_detail(run, clock.now()), console=console, auto_refresh=False) as live:
+            while run.status == "running":
+                clock.sleep(REFRESH_S)
+                run = store.get_run(run_id)
+                live.update(monitor.run_detail(run, clock.now()), refresh=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import struct
 import sys
@@ -79,7 +80,7 @@ class EventSink:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(self._fd, view):]
+                    view = view[os.write(self._fd, view) :]
             except OSError:
                 pass
 
@@ -136,13 +137,23 @@ def peak_rss_kb(pid: int | str = "self") -> int | None:
     return None
 
 
+WORKDIR_PREFIX = "bgproc-run-"
+
+
 def _watch_lifeline(fd: int) -> None:
-    """Block on the job pipe; when it closes the daemon is gone: stop everything."""
+    """Block on the job pipe; when it closes the daemon is gone: stop everything.
+
+    The daemon would have removed the run's working directory; with the daemon
+    gone, the worker removes it itself (only a directory the daemon made).
+    """
     try:
         while os.read(fd, 1):
             pass
     except OSError:
         pass
+    workdir = os.getcwd()
+    if os.path.basename(workdir).startswith(WORKDIR_PREFIX):
+        shutil.rmtree(workdir, ignore_errors=True)
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
@@ -165,8 +176,12 @@ def main() -> int:
         sink.send({"t": "progress", "at": time.time(), "done": done, "total": total, "msg": text})
 
     connection = Connection(
-        run_id=job["run_id"], request_id=job["request_id"], user=job["user"],
-        app_db_path=job["app_db"], log=log, on_progress=progress,
+        run_id=job["run_id"],
+        request_id=job["request_id"],
+        user=job["user"],
+        app_db_path=job["app_db"],
+        log=log,
+        on_progress=progress,
     )
 
     def on_term(signum: int, frame: Any) -> None:
@@ -174,7 +189,7 @@ def main() -> int:
         # sends SIGKILL if it does not end within its grace.
         if not connection.cancelled:
             connection.cancel()
-            raise Cancelled(f"stopped by signal {signal.Signals(signum).name}")
+            raise Cancelled(f"{signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, on_term)
     try:
@@ -186,7 +201,7 @@ def main() -> int:
         task.run(parameters)
         code = 0
     except Cancelled as exc:
-        print(f"bgproc: run {job['run_id']} cancelled: {exc}", file=sys.stderr)
+        print(f"bgproc: the daemon stopped run {job['run_id']} ({exc})", file=sys.stderr)
         code = EXIT_CANCELLED
     except SystemExit as exc:
         if exc.code not in (None, 0):
