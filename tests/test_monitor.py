@@ -86,3 +86,72 @@ def test_run_json_carries_the_documented_keys() -> None:
         assert key in document
     assert document["duration_s"] == 64.0
     assert document["started_at"] == "2026-05-01T11:58:56+00:00"
+
+
+def _store_with_a_running_run(tmp_path):  # type: ignore[no-untyped-def]
+    from bgproc.store import Store, ts
+    from bgproc.timing import Timing
+
+    store = Store.open(tmp_path / "bg.db")
+    store.conn.execute(
+        "INSERT INTO tasks (name, import_path, module, params_type, fields, timeout_s, registered_at, updated_at) "
+        "VALUES ('Report', 'm:Report', 'm', 'm:P', '[]', 60, ?, ?)", (ts(NOW), ts(NOW)),
+    )
+    timing = Timing(kind="now", zone="UTC", start=NOW)
+    request_id = store.insert_request(
+        task="Report", params=b"\x80", timing=timing, next_run_at=NOW, timeout_s=None,
+        allow_overlap=False, user="u", now=NOW,
+    )
+    with store.immediate():
+        run_id = store.insert_run(request_id=request_id, task="Report", status="running", now=NOW,
+                                  reason="now", planned_at=NOW, started_at=NOW, daemon_id="d")
+        store.write_log(run_id, append_head="12:00:00.000 first line\n", tail=None, dropped=0)
+    return store, run_id
+
+
+def test_following_a_run_through_a_pipe_streams_its_log_then_its_outcome(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bgproc.clock import FakeClock
+    from bgproc.follow import follow_run
+
+    store, run_id = _store_with_a_running_run(tmp_path)
+
+    class RunEndsWhileWeWait(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            with store.immediate():
+                store.write_log(run_id, append_head="12:00:01.000 second line\n", tail=None, dropped=0)
+                store.finish_run(run_id, status="success", ended_at=NOW + timedelta(seconds=2), exit_code=0)
+
+    console = Console(width=100, record=True, color_system=None, force_terminal=False)
+    follow_run(store, run_id, console, clock=RunEndsWhileWeWait(NOW))
+    text = console.export_text()
+    assert text.index("first line") < text.index("second line") < text.index("run 1 success after 2.0s")
+    assert text.count("first line") == 1
+    store.close()
+
+
+def test_following_executions_through_a_pipe_prints_a_table_per_change(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bgproc.clock import FakeClock
+    from bgproc.follow import follow_runs
+    from bgproc.store import Store
+
+    store, run_id = _store_with_a_running_run(tmp_path)
+
+    class Scripted(FakeClock):
+        calls = 0
+
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            self.calls += 1
+            if self.calls == 2:  # the daemon, another connection, records the outcome
+                with Store.open(store.path) as daemon_side, daemon_side.immediate():
+                    daemon_side.finish_run(run_id, status="error", ended_at=NOW + timedelta(seconds=1), exit_code=3)
+            if self.calls == 4:
+                raise KeyboardInterrupt  # Ctrl-C
+
+    console = Console(width=140, record=True, color_system=None, force_terminal=False)
+    follow_runs(store, {"limit": 10}, console, clock=Scripted(NOW))
+    text = console.export_text()
+    assert text.count("Executions (Ctrl-C to stop)") == 2
+    assert text.index("running") < text.index("error")
+    store.close()
