@@ -2,23 +2,19 @@
 
     python benchmarks/bench_dispatch.py [--runs 20] [--idle 10]
 
-1. Starts a real daemon on a fresh database and lets it go idle.
-2. ``--runs`` times: runs ``bgproc schedule Sleep -p seconds=0 -p stamp_file=F``
-   as a subprocess and notes the moment it returns; the task's first
-   statement appends ``time.time()`` to F. Reported per run:
-   - claim: the run row's ``started_at`` (the daemon's claim) minus that
-     moment; negative when the daemon, woken by the FIFO as the request
-     commits, claims before ``bgproc schedule`` has even exited;
-   - task start: the task's stamp minus that moment (the worker process
-     started, imported the task and entered ``run``);
-   and, to split it up: request row written -> claimed (the wake-up FIFO and
-   the claim transaction; ``created_at`` is taken before validation, so this
-   is an upper bound), and claimed -> task start (the worker's interpreter
-   start-up and imports).
-   Each run ends before the next is scheduled, so the daemon is idle each time.
-3. Idle CPU: utime+stime of the daemon from /proc/<pid>/stat over ``--idle``
-   seconds, and its voluntary context switches (how often it woke up); the
-   same for the spare worker it keeps started ahead (its child process).
+Measured in one run, against a baseline taken in the same run:
+
+- baseline: a bare ``python -c`` started with subprocess until its first
+  statement: what any dispatcher that starts a fresh interpreter per run
+  (cron, a fork-exec scheduler, bgproc without its spare worker) pays at
+  least;
+- for a daemon with its spare worker and one started with ``--no-spare``,
+  each idle between runs: request row written -> claimed (the wake-up FIFO
+  and the claim transaction; ``created_at`` is taken before validation, so
+  this is an upper bound) and claimed -> the task's ``run()`` entered (the
+  worker's start-up and imports), with ratios to the baseline;
+- idle CPU of the daemon and its spare worker from /proc/<pid>/stat over
+  ``--idle`` seconds, and how often each woke up.
 """
 
 from __future__ import annotations
@@ -88,76 +84,97 @@ def wait_for(predicate, timeout: float = 10.0):
     raise TimeoutError("benchmark step did not complete")
 
 
+def baseline_ms(runs: int, tmp: str) -> list[float]:
+    """Bare interpreter start-up: subprocess start to its first statement."""
+    values = []
+    for i in range(runs):
+        stamp = Path(tmp) / f"bare-{i}"
+        started = time.time()
+        subprocess.run([sys.executable, "-c", f"import time; open({str(stamp)!r}, 'w').write(repr(time.time()))"],
+                       check=True)
+        values.append((float(stamp.read_text()) - started) * 1000)
+    return values
+
+
+def dispatch_ms(tmp: str, runs: int, spare: bool) -> tuple[list[float], list[float], subprocess.Popen]:
+    """(request written -> claimed, claimed -> run() entered) per run, and the daemon."""
+    db = Path(tmp) / f"bench-{'spare' if spare else 'nospare'}.db"
+    bgproc(db, "register", str(TASKS))
+    env = dict(os.environ, BGPROC_DB=str(db))
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "bgproc", "daemon", "--workers", "2", *([] if spare else ["--no-spare"])],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    conn = sqlite3.connect(db)
+    wakes, boots = [], []
+    try:
+        time.sleep(1.5)  # let it start and go idle
+        for i in range(runs):
+            stamp = Path(tmp) / f"stamp-{spare}-{i}"
+            request = int(bgproc(db, "schedule", "Sleep", "--now", "-p", "seconds=0", "-p", f"stamp_file={stamp}"))
+            wait_for(lambda stamp=stamp: stamp.exists() and stamp.read_text().strip())
+            started = float(stamp.read_text())
+
+            def finished(request: int = request):
+                row = conn.execute(
+                    "SELECT runs.status, runs.started_at, requests.created_at FROM runs "
+                    "JOIN requests ON requests.id = runs.request_id WHERE request_id = ?",
+                    (request,),
+                ).fetchone()
+                return row if row and row[0] != "running" else None
+
+            _, claimed_at, created_at = wait_for(finished)
+            claimed = utc_seconds(claimed_at)
+            wakes.append((claimed - utc_seconds(created_at)) * 1000)
+            boots.append((started - claimed) * 1000)
+            time.sleep(0.2)  # idle again before the next
+    finally:
+        conn.close()
+    return wakes, boots, daemon
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--idle", type=float, default=10.0)
     args = parser.parse_args()
+    med = statistics.median
 
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.db"
-        bgproc(db, "register", str(TASKS))
-        env = dict(os.environ, BGPROC_DB=str(db))
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "bgproc", "daemon", "--workers", "2"], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        conn = sqlite3.connect(db)
-        try:
-            time.sleep(1.5)  # let it start and go idle
-            claims, starts, wakes, boots = [], [], [], []
-            for i in range(args.runs):
-                stamp = Path(tmp) / f"stamp-{i}"
-                out = bgproc(db, "schedule", "Sleep", "--now", "-p", "seconds=0", "-p", f"stamp_file={stamp}")
-                returned = time.time()
-                request = int(out)
-                wait_for(lambda stamp=stamp: stamp.exists() and stamp.read_text().strip())
-                started = float(stamp.read_text())
-
-                def finished(request: int = request):
-                    row = conn.execute(
-                        "SELECT runs.status, runs.started_at, requests.created_at FROM runs "
-                        "JOIN requests ON requests.id = runs.request_id WHERE request_id = ?",
-                        (request,),
-                    ).fetchone()
-                    return row if row and row[0] != "running" else None
-
-                status, claimed_at, created_at = wait_for(finished)
-                claimed = utc_seconds(claimed_at)
-                claims.append((claimed - returned) * 1000)
-                starts.append((started - returned) * 1000)
-                wakes.append((claimed - utc_seconds(created_at)) * 1000)
-                boots.append((started - claimed) * 1000)
-                time.sleep(0.2)  # idle again before the next
-            print(f"dispatch over {args.runs} runs (ms after `bgproc schedule` returned):")
-            for name, values in (("claim", claims), ("task start", starts)):
-                print(
-                    f"  {name:10} median {statistics.median(values):7.1f}  min {min(values):7.1f}"
-                    f"  max {max(values):7.1f}"
-                )
-            print("split up (ms):")
-            print(f"  request written -> claimed     median {statistics.median(wakes):7.1f}  max {max(wakes):7.1f}")
-            print(f"  claimed -> task run() entered  median {statistics.median(boots):7.1f}  max {max(boots):7.1f}")
-
-            time.sleep(1.0)
-            hz = os.sysconf("SC_CLK_TCK")
-            watched = {"daemon": daemon.pid, **{f"spare worker {p}": p for p in children(daemon.pid)}}
-            before = {name: (cpu_ticks(pid), wakeups(pid)) for name, pid in watched.items()}
-            m0 = time.monotonic()
-            time.sleep(args.idle)
-            m1 = time.monotonic()
-            for name, pid in watched.items():
-                ticks, woke = cpu_ticks(pid) - before[name][0], wakeups(pid) - before[name][1]
-                seconds = ticks / hz
-                print(
-                    f"idle {name} over {m1 - m0:.1f}s: {ticks} clock ticks = {seconds * 1000:.0f} ms CPU "
-                    f"({100 * seconds / (m1 - m0):.2f}%), {woke} wake-ups"
-                )
-        finally:
-            conn.close()
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(30)
+        base = med(baseline_ms(args.runs, tmp))
+        print(f"baseline: bare python start-up to its first statement, median {base:.1f} ms")
+        for spare in (True, False):
+            wakes, boots, daemon = dispatch_ms(tmp, args.runs, spare)
+            label = "with the spare worker" if spare else "with --no-spare     "
+            print(
+                f"{label}: written -> claimed median {med(wakes):6.1f} ms (max {max(wakes):.1f}); "
+                f"claimed -> run() median {med(boots):6.1f} ms (max {max(boots):.1f}) "
+                f"= {med(boots) / base:.2f} x baseline"
+            )
+            try:
+                if spare:
+                    idle(daemon, args.idle)
+            finally:
+                daemon.send_signal(signal.SIGTERM)
+                daemon.wait(30)
     return 0
+
+
+def idle(daemon: subprocess.Popen, seconds: float) -> None:
+    time.sleep(1.0)
+    hz = os.sysconf("SC_CLK_TCK")
+    watched = {"daemon": daemon.pid, **{f"spare worker {p}": p for p in children(daemon.pid)}}
+    before = {name: (cpu_ticks(pid), wakeups(pid)) for name, pid in watched.items()}
+    m0 = time.monotonic()
+    time.sleep(seconds)
+    m1 = time.monotonic()
+    for name, pid in watched.items():
+        ticks, woke = cpu_ticks(pid) - before[name][0], wakeups(pid) - before[name][1]
+        used = ticks / hz
+        print(
+            f"  idle {name} over {m1 - m0:.1f}s: {ticks} clock ticks = {used * 1000:.0f} ms CPU "
+            f"({100 * used / (m1 - m0):.2f}%), {woke} wake-ups"
+        )
 
 
 if __name__ == "__main__":
