@@ -1,11 +1,12 @@
-"""The daemon: claims due runs, starts workers, reaps them, enforces timeouts,
+"""The daemon: claims due runs, has workers run them, enforces timeouts,
 records outcomes, handles signals.
 
 One loop, driven by a selector over: the wake-up FIFO (a request changed),
 a signal pipe (SIGTERM, SIGINT, SIGCHLD), and each worker's output and
 event pipes. Between events it sleeps until the earliest thing it must do:
 the next due fire, a timeout, a log flush, a heartbeat. Signal handlers
-only note the signal; the loop acts on it.
+only note the signal; the loop acts on it. The worker processes themselves
+(starting, pipes, reaping) are ``workers.Workers``'s.
 
 Claiming a slot is one ``BEGIN IMMEDIATE`` transaction that creates the run
 row and advances the request, so each slot is claimed once however many
@@ -26,37 +27,24 @@ from __future__ import annotations
 
 import os
 import selectors
-import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
-import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-
-import msgpack
 
 from . import liveness
 from .claim import Claim, decide, iso_local, slots_text
 from .clock import Clock
 from .records import DaemonRecord, RequestRecord, TaskRecord
 from .reporter import Reporter
-from .runlog import RunLog, stamp
+from .runlog import stamp
 from .store import Store, UnloadableRequest
 from .wakeup import Waker
-from .worker import EXIT_CANCELLED, FDS_ENV, pack_job, peak_rss_kb
+from .workers import ActiveRun, Workers
 
-READ_CHUNK = 64 * 1024
-# Output read per wake-up before the loop looks at everything else again.
-READ_BURST = 16
-# Events (connection.log, progress) one run may have buffered, unparsed, at once.
-EVENTS_BUFFER = 8 * 1024 * 1024
-# Output waiting this long for its newline is shown as it is (RunLog.flush_stale).
-PARTIAL_LINE_S = 1.0
 # How often stopped daemons' rows are pruned (each `daemon --once` adds one).
 PRUNE_EVERY_S = 3600.0
 # Own heartbeats that must be written while another daemon's stays unchanged before
@@ -66,6 +54,8 @@ OWN_BEATS_TO_EXPIRE = 2
 
 @dataclass
 class DaemonConfig:
+    """How a daemon runs: worker slots, grace periods, intervals (in seconds)."""
+
     workers: int = 1
     once: bool = False
     grace_s: float = 30.0
@@ -82,56 +72,10 @@ class DaemonConfig:
     keep_daemons_s: float = 7 * 86400.0  # stopped daemons' rows are kept this long
 
 
-@dataclass
-class Launched:
-    """A worker process started and waiting for its job on ``job_w``."""
-
-    proc: subprocess.Popen
-    job_w: int
-    events_r: int
-    output_fd: int
-    workdir: str
-
-
-@dataclass
-class ActiveRun:
-    """A worker process that this daemon started and whose outcome is not recorded yet."""
-
-    run_id: int
-    request_id: int
-    task: str
-    proc: subprocess.Popen
-    output_fd: int
-    events_fd: int  # -1 once closed (the run wrote what could not be read)
-    lifeline_fd: int
-    workdir: str
-    timeout_s: float
-    deadline: float
-    log: RunLog
-    unpacker: Any = field(
-        default_factory=lambda: msgpack.Unpacker(raw=False, max_buffer_size=EVENTS_BUFFER)
-    )
-    stop_reason: str | None = None
-    stop_why: str | None = None
-    term_at: float | None = None
-    killed: bool = False
-    progress: tuple[float, float | None, str | None] | None = None
-    progress_dirty: bool = False
-    peak_rss_kb: int | None = None  # the worker's own peak (VmHWM), sampled and reported
-    job_pending: bytes = b""  # the rest of the job message, while the pipe is full
-    # Once reaped (its wait status and usage kept until the outcome is committed).
-    reaped: bool = False
-    wait_status: int = 0
-    usage: Any = None
-    ended_at: datetime | None = None
-    noted: bool = False  # the log says the outcome came after the run was recorded ended
-
-    @property
-    def pid(self) -> int:
-        return int(self.proc.pid)
-
-
 class Daemon:
+    """One daemon on one database: ``run()`` loops until stopped; ``tick(now)`` is
+    one claim pass, driven by hand in tests."""
+
     def __init__(
         self,
         store: Store,
@@ -150,7 +94,6 @@ class Daemon:
         # another daemon with the same place can check our pid directly.
         self.place = liveness.place()
         self.host = liveness.host_text(self.place, liveness.proc_start(os.getpid()))
-        self.active: dict[int, ActiveRun] = {}
         self.stopping = False
         self.stop_deadline: float | None = None
         self._signals: list[int] = []
@@ -173,10 +116,24 @@ class Daemon:
         self._backlogged = False
         self._poll_s = config.poll_s  # how often to look at the database unprompted
         self._events: list[str] = []
-        self._spare: Launched | None = None
         # Runs that could not start, whose error could not be written yet: run id -> detail.
         self._unrecorded: dict[int, str] = {}
-        self._app_db = os.path.abspath(os.environ.get("BGPROC_APP_DB") or str(store.path))
+        self.workers = Workers(
+            db_path=str(store.path),
+            app_db=os.path.abspath(os.environ.get("BGPROC_APP_DB") or str(store.path)),
+            log_limit=config.log_limit,
+            selector=self._selector,
+            now=lambda: self.clock.now(),  # late-bound: tests swap the daemon's clock
+        )
+
+    @property
+    def active(self) -> dict[int, ActiveRun]:
+        """The runs started whose outcome is not recorded yet, by run id."""
+        return self.workers.runs
+
+    @active.setter
+    def active(self, runs: dict[int, ActiveRun]) -> None:
+        self.workers.runs = runs
 
     def _new_id(self) -> str:
         return f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -300,16 +257,8 @@ class Daemon:
                         pass
                 except (BlockingIOError, InterruptedError):
                     pass
-            elif kind == "output":
-                for _ in range(READ_BURST):
-                    if not self._read_output(run):
-                        break
-            elif kind == "events":
-                for _ in range(READ_BURST):
-                    if not self._read_events(run):
-                        break
-            elif kind == "job":
-                self._write_job(run)
+            else:
+                self.workers.ready(kind, run)
 
     def _changed(self) -> bool:
         version = self.store.data_version()
@@ -467,117 +416,35 @@ class Daemon:
         self._events.append(f"run {run_id}: {detail}")
 
     # ------------------------------------------------------------------
-    # Workers
-
-    def _launch(self) -> Launched:
-        """Start a worker process, waiting for its job. Raises OSError (out of file
-        descriptors, a full disk) with nothing left behind."""
-        fds: list[int] = []
-        workdir = None
-        try:
-            job_r, job_w = os.pipe()
-            fds += (job_r, job_w)
-            events_r, events_w = os.pipe()
-            fds += (events_r, events_w)
-            workdir = tempfile.mkdtemp(prefix="bgproc-run-")
-            env = dict(os.environ)
-            env[FDS_ENV] = f"{job_r},{events_w}"
-            env["PYTHONUNBUFFERED"] = "1"
-            env["BGPROC_DB"] = str(self.store.path)
-            env["BGPROC_APP_DB"] = self._app_db
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bgproc.worker"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                pass_fds=(job_r, events_w), cwd=workdir, env=env, start_new_session=True,
-                close_fds=True,
-            )
-        except OSError:
-            for fd in fds:
-                os.close(fd)
-            if workdir is not None:
-                shutil.rmtree(workdir, ignore_errors=True)
-            raise
-        os.close(job_r)
-        os.close(events_w)
-        assert proc.stdout is not None
-        for fd in (job_w, events_r, proc.stdout.fileno()):
-            os.set_blocking(fd, False)
-        return Launched(proc=proc, job_w=job_w, events_r=events_r, output_fd=proc.stdout.fileno(), workdir=workdir)
+    # Starting runs, recording how they ended
 
     def _ensure_spare(self) -> None:
         """Keep one worker started ahead, so that a claimed run need not wait for an
         interpreter to start (it still gets a process of its own)."""
-        if self._spare is not None or not self.config.spare or self.config.once or self.stopping:
+        if self.workers.spare is not None or not self.config.spare or self.config.once or self.stopping:
             return
         try:
-            self._spare = self._launch()
+            self.workers.ensure_spare()
         except OSError as exc:
             self.reporter.event(f"could not start a spare worker ({exc}); starting workers on demand")
-
-    def _take_spare(self) -> Launched | None:
-        spare, self._spare = self._spare, None
-        if spare is not None and liveness.exited(spare.proc.pid):
-            self._discard(spare)
-            return None
-        return spare
-
-    def _discard(self, spare: Launched) -> None:
-        """Let a worker without a job go: it exits when its job pipe closes."""
-        os.close(spare.job_w)
-        try:
-            os.killpg(spare.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            _, status, _ = os.wait4(spare.proc.pid, 0)
-            spare.proc.returncode = os.waitstatus_to_exitcode(status)
-        except ChildProcessError:
-            spare.proc.returncode = -1
-        os.close(spare.events_r)
-        if spare.proc.stdout is not None:
-            spare.proc.stdout.close()
-        shutil.rmtree(spare.workdir, ignore_errors=True)
 
     def _spawn(self, run_id: int, request: RequestRecord, task: TaskRecord) -> None:
         """Hand a claimed run to a worker. Raises (OSError, sqlite3.Error) with no
         worker left behind; ``tick`` then records the run as an error."""
         timeout_s = request.timeout_s or task.timeout_s
-        launched = self._take_spare() or self._launch()
-        proc = launched.proc
+        launched = self.workers.take_spare() or self.workers.launch()
         try:
             # Before the job is sent: a run never goes on without its pid recorded.
             with self.store.immediate():
-                self.store.set_run_pid(run_id, proc.pid)
+                self.store.set_run_pid(run_id, launched.proc.pid)
         except BaseException:
-            self._discard(launched)
+            self.workers.discard(launched)
             raise
-        job = {
-            "run_id": run_id, "request_id": request.id, "task": task.name,
-            "import_path": task.import_path, "search_path": task.search_path,
-            "params": request.params, "user": request.user, "app_db": self._app_db,
-        }
-        # Never block on the worker: what does not fit in the pipe now (large
-        # parameters) is written as the worker reads it.
-        job_data = pack_job(job)
-        try:
-            job_data = job_data[os.write(launched.job_w, job_data):]
-        except BlockingIOError:
-            pass
-        except OSError:
-            job_data = b""  # the worker died at once; reaping records it
-        active = ActiveRun(
-            run_id=run_id, request_id=request.id, task=request.task, proc=proc,
-            output_fd=launched.output_fd, events_fd=launched.events_r, lifeline_fd=launched.job_w,
-            workdir=launched.workdir, timeout_s=timeout_s, deadline=self.clock.monotonic() + timeout_s,
-            log=RunLog(self.config.log_limit),
+        self.workers.start(
+            launched, run_id=run_id, request=request, task=task, timeout_s=timeout_s,
+            deadline=self.clock.monotonic() + timeout_s,
         )
-        active.job_pending = job_data
-        self.active[run_id] = active
-        if job_data:
-            self._selector.register(launched.job_w, selectors.EVENT_WRITE, ("job", active))
-        self._selector.register(launched.output_fd, selectors.EVENT_READ, ("output", active))
-        self._selector.register(launched.events_r, selectors.EVENT_READ, ("events", active))
-        self.reporter.event(f"started run {run_id} ({request.task}) as pid {proc.pid}")
+        self.reporter.event(f"started run {run_id} ({request.task}) as pid {launched.proc.pid}")
 
     def _spawn_failed(self, run_id: int, task: str, exc: Exception) -> None:
         detail = f"could not start the worker: {type(exc).__name__}: {exc}"
@@ -598,159 +465,40 @@ class Daemon:
             return
         self._unrecorded.clear()
 
-    def _read_output(self, run: ActiveRun) -> bool:
-        """Read what the worker printed; returns False when nothing more is there now."""
-        try:
-            data = os.read(run.output_fd, READ_CHUNK)
-        except BlockingIOError:
-            return False
-        except OSError:
-            data = b""
-        if not data:
-            self._unregister_fd(run.output_fd)
-            return False
-        run.log.feed(data, self.clock.now())
-        return True
-
-    def _read_events(self, run: ActiveRun) -> bool:
-        if run.events_fd < 0:
-            return False
-        try:
-            data = os.read(run.events_fd, READ_CHUNK)
-        except BlockingIOError:
-            return False
-        except OSError:
-            data = b""
-        if not data:
-            self._unregister_fd(run.events_fd)
-            return False
-        try:
-            run.unpacker.feed(data)
-            for event in run.unpacker:
-                if isinstance(event, dict):
-                    self._event(run, event)
-        except Exception as exc:  # noqa: BLE001 - the task may write anything to the pipe
-            # Whatever the task wrote there, the daemon carries on; the run's
-            # own outcome is still recorded when it ends. Close our end: a worker
-            # blocked writing more events gets EPIPE (which it ignores) and goes on.
-            run.log.add(stamp(self.clock.now()), f"[bgproc] events from the run ignored from here on: {exc!r}")
-            self._close_events(run)
-            return False
-        return True
-
-    def _close_events(self, run: ActiveRun) -> None:
-        if run.events_fd < 0:
-            return
-        self._unregister_fd(run.events_fd)
-        try:
-            os.close(run.events_fd)
-        except OSError:
-            pass
-        run.events_fd = -1  # never read again: the number may be reused
-
-    def _event(self, run: ActiveRun, event: dict[str, Any]) -> None:
-        kind = event.get("t")
-        if kind == "log":
-            at = event.get("at")
-            when = datetime.fromtimestamp(float(at)).astimezone() if isinstance(at, int | float) else self.clock.now()
-            at_text = stamp(when)
-            level = str(event.get("level", "INFO"))
-            for line in str(event.get("msg", "")).splitlines() or [""]:
-                run.log.add(at_text, f"[{level}] {line}")
-        elif kind == "peak":
-            value = event.get("rss_kb")
-            if isinstance(value, int) and value > 0:
-                run.peak_rss_kb = max(run.peak_rss_kb or 0, value)
-        elif kind == "progress":
-            done, total, message = event.get("done"), event.get("total"), event.get("msg")
-            run.progress = (
-                float(done) if isinstance(done, int | float) else 0.0,
-                float(total) if isinstance(total, int | float) else None,
-                None if message is None else str(message),
-            )
-            run.progress_dirty = True
-
-    def _write_job(self, run: ActiveRun) -> None:
-        try:
-            run.job_pending = run.job_pending[os.write(run.lifeline_fd, run.job_pending):]
-        except BlockingIOError:
-            return
-        except OSError:
-            run.job_pending = b""  # the worker is gone; reaping records it
-        if not run.job_pending:
-            self._unregister_fd(run.lifeline_fd)
-
-    def _unregister_fd(self, fd: int) -> None:
-        try:
-            self._selector.unregister(fd)
-        except (KeyError, ValueError):
-            pass
-
     def _reap(self) -> int:
         """Reap the workers that exited and record their outcomes; returns how many.
         Raises sqlite3.Error if an outcome cannot be written: the run stays, reaped,
         and its outcome is written at the next call."""
         count = 0
-        if self._spare is not None and liveness.exited(self._spare.proc.pid):
-            spare, self._spare = self._spare, None
-            self._discard(spare)
+        spare = self.workers.reap_spare()
+        if spare is not None:
             self.reporter.event(f"the spare worker exited (code {spare.proc.returncode}); starting workers on demand")
         for run in list(self.active.values()):
-            if not run.reaped:
-                try:
-                    # Look without reaping: while the worker is an unreaped zombie its
-                    # pid (its process group's id) cannot be reused, so whatever the
-                    # task left running in its group can be stopped safely first.
-                    if os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-                        continue
-                    self._signal_group(run, signal.SIGKILL)
-                    _, status, usage = os.wait4(run.pid, 0)
-                except ChildProcessError:
-                    status, usage = 0, None
-                self._reaped(run, status, usage)
-            self._finish(run)
-            count += 1
+            if self.workers.poll(run):
+                self._finish(run)
+                count += 1
         return count
-
-    def _reaped(self, run: ActiveRun, status: int, usage: Any) -> None:
-        run.reaped, run.wait_status, run.usage = True, status, usage
-        run.proc.returncode = os.waitstatus_to_exitcode(status) if usage is not None else -1
 
     def _finish(self, run: ActiveRun) -> None:
         """Record a reaped run's outcome (raises sqlite3.Error if it cannot be written:
         nothing is lost, call again)."""
-        # Drain what is left in the pipes. A grandchild may hold them open (and
-        # keep writing): read what is there, boundedly, and do not wait for EOF.
-        for _ in range(1024):
-            if not self._read_output(run):
-                break
-        for _ in range(1024):
-            if not self._read_events(run):
-                break
+        self.workers.drain(run)
         if run.ended_at is None:
             run.ended_at = self.clock.now()
         now = run.ended_at
         run.log.flush_partial(now)
-        status, usage = run.wait_status, run.usage
-        code = os.waitstatus_to_exitcode(status) if usage is not None else None
-        signum = -code if code is not None and code < 0 else None
-        exit_code = code if code is not None and code >= 0 else None
+        exit_code, signum = run.exit_status()
         if run.stop_reason is not None:
             outcome = run.stop_reason
-        elif code == 0:
+        elif exit_code == 0:
             outcome = "success"
         else:
             outcome = "error"
-        detail = self._detail(run, outcome, exit_code, signum)
-        cpu = (usage.ru_utime + usage.ru_stime) if usage is not None else None
-        rss = run.peak_rss_kb
-        if rss is None and usage is not None:
-            # No /proc: ru_maxrss, which may include the daemon's own size (see peak_rss_kb).
-            rss = int(usage.ru_maxrss / 1024) if sys.platform == "darwin" else int(usage.ru_maxrss)
+        detail = self._detail(run, outcome)
         with self.store.immediate():
             recorded = self.store.finish_run(
                 run.run_id, status=outcome, ended_at=now, exit_code=exit_code, signal=signum,
-                cpu_s=cpu, max_rss_kb=rss, detail=detail,
+                cpu_s=run.cpu_s(), max_rss_kb=run.max_rss_kb(), detail=detail,
             )
             if not recorded and not run.noted:
                 # Recorded ended already (interrupted, after this daemon was declared dead).
@@ -761,20 +509,11 @@ class Daemon:
                 run.noted = True
             written = self._write_log(run)
         self._written(run, written)
-        self._close(run)
+        self.workers.close(run)
         self.reporter.finished(run.run_id, run.task, outcome if recorded else f"{outcome} (not recorded)", detail)
 
-    def _detail(self, run: ActiveRun, outcome: str, exit_code: int | None, signum: int | None) -> str | None:
-        how = ""
-        if run.stop_reason is not None and exit_code == EXIT_CANCELLED:
-            how = "ended on SIGTERM"
-        elif signum is not None:
-            try:
-                how = f"killed by {signal.Signals(signum).name}"
-            except ValueError:
-                how = f"killed by signal {signum}"
-        elif exit_code not in (None, 0):
-            how = f"exit code {exit_code}"
+    def _detail(self, run: ActiveRun, outcome: str) -> str | None:
+        how = run.how_ended()
         if outcome == "timeout":
             return f"passed its timeout of {run.timeout_s:g}s; stopped ({how or 'exited'})"
         if outcome == "cancelled":
@@ -784,19 +523,6 @@ class Daemon:
         if outcome == "error":
             return how or "failed"
         return None
-
-    def _close(self, run: ActiveRun) -> None:
-        self._unregister_fd(run.output_fd)
-        self._close_events(run)
-        self._unregister_fd(run.lifeline_fd)
-        try:
-            os.close(run.lifeline_fd)
-        except OSError:
-            pass
-        if run.proc.stdout is not None:
-            run.proc.stdout.close()
-        shutil.rmtree(run.workdir, ignore_errors=True)
-        self.active.pop(run.run_id, None)
 
     # ------------------------------------------------------------------
     # Stopping runs
@@ -809,7 +535,7 @@ class Daemon:
                 self._stop(run, "timeout", mono)
             elif run.term_at is not None and not run.killed and mono >= run.term_at + self.config.kill_after_s:
                 run.log.add(stamp(self.clock.now()), "[bgproc] still running: SIGKILL sent")
-                self._signal_group(run, signal.SIGKILL)
+                self.workers.signal_group(run, signal.SIGKILL)
                 run.killed = True
         if self.stop_deadline is not None and mono >= self.stop_deadline:
             for run in self.active.values():
@@ -829,15 +555,7 @@ class Daemon:
             f"[bgproc] {why}: SIGTERM sent, SIGKILL in {self.config.kill_after_s:g}s if still running",
         )
         self.reporter.event(f"run {run.run_id}: {reason}; sending SIGTERM to its process group")
-        self._signal_group(run, signal.SIGTERM)
-
-    def _signal_group(self, run: ActiveRun, signum: int) -> None:
-        if run.reaped:
-            return  # its pid may belong to someone else now
-        try:
-            os.killpg(run.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
+        self.workers.signal_group(run, signal.SIGTERM)
 
     def _check_cancels(self) -> None:
         ids = self.store.cancel_requested(
@@ -854,12 +572,7 @@ class Daemon:
         self._last_flush = self.clock.monotonic()
         now = self.clock.now()
         self._record_unstarted()
-        for run in self.active.values():
-            run.log.flush_stale(now, PARTIAL_LINE_S)
-            # Sampled while it runs, so a run that crashes still has a peak.
-            peak = None if run.reaped else peak_rss_kb(run.pid)
-            if peak is not None:
-                run.peak_rss_kb = max(run.peak_rss_kb or 0, peak)
+        self.workers.sample(now)
         dirty = [r for r in self.active.values() if r.log.dirty or r.progress_dirty]
         if not dirty:
             return
@@ -1052,9 +765,7 @@ class Daemon:
             self.reporter.event(f"{why} again: stopping running runs now")
 
     def _shutdown(self) -> None:
-        if self._spare is not None:
-            spare, self._spare = self._spare, None
-            self._discard(spare)
+        self.workers.discard_spare()
         # Any run still here (an error in the loop) is stopped and recorded.
         mono = self.clock.monotonic()
         deadline = mono + self.config.kill_after_s
@@ -1069,18 +780,12 @@ class Daemon:
             if self.active:
                 self.clock.sleep(0.05)
         for run in list(self.active.values()):
-            if not run.reaped:
-                self._signal_group(run, signal.SIGKILL)
-                try:
-                    _, status, usage = os.wait4(run.pid, 0)
-                except ChildProcessError:
-                    status, usage = 0, None
-                self._reaped(run, status, usage)
+            self.workers.kill(run)
             try:
                 self._finish(run)
             except sqlite3.Error as exc:
                 self.reporter.event(f"run {run.run_id}: could not record its outcome ({exc})")
-                self._close(run)
+                self.workers.close(run)
         # Whatever of ours is still recorded running (a run that could not start and
         # whose error could not be written) ends interrupted, and the daemon stopped.
         try:

@@ -151,10 +151,15 @@ def _watch_lifeline(fd: int) -> None:
             pass
     except OSError:
         pass
+    _remove_workdir()
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def _remove_workdir() -> None:
+    """Remove the working directory the daemon made for this worker (only that)."""
     workdir = os.getcwd()
     if os.path.basename(workdir).startswith(WORKDIR_PREFIX):
         shutil.rmtree(workdir, ignore_errors=True)
-    os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def main() -> int:
@@ -162,7 +167,10 @@ def main() -> int:
     try:
         job = read_job(job_fd)
     except EOFError:
-        return 0  # a spare worker let go, or the daemon gone before sending a job
+        # A spare worker let go, or the daemon gone before sending a job: the
+        # working directory is ours to remove (a let-go spare's daemon does too).
+        _remove_workdir()
+        return 0
     threading.Thread(target=_watch_lifeline, args=(job_fd,), daemon=True, name="lifeline").start()
     sink = EventSink(events_fd)
 

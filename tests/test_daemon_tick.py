@@ -73,8 +73,8 @@ def made() -> Iterator[Made]:
     yield made
     for daemon in made.daemons:
         for run in list(daemon.active.values()):
-            daemon._signal_group(run, signal.SIGKILL)
-        if daemon.active or daemon._spare is not None:
+            daemon.workers.signal_group(run, signal.SIGKILL)
+        if daemon.active or daemon.workers.spare is not None:
             daemon.clock = Clock()  # a real clock to wait for real processes
             daemon._shutdown()
 

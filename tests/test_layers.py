@@ -16,7 +16,7 @@ ALLOWED = {
     # task: connection.db, opened lazily; demo: reads the sample application's own table
     "sqlite_utils": {"store", "task", "demo"},
     "cron_descriptor": {"timing"},
-    "msgpack": {"params", "worker", "daemon"},
+    "msgpack": {"params", "worker", "workers"},
     "platformdirs": {"store"},
 }
 # Modules the worker may import: the task API, the codec, and what they need.
