@@ -510,7 +510,10 @@ class Daemon:
             written = self._write_log(run)
         self._written(run, written)
         self.workers.close(run)
-        self.reporter.finished(run.run_id, run.task, outcome if recorded else f"{outcome} (not recorded)", detail)
+        took = self.clock.monotonic() - (run.deadline - run.timeout_s)  # the deadline was start + timeout
+        self.reporter.finished(
+            run.run_id, run.task, outcome if recorded else f"{outcome} (not recorded)", detail, took
+        )
 
     def _detail(self, run: ActiveRun, outcome: str) -> str | None:
         how = run.how_ended()

@@ -48,8 +48,11 @@ class Reporter:
         except (OSError, ValueError):
             pass  # the operator's terminal went away; the daemon carries on
 
-    def finished(self, run_id: int, task: str, outcome: str, detail: str | None) -> None:
-        self.event(f"finished run {run_id} ({task}): {outcome}" + (f", {detail}" if detail else ""))
+    def finished(
+        self, run_id: int, task: str, outcome: str, detail: str | None, duration_s: float | None = None
+    ) -> None:
+        took = f" in {duration_s:.2f}s" if duration_s is not None else ""
+        self.event(f"finished run {run_id} ({task}): {outcome}{took}" + (f", {detail}" if detail else ""))
 
     @property
     def live(self) -> bool:
