@@ -6,10 +6,10 @@ nothing here writes SQL or decides semantics.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -185,7 +185,7 @@ that a spring-forward gap skips fires once, at the first instant after the
 gap (30 2 * * * in America/New_York on 2026-03-08 fires at 03:00 EDT); one
 that occurs twice at fall-back fires once, at its first occurrence.
 --hourly and cron expressions whose minute or hour field starts with *
-(or whose hour has a step) follow the clock: they fire at every real
+(*/15 * * * *, 0 */3 * * *) follow the clock: they fire at every real
 instant whose wall time matches, so */15 * * * * fires every 15 real
 minutes through both transitions. --every is elapsed time and ignores DST.
 """
@@ -236,10 +236,7 @@ def register(
     """Import modules and record every task class they define (re-registering updates)."""
     from . import registry, views
 
-    # Import everything before touching the database; what modules print on
-    # import must not mix with --json on stdout.
-    with contextlib.redirect_stdout(sys.stderr):
-        collected = registry.collect(targets)
+    collected = registry.collect(targets)  # import everything before touching the database
     with _store(ctx, create=True) as store:
         results = registry.save(store, collected, _now())
     if as_json:
@@ -730,6 +727,11 @@ def run(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split())
         sys.stderr.write(f"bgproc: error: {message}\n")
         return exc.exit_code
+    except sqlite3.OperationalError as exc:
+        sys.stderr.write(
+            f"bgproc: error: the database is busy or locked ({exc}); try again, or stop what holds it\n"
+        )
+        return 1
     except BrokenPipeError:
         return 0
     return result if isinstance(result, int) else 0

@@ -25,6 +25,7 @@ and carries on under a new id.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import selectors
 import signal
@@ -45,6 +46,10 @@ from .store import Store, UnloadableRequest
 from .wakeup import Waker
 from .workers import ActiveRun, Workers
 
+# How long the loop waits (reading the runs' output) before it tries a locked database again.
+BUSY_RETRY_S = 0.25
+# How long one write waits for a lock before the loop gets on with everything else.
+DAEMON_BUSY_TIMEOUT_MS = 500
 # How often stopped daemons' rows are pruned (each `daemon --once` adds one).
 PRUNE_EVERY_S = 3600.0
 # Own heartbeats that must be written while another daemon's stays unchanged before
@@ -114,6 +119,8 @@ class Daemon:
         self._tick_at: datetime | None = None
         self._due_stale = True
         self._backlogged = False
+        self._again = False  # this pass left something to start in the next one
+        self._registered = False  # a row in the daemons table (tests may drive claim() without one)
         self._poll_s = config.poll_s  # how often to look at the database unprompted
         self._events: list[str] = []
         # Runs that could not start, whose error could not be written yet: run id -> detail.
@@ -144,15 +151,25 @@ class Daemon:
     def run(self) -> int:
         """Run until stopped (or, with ``once``, until what was due has run). Returns 0."""
         self._start()
+        busy_since: float | None = None
         try:
             while True:
                 try:
                     if self._step():
                         break
+                    if busy_since is not None:
+                        self.reporter.event("database available again")
+                        busy_since = None
                 except sqlite3.OperationalError as exc:
-                    # A locked or busy database: say so and try again shortly.
-                    self.reporter.event(f"database busy ({exc}); retrying")
-                    self.clock.sleep(0.5)
+                    # The database is locked (a task writing to it, say): keep what
+                    # needs no database going (deadlines, signals, the runs' output)
+                    # and try again shortly; say so once, not at every attempt.
+                    if busy_since is None:
+                        busy_since = self.clock.monotonic()
+                        self.reporter.event(f"database busy ({exc}); retrying")
+                    self._handle_signals()
+                    self._enforce_deadlines(self.clock.monotonic())
+                    self._wait(BUSY_RETRY_S)
         finally:
             self._shutdown()
         return 0
@@ -166,11 +183,15 @@ class Daemon:
                 stopped_at=None, workers=self.config.workers,
             )
         )
+        self._registered = True
 
     def _start(self) -> None:
         now = self.clock.now()
         self._started_at = now
         self.register()
+        # From here, short waits for locks: a task holding the database must not
+        # stall the loop (timeouts, signals, other runs' output) for the default 30 s.
+        self.store.set_busy_timeout(DAEMON_BUSY_TIMEOUT_MS)
         self._last_beat = self.clock.monotonic()
         self._install_signals()
         try:
@@ -291,6 +312,7 @@ class Daemon:
         claimed: list[tuple[int, RequestRecord, TaskRecord]] = []
         self._events = []  # told after the commit, never while holding the lock
         self._backlogged = False
+        self._again = False
         # A cheap read first: take the write lock only when something is due.
         first = self.store.next_due_at()
         if first is None or first > by:
@@ -301,7 +323,7 @@ class Daemon:
         busy: set[int] = set()
         due: list[RequestRecord | UnloadableRequest] = []
         with self.store.immediate():
-            if self.store.daemon_stopped(self.id):
+            if self._registered and self.store.daemon_stopped(self.id):
                 # Declared dead by another daemon: claim nothing under this id.
                 declared_dead = True
             else:
@@ -320,7 +342,7 @@ class Daemon:
             # ending wakes us), or waits for a worker (one ending wakes us): the next
             # pass is at the next fire after now.
             self._tick_at = self.store.next_due_at(after=now)
-        self._due_stale = False  # only once committed: a pass that failed is tried again
+        self._due_stale = self._again  # only once committed: a pass that failed is tried again
         for message in self._events:
             self.reporter.event(message)
         if declared_dead:
@@ -340,7 +362,10 @@ class Daemon:
                 decision = decide(item, now=now, due_by=by, busy=busy, free=free)
                 if decision.action == "wait":
                     return None, 0
-                return self._apply(item, decision, now), 1
+                started = self._apply(item, decision, now)
+                if decision.manual and started is not None:
+                    self._after_manual(item, now, by, free - 1)
+                return started, 1
         except sqlite3.OperationalError:
             raise  # the database, not this request
         except Exception as exc:  # noqa: BLE001 - one request that cannot be handled must not stop the rest
@@ -353,6 +378,17 @@ class Daemon:
                 now,
             )
             return None, 1
+
+    def _after_manual(self, request: RequestRecord, now: datetime, by: datetime, free: int) -> None:
+        """A manual run just started: a scheduled slot due as well meets it as it
+        would any running run (skipped, or started in a later pass if overlap is
+        allowed), rather than being left due behind it."""
+        rest = dataclasses.replace(request, manual_at=None)
+        follow = decide(rest, now=now, due_by=by, busy=True, free=free)
+        if follow.action == "skip":
+            self._apply(rest, follow, now)
+        elif follow.action == "start":
+            self._again = True  # overlap allowed: the next pass starts it
 
     def _apply(
         self, request: RequestRecord, decision: Claim, now: datetime
@@ -594,7 +630,7 @@ class Daemon:
         if run.progress_dirty and run.progress is not None:
             progress = run.progress
             done, total, message = progress
-            self.store.set_progress(run.run_id, done, total, message, self.clock.now())
+            self.store.set_progress(run.run_id, done, total, message)
         return log_mark, progress
 
     def _written(self, run: ActiveRun, marks: tuple[Any, Any]) -> None:

@@ -76,14 +76,11 @@ def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = No
     run = store.get_run(run_id)
     with _until_stopped():
         if not console.is_terminal:
-            shown = 0
+            stream = _LogStream()
             while True:
-                text = run.log
-                if len(text) < shown:  # the middle was dropped: the tail moved on
-                    shown = 0
-                if text[shown:]:
-                    console.out(monitor.escape_control(text[shown:]), end="", highlight=False)
-                    shown = len(text)
+                text = stream.new_text(run)
+                if text:
+                    console.out(monitor.escape_control(text), end="", highlight=False)
                 if run.status != "running":
                     ended = f"run {run.id} {run.status} after {monitor.duration_text(run.duration_s())}"
                     console.print(ended + (f": {run.detail}" if run.detail else ""), highlight=False)
@@ -95,3 +92,36 @@ def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = No
                 clock.sleep(REFRESH_S)
                 run = store.get_run(run_id)
                 live.update(monitor.run_detail(run, clock.now()), refresh=True)
+
+
+class _LogStream:
+    """What of a run's stored log has not been shown yet.
+
+    The head only grows; the tail is a window that rolls once the log passes
+    its limit, so it is followed by its last shown line, and a gap is said.
+    """
+
+    def __init__(self) -> None:
+        self.head_shown = 0
+        self.last_tail_line: str | None = None
+        self.dropped_said = 0
+
+    def new_text(self, run: Any) -> str:
+        head, tail = run.log_head or "", run.log_tail or ""
+        out = head[self.head_shown:]
+        self.head_shown = len(head)
+        lines = tail.splitlines(keepends=True)
+        if not lines:
+            return out
+        start = 0
+        if self.last_tail_line is not None:
+            try:
+                start = len(lines) - lines[::-1].index(self.last_tail_line)
+            except ValueError:
+                start = 0  # rolled past what was shown: some lines went unseen
+        if run.log_dropped > self.dropped_said and (start == 0 or self.last_tail_line is None):
+            out += f"[... {run.log_dropped - self.dropped_said} bytes of log dropped ...]\n"
+            self.dropped_said = run.log_dropped
+        out += "".join(lines[start:])
+        self.last_tail_line = lines[-1]
+        return out

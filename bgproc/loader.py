@@ -6,6 +6,7 @@ as light as the task API.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
@@ -30,7 +31,9 @@ def load_task_class(import_path: str, search_path: str | None) -> type[Backgroun
     if search_path and module_name not in sys.modules and search_path not in sys.path:
         sys.path.insert(0, search_path)
     try:
-        module = importlib.import_module(module_name)
+        # What a module prints on import is not the command's output (--json stays pure).
+        with contextlib.redirect_stdout(sys.stderr):
+            module = importlib.import_module(module_name)
         obj: object = module
         for part in qualname.split("."):
             obj = getattr(obj, part)

@@ -6,6 +6,7 @@ to the terminal, and nothing in them is read as markup.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -188,6 +189,10 @@ def _last_column(run: RunRecord) -> RenderableType:
 
 def _progress(run: RunRecord) -> RenderableType:
     done, total = run.progress_done or 0.0, run.progress_total
+    if total is not None and not math.isfinite(total):
+        total = None
+    if not math.isfinite(done):
+        done = 0.0
     grid = Table.grid(padding=(0, 1))
     if total:
         grid.add_row(

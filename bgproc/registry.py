@@ -8,6 +8,7 @@ the worker to run it).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import importlib
@@ -132,7 +133,8 @@ def import_target(target: str, cwd: Path) -> tuple[ModuleType, str]:
     if search not in sys.path:
         sys.path.insert(0, search)
     try:
-        module = importlib.import_module(name)
+        with contextlib.redirect_stdout(sys.stderr):  # keep --json on stdout pure
+            module = importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
             raise RegistryError(

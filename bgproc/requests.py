@@ -172,6 +172,7 @@ def reschedule(
                     f"request {request_id} has no fires left (its finish has passed); "
                     "give a new timing or a later --finish"
                 )
+    next_at = _after_handled_slots(store, request_id, new_timing or current.timing, next_at)
     store.set_request_schedule(
         request_id, status="scheduled", next_run_at=next_at, now=now, timing=new_timing
     )
@@ -252,3 +253,24 @@ def schedule(
             timeout=timeout, allow_overlap=allow_overlap, user=user,
         )
         return create(store, planned, now).id
+
+
+def _after_handled_slots(store: Store, request_id: int, timing: Timing, next_at: datetime | None) -> datetime | None:
+    """Never plan a slot a daemon has already handled: a fire just past (within the
+    grace a new timing allows) may be exactly the one that ran a moment ago."""
+    last = store.last_planned_at(request_id)
+    if last is None or next_at is None or next_at > last:
+        return next_at
+    if timing.recurring:
+        following = timing.next_fire(last)
+        if following is None:
+            raise TimingError(
+                f"request {request_id} has no fires left after its last run ({last.isoformat()}); "
+                "give a new timing or a later --finish"
+            )
+        return following
+    if timing.kind == "at":
+        raise TimingError(
+            f"request {request_id} already ran at {last.isoformat()}; give a new timing such as --now or --at WHEN"
+        )
+    return next_at

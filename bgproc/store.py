@@ -210,6 +210,10 @@ class Store:
                     self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number + 1}")
 
+    def set_busy_timeout(self, ms: int) -> None:
+        """How long a statement waits for another connection's lock before failing."""
+        self.conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
+
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -413,12 +417,24 @@ class Store:
             if expect_status is not None and row[0] not in expect_status:
                 raise StateError(f"request {request_id} is {row[0]}")
             sets = "status = ?, next_run_at = ?, updated_at = ?"
+            if status == "unscheduled":
+                sets += ", manual_at = NULL"  # no future runs: a pending manual one included
             values: list[Any] = [status, ts(next_run_at), ts(now)]
             if timing is not None:
                 sets += ", timing = ?, timezone = ?, start_at = ?, finish_at = ?"
                 values += [json.dumps(timing.to_dict()), timing.zone, ts(timing.start), ts(timing.finish)]
             self.conn.execute(f"UPDATE requests SET {sets} WHERE id = ?", [*values, request_id])
         self.notify()
+
+    def last_planned_at(self, request_id: int) -> datetime | None:
+        """The latest slot of a request that a daemon has already handled (ran, skipped
+        or coalesced), so that rescheduling never plans it again."""
+        row = self.conn.execute(
+            "SELECT MAX(COALESCE(missed_until, planned_at)) FROM runs "
+            "WHERE request_id = ? AND COALESCE(reason, '') != 'manual'",
+            (request_id,),
+        ).fetchone()
+        return dt(row[0]) if row and row[0] else None
 
     def next_due_at(self, after: datetime | None = None) -> datetime | None:
         """The earliest fire or manual run a daemon can act on (strictly after ``after``
@@ -566,9 +582,7 @@ class Store:
         ).rowcount
         return bool(changed)
 
-    def set_progress(
-        self, run_id: int, done: float, total: float | None, message: str | None, now: datetime
-    ) -> None:
+    def set_progress(self, run_id: int, done: float, total: float | None, message: str | None) -> None:
         self.conn.execute(
             "UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = ? WHERE id = ?",
             (done, total, message, run_id),
@@ -684,9 +698,10 @@ class Store:
         return _daemon(rows[0]) if rows else None
 
     def daemon_stopped(self, daemon_id: str) -> bool:
-        """Whether a daemon's row says it stopped (or was declared dead)."""
+        """Whether a daemon's row says it stopped (or was declared dead), or is gone
+        (pruned long after it was declared dead)."""
         row = self.conn.execute("SELECT stopped_at FROM daemons WHERE id = ?", (daemon_id,)).fetchone()
-        return row is not None and row[0] is not None
+        return row is None or row[0] is not None
 
     def orphaned_runs(self) -> list[tuple[int, str | None]]:
         """Runs still ``running`` whose daemon row is stopped or gone: (run id, daemon id)."""

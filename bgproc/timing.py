@@ -19,7 +19,7 @@ optional finish. ``next_fire(after)`` is the earliest fire strictly after
   gap; one that occurs twice at fall-back fires once, at its first
   occurrence.
 - ``hourly`` and cron expressions whose minute or hour field starts with
-  ``*`` (or whose hour field has a step) *follow the clock*: they fire at
+  ``*`` (``*/15 * * * *``, ``0 */3 * * *``) *follow the clock*: they fire at
   every real instant at which the wall clock shows a matching time. No real
   hour is lost and a repeated wall time fires in both passes; a wall time
   that the clock skips does not fire. This is Vixie cron's rule.
@@ -672,7 +672,8 @@ def _parse_cron(expr: str) -> _CronSpec:
         nth=frozenset(dow.nth),
         last_of=frozenset(v % 7 for v in dow.last_of),
         day_and=raw["day of month"].startswith(("*", "?")) or raw["day of week"].startswith(("*", "?")),
-        follows_clock=minute.startswith("*") or hour.startswith("*") or "/" in hour,
+        # Vixie cron's rule (and cronsim's): only a field that starts with '*'.
+        follows_clock=minute.startswith("*") or hour.startswith("*"),
         has_seconds=has_seconds,
     )
     _check_can_fire(expr, spec)
@@ -1012,9 +1013,25 @@ _INTERVAL = re.compile(r"^(\d+)\s*([smhd])$")
 _TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?")
 
 
+# Instants a timing may name: wide enough for any schedule, narrow enough that a
+# fire, its wall time in any zone, and a day either side always exist.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str) -> datetime:
     """An instant from ISO 8601 (offset optional; without one, wall time in ``tz``),
     a time of day (today, in ``tz``), ``now``, or a relative ``+90s`` / ``+5m`` / ``+2h`` / ``+1d``."""
+    try:
+        instant = _parse_when(value, now, tz, option)
+    except OverflowError:
+        instant = LATEST + _DAY  # refused just below, like any other instant out of range
+    if not EARLIEST <= instant < LATEST:
+        raise TimingError(f"{option} {_show(value)} is out of range; give a time between the years 1900 and 8999")
+    return instant
+
+
+def _parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str) -> datetime:
     if isinstance(value, datetime):
         return _from_wall(value, tz, option, value.isoformat())
     text = value.strip()

@@ -6,6 +6,7 @@ times live), a run's in UTC.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -78,8 +79,8 @@ def run_json(run: RunRecord, now: datetime | None = None) -> dict[str, Any]:
     progress = None
     if run.progress_done is not None:
         progress = {
-            "done": run.progress_done,
-            "total": run.progress_total,
+            "done": _finite(run.progress_done),
+            "total": _finite(run.progress_total),
             "message": run.progress_message,
         }
     return {
@@ -107,3 +108,8 @@ def run_json(run: RunRecord, now: datetime | None = None) -> dict[str, Any]:
         "log": run.log,
         "log_dropped_bytes": run.log_dropped,
     }
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or Infinity: a task that reports them shows null."""
+    return value if value is not None and math.isfinite(value) else None

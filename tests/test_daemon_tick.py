@@ -712,3 +712,59 @@ def test_stopped_daemons_are_pruned_after_a_week(made: Made, store: Store, clock
         )
     )
     assert "daemons_live" in plan
+
+
+# ----------------------------------------------------------------------
+# Second review: manual runs meeting slots, rescheduling after a run, a missing own row
+
+
+def test_a_manual_run_that_meets_a_due_slot_skips_it_and_the_schedule_moves_on(
+    made: Made, store: Store, clock: FakeClock
+) -> None:
+    request = new_request(store, T0, every="10s")
+    store.request_manual_run(request, T0)
+    daemon = make(made, store, clock, workers=2)
+    clock.advance(1)
+    ((_, record, _),) = daemon.claim(clock.now())
+    manual, skipped = runs(store, request)
+    assert manual["reason"] == "manual" and manual["status"] == "running"
+    assert skipped["status"] == "skipped" and t(skipped["planned_at"]) == T0
+    assert t(request_row(store, request)["next_run_at"]) == T0 + timedelta(seconds=10)
+    assert daemon._tick_at == T0 + timedelta(seconds=10)  # not left sleeping behind a due slot
+
+
+def test_a_manual_run_that_meets_a_due_slot_with_overlap_allowed_starts_both(
+    made: Made, store: Store, clock: FakeClock
+) -> None:
+    request = new_request(store, T0, every="10s", allow_overlap=True)
+    store.request_manual_run(request, T0)
+    daemon = make(made, store, clock, workers=2)
+    clock.advance(1)
+    first = daemon.claim(clock.now())
+    second = daemon.claim(clock.now())
+    assert [c[1].id for c in first + second] == [request, request]
+    assert sorted(r["reason"] for r in runs(store, request)) == ["manual", "schedule"]
+
+
+def test_rescheduling_never_plans_a_slot_that_already_ran(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, every="1h")
+    daemon = make(made, store, clock)
+    clock.advance(1)
+    (claimed,) = daemon.claim(clock.now())
+    assert t(runs(store, request)[0]["planned_at"]) == T0
+    clock.advance(5)
+    moved = requests.reschedule(store, request, clock.now(), "UTC", TimingOptions(finish="2027-01-01T00:00"))
+    assert moved.next_run_at == T0 + timedelta(hours=1)  # not T0 again, though within the grace
+    requests.unschedule(store, request, clock.now())
+    again = requests.reschedule(store, request, clock.now(), "UTC")
+    assert again.next_run_at == T0 + timedelta(hours=1)
+
+
+def test_a_daemon_whose_own_row_is_gone_claims_nothing(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, now=True)
+    daemon = make(made, store, clock)
+    daemon.register()
+    store.conn.execute("DELETE FROM daemons WHERE id = ?", (daemon.id,))  # pruned long after a death
+    clock.advance(1)
+    daemon.claim(clock.now())
+    assert runs(store, request) == []

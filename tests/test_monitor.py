@@ -155,3 +155,17 @@ def test_following_executions_through_a_pipe_prints_a_table_per_change(tmp_path)
     assert text.count("Executions (Ctrl-C to stop)") == 2
     assert text.index("running") < text.index("error")
     store.close()
+
+
+def test_a_followed_log_whose_tail_rolls_says_what_was_dropped_and_repeats_nothing() -> None:
+    from bgproc.follow import _LogStream
+
+    stream = _LogStream()
+    first = _run(log_head="h1\nh2\n", log_tail="t1\nt2\n", log_dropped=10)
+    assert stream.new_text(first) == "h1\nh2\n[... 10 bytes of log dropped ...]\nt1\nt2\n"
+    # The window moved on by one line: only the new line, no marker.
+    assert stream.new_text(_run(log_head="h1\nh2\n", log_tail="t2\nt3\n", log_dropped=13)) == "t3\n"
+    # It rolled past everything shown: the gap is said, then the window.
+    rolled = _run(log_head="h1\nh2\n", log_tail="t8\nt9\n", log_dropped=40)
+    assert stream.new_text(rolled) == "[... 30 bytes of log dropped ...]\nt8\nt9\n"
+    assert stream.new_text(rolled) == ""

@@ -670,6 +670,11 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("empty zone", _fixed("schedule", "Greet", "-p", "who=a", "--daily", "--tz", ""), ("unknown time zone ''",)),
     ("-n without --dry-run", _fixed("schedule", "Greet", "-p", "who=a", "-n", "3"), ("add --dry-run or drop -n",)),
     ("not a .py file", _fixed("register", "pyproject.toml"), ("pyproject.toml is not a .py file",)),
+    ("--at out of range",
+     _fixed("schedule", "Greet", "-p", "who=a", "--at", "9999-12-31T23:59:59", "--tz", "Etc/GMT+12"),
+     ("is out of range; give a time between the years 1900 and 8999",)),
+    ("--finish out of range", _fixed("schedule", "Greet", "-p", "who=a", "--daily", "--finish", "9999-12-31T23:00"),
+     ("--finish 9999-12-31T23:00 is out of range",)),
     ("nested missing field hint", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "inner={}"),
      ('add "label" to the JSON object of params.inner',)),
 ]
@@ -859,3 +864,47 @@ def test_a_manual_run_of_an_unregistered_task_is_refused(cli: Cli, db: Path) -> 
     before = snapshot(db)
     assert_refused(cli("run", str(rid)), "runs task 'Greet', which is not registered")
     assert snapshot(db) == before
+
+
+def test_unschedule_withdraws_a_pending_manual_run(cli: Cli) -> None:
+    ok(cli("register", str(GOOD)))
+    rid = schedule_id(cli("schedule", "Greet", "-p", "who=a", "--daily"))
+    assert cli("run", str(rid), "--json").json()["manual_run_at"] is not None
+    ok(cli("unschedule", str(rid)))
+    shown = cli("requests", "--all", "--json").json()[0]
+    assert shown["status"] == "unscheduled" and shown["manual_run_at"] is None
+
+
+def test_json_stays_pure_when_a_task_module_prints_on_import(cli: Cli, tmp_path: Path) -> None:
+    module = tmp_path / "chatty_tasks.py"
+    module.write_text(
+        "print('hello from import')\nfrom bgproc import BackgroundTask\n"
+        "class Chatty(BackgroundTask):\n    def run(self, params) -> None:\n        pass\n"
+    )
+    for name in ("chatty_tasks",):
+        sys.modules.pop(name, None)
+    json.loads(ok(cli("register", str(module), "--json")).out)
+    sys.modules.pop("chatty_tasks", None)
+    rid = json.loads(ok(cli("schedule", "Chatty", "--json")).out)["id"]
+    sys.modules.pop("chatty_tasks", None)
+    json.loads(ok(cli("schedule", "Chatty", "--dry-run", "--json")).out)
+    sys.modules.pop("chatty_tasks", None)
+    json.loads(ok(cli("run", str(rid), "--json")).out)
+
+
+def test_a_locked_database_is_one_line_not_a_traceback(
+    cli: Cli, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import bgproc.store
+
+    ok(cli("register", str(GOOD)))
+    monkeypatch.setattr(bgproc.store, "BUSY_TIMEOUT_MS", 50)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert_refused(cli("schedule", "Greet", "-p", "who=a"), "the database is busy or locked")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

@@ -10,7 +10,7 @@ Australia/Lord_Howe  2026-04-05 02:00 +11  -> 01:30 +10:30 (01:30-02:00 twice)
 Fixed-time timings (daily, weekly, monthly, cron with a fixed minute and hour)
 fire once: at the first instant after a gap that swallows their wall time, and
 at the first occurrence of a repeated one. Timings that follow the clock
-(hourly, cron whose minute or hour starts with '*' or whose hour has a step)
+(hourly, cron whose minute or hour starts with '*')
 fire at every real instant whose wall time matches: nothing in a gap, both
 passes of a fold. --every is elapsed time.
 """
@@ -112,7 +112,7 @@ CASES = {
          "2026-10-25T02:00:00+01:00", "2026-10-25T02:20:00+01:00", "2026-10-25T02:40:00+01:00",
          "2026-10-26T02:00:00+01:00"],
     ),
-    # An hour step follows the clock too.
+    # A star step in the hour follows the clock too.
     "berlin cron hour step spring": (
         timing("cron", BERLIN, "2026-01-01T00:00+01:00", cron="0 */2 * * *"), "2026-03-29T00:30+01:00",
         ["2026-03-29T04:00:00+02:00"],
