@@ -70,8 +70,29 @@ class RunLog:
         self._partial = partial
         if lines:
             at_text = stamp(when)
+            if self._tail:
+                lines = self._skip_flood(lines, len(at_text) + 2)
             for raw in lines:
                 self.add(at_text, _text(raw))
+
+    def _skip_flood(self, lines: list[bytes], overhead: int) -> list[bytes]:
+        """Once the head is full, lines that the tail would only push out again are
+        counted as dropped without being decoded and stored (a flood costs little)."""
+        kept, size = len(lines), 0
+        while kept > 0:
+            size += len(lines[kept - 1]) + overhead
+            if size > self.tail_limit:
+                break
+            kept -= 1
+        if kept:
+            for raw in reversed(lines[:kept]):
+                if raw.strip():
+                    self.last_line = _text(raw)
+                    break
+            self.dropped += sum(len(raw) + overhead for raw in lines[:kept])
+            self._dropped_dirty = True
+            self._version += 1
+        return lines[kept:]
 
     def flush_partial(self, when: datetime) -> None:
         """At the end of the run: the last line may lack its newline."""

@@ -168,6 +168,7 @@ class Workers:
             env["PYTHONUNBUFFERED"] = "1"
             env["BGPROC_DB"] = self.db_path
             env["BGPROC_APP_DB"] = self.app_db
+            env["PYTHONPATH"] = worker_pythonpath(env.get("PYTHONPATH", ""))
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bgproc.worker"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -451,3 +452,18 @@ class Workers:
             run.proc.stdout.close()
         shutil.rmtree(run.workdir, ignore_errors=True)
         self.runs.pop(run.run_id, None)
+
+
+def worker_pythonpath(current: str) -> str:
+    """The worker's PYTHONPATH: bgproc itself first (a daemon started from a checkout
+    that is not installed), then the daemon's entries made absolute, since the worker
+    runs in its own working directory."""
+    import site
+
+    bgproc_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    installed = {os.path.abspath(p) for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    # An installed bgproc is found anyway; site-packages ahead of the standard
+    # library on PYTHONPATH could shadow it.
+    entries = [] if bgproc_root in installed else [bgproc_root]
+    entries += [os.path.abspath(p) for p in current.split(os.pathsep) if p]
+    return os.pathsep.join(dict.fromkeys(entries))

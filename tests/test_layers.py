@@ -66,3 +66,11 @@ def test_importing_bgproc_is_light() -> None:
     code = f"import sys, bgproc; print(any(m.startswith({heavy}) for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_workers_find_bgproc_and_relative_pythonpath_entries_from_their_own_directory(tmp_path: Path) -> None:
+    from bgproc.workers import worker_pythonpath
+
+    entries = worker_pythonpath(f"relative/dir{':'}/abs/dir").split(":")
+    assert entries[0] == str(PACKAGE.parent)
+    assert entries[1] == str(Path("relative/dir").absolute()) and entries[2] == "/abs/dir"

@@ -183,3 +183,19 @@ def test_cuts_never_split_a_utf8_character() -> None:
     big.feed(("\u20ac" * 30_000).encode(), WHEN)  # 90 kB without a newline: cut
     big.flush_partial(WHEN)
     assert "\ufffd" not in stored(big)[0]
+
+
+def test_a_flood_past_the_head_is_counted_without_storing_what_the_tail_would_drop() -> None:
+    from datetime import UTC, datetime
+
+    log = RunLog(4096)
+    when = datetime(2026, 5, 1, tzinfo=UTC)
+    log.feed(b"".join(b"head line %04d\n" % i for i in range(200)), when)  # fills the head, starts the tail
+    flood = b"".join(b"flood line %06d\n" % i for i in range(100_000))
+    log.feed(flood, when)
+    head, tail, dropped, _ = log.pending()
+    assert len(head.encode()) <= 2048 and len(tail.encode()) <= 2048
+    assert tail.endswith("flood line 099999\n") and "head line 0000" in head
+    total = sum(len(line) + len(" 00:00:00.000 ") for line in
+                [b"head line %04d" % i for i in range(200)] + [b"flood line %06d" % i for i in range(100_000)])
+    assert dropped == total - len(head.encode()) - len(tail.encode())
