@@ -435,19 +435,27 @@ def requests(
 @app.command()
 def unschedule(
     ctx: typer.Context,
-    request: RequestArg,
+    requests: Annotated[
+        list[int],
+        typer.Argument(metavar="REQUEST...", min=1, max=MAX_ID, help="One or more request ids."),
+    ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Stop future runs of a request; a run in progress finishes; history stays."""
+    """Stop future runs of requests; a run in progress finishes; history stays.
+
+    Several ids are unscheduled together, or none of them when one cannot be.
+    """
     from . import requests as ops
     from . import views
 
     with _store(ctx) as store:
-        record = ops.unschedule(store, request, _now())
+        records = ops.unschedule_all(store, requests, _now())
     if as_json:
-        _print_json(views.request_json(record))
+        docs = [views.request_json(r) for r in records]
+        _print_json(docs[0] if len(requests) == 1 else docs)
     else:
-        print(f"request {record.id} unscheduled")
+        for record in records:
+            print(f"request {record.id} unscheduled")
 
 
 @app.command(epilog=TIMING_HELP)

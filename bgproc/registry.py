@@ -83,6 +83,7 @@ def save(store: Store, collected: list[Registered], now: datetime) -> list[Regis
     for c in collected:
         for name, ptype in c.param_types.items():
             _check_pending_requests(store, name, ptype)
+    _check_vanished_tasks(store, collected)
     gone = store.save_modules([(c.module, c.tasks) for c in collected], now)
     saved = []
     for c, g in zip(collected, gone, strict=True):
@@ -105,6 +106,25 @@ def _check_pending_requests(store: Store, task: str, ptype: type) -> None:
             f"{'; '.join(misfits[:3])}{' ...' if len(misfits) > 3 else ''}; "
             f"unschedule them first (bgproc unschedule {ids}) and schedule them again after registering"
         )
+
+
+def _check_vanished_tasks(store: Store, collected: list[Registered]) -> None:
+    """A registered task that these modules no longer define would be unregistered,
+    and its pending requests unscheduled: refuse that unless nothing is pending (a
+    class removed by mistake, or another file that shares the module's name)."""
+    defined = {task.name for c in collected for task in c.tasks}
+    modules = {c.module for c in collected}
+    for task in store.list_tasks():
+        if task.module not in modules or task.name in defined:
+            continue
+        pending = [request_id for request_id, _ in store.pending_request_params(task.name)]
+        if pending:
+            ids = " ".join(str(i) for i in pending[:10])
+            raise RegistryError(
+                f"task {task.name} (from {task.module}) is not in the module being registered, but has "
+                f"{len(pending)} pending request(s); if it moved or was removed on purpose, "
+                f"unschedule them first (bgproc unschedule {ids}), or check that this is the right file"
+            )
 
 
 def register(store: Store, targets: list[str], now: datetime, cwd: Path | None = None) -> list[Registered]:

@@ -103,6 +103,15 @@ def unschedule(store: Store, request_id: int, now: datetime) -> RequestRecord:
     return store.get_request(request_id)
 
 
+def unschedule_all(store: Store, request_ids: list[int], now: datetime) -> list[RequestRecord]:
+    """Unschedule several requests: all of them, or none when one cannot be."""
+    for request_id in dict.fromkeys(request_ids):
+        current = store.get_request(request_id)
+        if current.status != "scheduled":
+            raise StateError(f"request {request_id} is {current.status}, not scheduled; nothing to unschedule")
+    return [unschedule(store, request_id, now) for request_id in dict.fromkeys(request_ids)]
+
+
 def run_now(store: Store, request_id: int, now: datetime) -> RequestRecord:
     """Ask for one run of a request now, outside its timing (reason ``manual``).
 

@@ -207,12 +207,36 @@ def test_reregistering_updates_fields_and_unregisters_tasks_that_are_gone(
     assert tasks["Evolve"]["registered_at"] == first["registered_at"]
     assert len(query(db, "SELECT * FROM tasks")) == 2
 
+    # a task that vanished while requests wait for it is a mistake until shown otherwise
     request = schedule_id(cli("schedule", "Sidekick"))
+    other = schedule_id(cli("schedule", "Sidekick", "--daily"))
     reload(v1)
+    before = snapshot(db)
+    line = assert_refused(cli("register", str(path)), "task Sidekick (from evolving_tasks) is not in the module")
+    assert "2 pending request(s)" in line and f"bgproc unschedule {request} {other}" in line
+    assert snapshot(db) == before
+
+    unscheduled = ok(cli("unschedule", str(request), str(other), "--json")).json()
+    assert [r["status"] for r in unscheduled] == ["unscheduled", "unscheduled"]
+    sys.modules.pop("evolving_tasks", None)
     out = ok(cli("register", str(path))).out
     assert "Sidekick is no longer in evolving_tasks: unregistered" in out
     assert [t["name"] for t in ok(cli("tasks", "--json")).json()] == ["Evolve"]
-    assert request_json(cli, request)["status"] == "unscheduled"
+
+
+def test_unschedule_takes_several_ids_all_or_none(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    a = schedule_id(cli("schedule", "Greet", "-p", "who=a", "--daily"))
+    b = schedule_id(cli("schedule", "Greet", "-p", "who=b", "--daily"))
+    ok(cli("unschedule", str(b)))
+    before = snapshot(db)
+    assert_refused(cli("unschedule", str(a), str(b)), f"request {b} is unscheduled, not scheduled")
+    assert_refused(cli("unschedule", str(a), "999"), "no request with id 999")
+    assert snapshot(db) == before
+    ok(cli("reschedule", str(b)))
+    assert ok(cli("unschedule", str(a), str(b))).out.splitlines() == [
+        f"request {a} unscheduled", f"request {b} unscheduled"
+    ]
 
 
 def test_unregister_keeps_history_and_reregistering_brings_the_task_back(cli: Cli, db: Path) -> None:
