@@ -19,7 +19,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from .errors import BgprocError
+from .errors import BgprocError, TimingError
 from .timing import TimingOptions
 
 app = typer.Typer(
@@ -614,12 +614,23 @@ def _parse_since(text: str) -> Any:
 
     from .timing import parse_interval, parse_when
 
+    now = _now()
     try:
         if re.fullmatch(r"-?\s*\d+\s*[smhdSMHD]", text.strip()):
-            return _now() - parse_interval(text.strip().lstrip("-"), "--since")
-        return parse_when(text, _now(), ZoneInfo(_zone()), "--since")
+            return now - parse_interval(text.strip().lstrip("-"), "--since")
+        since = parse_when(text, now, ZoneInfo(_zone()), "--since")
     except OverflowError:
         raise BgprocError(f"--since {text!r} reaches before year 1; give a later time") from None
+    except TimingError as exc:
+        if "not a real" in str(exc):
+            raise
+        raise TimingError(
+            f"--since {text!r} is not a time; write ISO 8601 (2026-05-01T09:30, local wall time, "
+            "or with an offset) or a duration back from now (1h, 30m, 2d)"
+        ) from None
+    if since > now:
+        raise TimingError(f"--since {text!r} is in the future; give a past time or a duration back from now (1h)")
+    return since
 
 
 @app.command()

@@ -23,18 +23,20 @@ REDRAW_S = 1.0  # elapsed times and progress move even when nothing is written
 
 @contextmanager
 def _until_stopped() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C, so a live view always restores the terminal."""
+    """Treat SIGTERM and SIGHUP (a closed terminal) like Ctrl-C, so a live view
+    always restores the terminal and exits 0."""
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Clock | None = None) -> None:
