@@ -786,6 +786,7 @@ def from_inputs(
             converted[key] = from_json(value, hints[key], f"params.{key}")
         else:
             converted[key] = value  # reported as unknown below
+    given: set[str] = set()
     for pair in pairs or []:
         name, sep, text = pair.partition("=")
         name = name.strip()
@@ -795,6 +796,9 @@ def from_inputs(
             raise ParamsError(
                 f"params.{name}: unknown field; {cls.__name__} has: {', '.join(hints) or 'no fields'}"
             )
+        if name in given:
+            raise ParamsError(f"params.{name}: given twice with -p; give each field once")
+        given.add(name)
         converted[name] = from_text(text, hints[name], f"params.{name}")
     return _build_dataclass(converted, cls, "params", lambda v, t, p: v)
 
@@ -924,7 +928,11 @@ def _from_string(text: str, tp: Any, path: str) -> Any:
             return _exact_offset(time.fromisoformat(text.strip()), text)
         if origin is Decimal:
             return Decimal(text.strip())
-    except (ValueError, InvalidOperation, TypeError):
+    except (ValueError, InvalidOperation, TypeError) as exc:
+        reason = str(exc)
+        if origin in (datetime, date, time) and reason and not reason.startswith("Invalid isoformat"):
+            # well formed, but no such day or hour: "day is out of range for month"
+            raise ParamsError(f"{path}: {_short(text)} is not a real {type_name(tp)}: {reason}") from None
         hint = {
             UUID: "a UUID",
             datetime: "an ISO 8601 date-time such as 2026-05-01T09:30:00+02:00",

@@ -826,6 +826,9 @@ def format_interval(interval: timedelta) -> str:
 def _interval_words(interval: timedelta) -> str:
     text = format_interval(interval)
     n, unit = int(text[:-1]), text[-1]
+    if unit == "d":
+        # elapsed time, not calendar days: say hours so nobody reads it as --daily
+        n, unit = n * 24, "h"
     word = _UNIT_WORDS[unit]
     return word if n == 1 else f"{n} {word}s"
 
