@@ -1077,10 +1077,16 @@ def _from_wall(parsed: datetime, tz: ZoneInfo, option: str, text: str) -> dateti
     if parsed.tzinfo is not None:
         return parsed.astimezone(UTC)
     if not _exists(parsed, tz):
-        raise TimingError(
-            f"{option} {text} does not exist in {tz.key} (the clocks skip it for DST); "
-            f"give a time after the gap or an explicit offset"
-        )
+        spec = "seconds" if parsed.second or parsed.microsecond else "minutes"
+        after = _gap_end(parsed, tz).astimezone(tz).replace(tzinfo=None).isoformat(timespec="minutes")
+        if option == "--start":
+            # A recurring timing takes its time of day from --start: a day earlier keeps
+            # that time, and the fire on this day then moves to the end of the gap.
+            earlier = (parsed - timedelta(days=1)).isoformat(timespec=spec)
+            fix = f"start on another day (--start {earlier}) to keep the time of day, or give {after}"
+        else:
+            fix = f"give a time after the gap ({after}) or an explicit offset"
+        raise TimingError(f"{option} {text} does not exist in {tz.key} (the clocks skip it for DST); {fix}")
     return parsed.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
