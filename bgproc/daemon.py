@@ -526,7 +526,7 @@ class Daemon:
         exit_code, signum = run.exit_status()
         if run.stop_reason is not None:
             outcome = run.stop_reason
-        elif exit_code == 0:
+        elif exit_code == 0 and not run.exited_early():
             outcome = "success"
         else:
             outcome = "error"

@@ -225,7 +225,9 @@ def main() -> int:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass  # a task may close or replace them
-    sink.send({"t": "peak", "rss_kb": peak_rss_kb()})
+    # The worker's own word that run() came back (or raised): an exit 0 without it
+    # means the process was ended from inside the task (os._exit(0)), not a success.
+    sink.send({"t": "ended", "rss_kb": peak_rss_kb()})
     return code
 
 

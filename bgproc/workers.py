@@ -78,6 +78,8 @@ class ActiveRun:
     progress: tuple[float, float | None, str | None] | None = None
     progress_dirty: bool = False
     peak_rss_kb: int | None = None  # the worker's own peak (VmHWM), sampled and reported
+    worker_ended: bool = False  # the worker said run() came back: exit 0 is then a success
+    events_lost: bool = False  # the events pipe was given up on (the task wrote garbage to it)
     job_pending: bytes = b""  # the rest of the job message, while the pipe is full
     # Once reaped (its wait status and usage kept until the outcome is committed).
     reaped: bool = False
@@ -110,7 +112,15 @@ class ActiveRun:
                 return f"killed by signal {signum}"
         if exit_code not in (None, 0):
             return f"exit code {exit_code}"
+        if exit_code == 0 and self.exited_early():
+            return "exited with code 0 before run() returned (os._exit in the task?)"
         return ""
+
+    def exited_early(self) -> bool:
+        """Exit 0, but the worker never said run() came back: something in the task
+        ended the process (``os._exit(0)``), so the work may be half done."""
+        exit_code, _ = self.exit_status()
+        return exit_code == 0 and not self.worker_ended and not self.events_lost
 
     def cpu_s(self) -> float | None:
         """CPU time used, user and system, once reaped."""
@@ -342,6 +352,7 @@ class Workers:
             # own outcome is still recorded when it ends. Close our end: a worker
             # blocked writing more events gets EPIPE (which it ignores) and goes on.
             run.log.add(stamp(self._now()), f"[bgproc] events from the run ignored from here on: {exc!r}")
+            run.events_lost = True
             self._close_events(run)
             return False
         return True
@@ -365,7 +376,8 @@ class Workers:
             level = str(event.get("level", "INFO"))
             for line in str(event.get("msg", "")).splitlines() or [""]:
                 run.log.add(at_text, f"[{level}] {line}")
-        elif kind == "peak":
+        elif kind == "ended":
+            run.worker_ended = True
             value = event.get("rss_kb")
             if isinstance(value, int) and value > 0:
                 run.peak_rss_kb = max(run.peak_rss_kb or 0, value)

@@ -51,6 +51,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory):
     plans = {
         "raise": ["Raise", "-p", "message=kaboom-42"],
         "exit": ["Exit", "-p", "code=3"],
+        "exit0": ["Exit", "-p", "code=0"],
         "segfault": ["Segfault"],
         "hang": ["Hang", "--timeout", "1s", "-p", f"child_pid_file={tmp / 'hang.child'}"],
         "ignore": ["IgnoreTerm", "--timeout", "1s", "-p", f"child_pid_file={tmp / 'ignore.child'}"],
@@ -110,6 +111,13 @@ def test_exit_code_is_recorded(faults: Faults) -> None:
     assert run["exit_code"] == 3 and run["signal"] is None
     assert "exit code 3" in run["detail"]
     assert "exiting with 3" in run["log"]
+
+
+def test_exit_zero_from_inside_run_is_not_a_success(faults: Faults) -> None:
+    # os._exit(0) mid-task: the process says 0, but run() never came back.
+    run = faults.finished("exit0")
+    assert run["status"] == "error" and run["exit_code"] == 0
+    assert "exited with code 0 before run() returned" in run["detail"]
 
 
 def test_exit_codes_the_system_would_truncate_are_errors(faults: Faults) -> None:
