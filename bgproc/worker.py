@@ -103,19 +103,27 @@ def exit_code(value: object) -> int:
     return EXIT_ERROR
 
 
-class EventLogHandler(logging.Handler):
-    """Sends ``connection.log`` records to the daemon's process log."""
+class OutputLogHandler(logging.Handler):
+    """Writes ``connection.log`` records as ``[LEVEL] message`` lines to file
+    descriptor 2, the pipe that also carries the task's prints: one stream keeps
+    records and prints in the order they happened."""
 
-    def __init__(self, sink: EventSink) -> None:
+    def __init__(self, fd: int = 2) -> None:
         super().__init__()
-        self._sink = sink
+        self._fd = fd
+        self._write_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
             if record.exc_info:
                 message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-            self._sink.send({"t": "log", "at": record.created, "level": record.levelname, "msg": _cut(message)})
+            lines = _cut(message).splitlines() or [""]
+            data = "".join(f"[{record.levelname}] {line}\n" for line in lines).encode("utf-8", "replace")
+            with self._write_lock:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
         except Exception:  # noqa: BLE001 - logging must never fail the task
             self.handleError(record)
 
@@ -177,7 +185,7 @@ def main() -> int:
     log = logging.getLogger(f"bgproc.run.{job['run_id']}")
     log.setLevel(logging.DEBUG)
     log.propagate = False
-    log.addHandler(EventLogHandler(sink))
+    log.addHandler(OutputLogHandler())
 
     def progress(done: float, total: float | None, message: str | None) -> None:
         text = None if message is None else _cut(str(message))

@@ -369,14 +369,7 @@ class Workers:
 
     def _event(self, run: ActiveRun, event: dict[str, Any]) -> None:
         kind = event.get("t")
-        if kind == "log":
-            at = event.get("at")
-            when = datetime.fromtimestamp(float(at)).astimezone() if isinstance(at, int | float) else self._now()
-            at_text = stamp(when)
-            level = str(event.get("level", "INFO"))
-            for line in str(event.get("msg", "")).splitlines() or [""]:
-                run.log.add(at_text, f"[{level}] {line}")
-        elif kind == "ended":
+        if kind == "ended":
             run.worker_ended = True
             value = event.get("rss_kb")
             if isinstance(value, int) and value > 0:

@@ -52,6 +52,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory):
         "raise": ["Raise", "-p", "message=kaboom-42"],
         "exit": ["Exit", "-p", "code=3"],
         "exit0": ["Exit", "-p", "code=0"],
+        "interleave": ["Interleave"],
         "segfault": ["Segfault"],
         "hang": ["Hang", "--timeout", "1s", "-p", f"child_pid_file={tmp / 'hang.child'}"],
         "ignore": ["IgnoreTerm", "--timeout", "1s", "-p", f"child_pid_file={tmp / 'ignore.child'}"],
@@ -118,6 +119,14 @@ def test_exit_zero_from_inside_run_is_not_a_success(faults: Faults) -> None:
     run = faults.finished("exit0")
     assert run["status"] == "error" and run["exit_code"] == 0
     assert "exited with code 0 before run() returned" in run["detail"]
+
+
+def test_prints_and_log_records_keep_their_order(faults: Faults) -> None:
+    run = faults.finished("interleave")
+    assert run["status"] == "success"
+    texts = [line.split(" ", 1)[1] for line in run["log"].splitlines() if line[:1].isdigit()]
+    expected = [t for i in range(200) for t in (f"print {i}", f"[INFO] record {i}", f"error {i}")]
+    assert texts == expected
 
 
 def test_exit_codes_the_system_would_truncate_are_errors(faults: Faults) -> None:

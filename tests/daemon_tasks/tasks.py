@@ -236,3 +236,13 @@ class SysExit(BackgroundTask[SysExitParams]):
 
     def run(self, params: SysExitParams) -> None:
         sys.exit(params.code)
+
+
+class Interleave(BackgroundTask[NoParams], ConnectionRequired):
+    """Prints and logs in turn, to stdout and stderr, as fast as it can."""
+
+    def run(self, params: NoParams) -> None:
+        for i in range(200):
+            print(f"print {i}")
+            self.connection.log.info("record %d", i)
+            print(f"error {i}", file=sys.stderr)
