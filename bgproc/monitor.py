@@ -46,11 +46,21 @@ def status_text(status: str | None) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
-def local_time(value: datetime | None, zone: str | None = None, *, date: bool = True) -> str:
+def local_time(value: datetime | None, zone: str | None = None, *, date: bool = True, label: bool = False) -> str:
+    """An instant as wall time in ``zone`` (default: the system's), with the zone's
+    abbreviation at that instant when ``label`` (EST and EDT tell the hours apart)."""
     if value is None:
         return "-"
     shown = value.astimezone(ZoneInfo(zone)) if zone else value.astimezone()
-    return shown.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
+    text = shown.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
+    return f"{text} {shown.tzname()}" if label else text
+
+
+def times_in() -> str:
+    """Says which zone the unlabelled times of a table are in."""
+    from .localzone import system_zone_name
+
+    return f"times in {system_zone_name()}"
 
 
 def duration_text(seconds: float | None) -> str:
@@ -106,7 +116,7 @@ def requests_table(requests: list[RequestRecord], width: int = 160) -> Table:
         if not compact:
             last = status_text(r.last_run_status)
             if r.last_run_at is not None:
-                last.append(f" {local_time(r.last_run_at, r.timing.zone)}", style="dim")
+                last.append(f" {zoned_time(r.last_run_at, r.timing.zone, short=True)}", style="dim")
             cells.append(last)
         table.add_row(*cells)
     return table
@@ -138,7 +148,7 @@ def runs_table(runs: list[RunRecord], now: datetime, title: str = "Executions", 
     id_w = max([3, *(len(str(r.id)) for r in runs)])
     fixed = [id_w, task_w, 11, 14 if compact else 19, 8] + ([] if compact else [8]) + ([id_w, 7] if wide else [])
     log_w = max(10, width - sum(w + 3 for w in fixed) - 4)
-    table = Table(title=title, title_justify="left")
+    table = Table(title=f"{title} · {times_in()}", title_justify="left")
     table.add_column("run", justify="right", no_wrap=True)
     if wide:
         table.add_column("req", justify="right", no_wrap=True)
@@ -227,9 +237,9 @@ def run_detail(run: RunRecord, now: datetime) -> RenderableType:
         ("task", run.task),
         ("status", status_text(run.status)),
         ("reason", run.reason or "-"),
-        ("planned", local_time(run.planned_at)),
-        ("started", local_time(run.started_at)),
-        ("ended", local_time(run.ended_at)),
+        ("planned", local_time(run.planned_at, label=True)),
+        ("started", local_time(run.started_at, label=True)),
+        ("ended", local_time(run.ended_at, label=True)),
         ("duration", duration_text(run.duration_s(now))),
         ("lateness", duration_text(run.lateness_s())),
         ("process", f"pid {run.pid}" if run.pid else "-"),
@@ -241,7 +251,7 @@ def run_detail(run: RunRecord, now: datetime) -> RenderableType:
     if run.detail:
         rows.append(("detail", Text(run.detail)))
     if run.missed_count:
-        rows.append(("missed", f"{run.missed_count} slot(s) until {local_time(run.missed_until)}"))
+        rows.append(("missed", f"{run.missed_count} slot(s) until {local_time(run.missed_until, label=True)}"))
     if run.progress_done is not None:
         rows.append(("progress", _progress(run)))
     for key, value in rows:
