@@ -54,13 +54,19 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
     drawn = clock.monotonic()
     with _until_stopped():
         if not console.is_terminal:
+            # Piped: a new table only when a run starts or ends, not on every
+            # progress report or log line (those would flood a file).
+            shown = _signature(store, filters)
             console.print(render())
             while True:
                 clock.sleep(REFRESH_S)
                 current = store.runs_changed_marker()
                 if current != marker:
                     marker = current
-                    console.print(render())
+                    now_shown = _signature(store, filters)
+                    if now_shown != shown:
+                        shown = now_shown
+                        console.print(render())
         with Live(render(), console=console, auto_refresh=False, transient=False) as live:
             while True:
                 clock.sleep(REFRESH_S)
@@ -79,10 +85,14 @@ def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = No
     with _until_stopped():
         if not console.is_terminal:
             stream = _LogStream()
+            progress: tuple[Any, ...] | None = None
             while True:
                 text = stream.new_text(run)
                 if text:
                     console.out(monitor.escape_control(text), end="", highlight=False)
+                if run.progress_done is not None and _progress_of(run) != progress:
+                    progress = _progress_of(run)
+                    console.print(f"[progress] {_progress_line(run)}", highlight=False, markup=False)
                 if run.status != "running":
                     ended = f"run {run.id} {run.status} after {monitor.duration_text(run.duration_s())}"
                     console.print(ended + (f": {run.detail}" if run.detail else ""), highlight=False)
@@ -94,6 +104,23 @@ def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = No
                 clock.sleep(REFRESH_S)
                 run = store.get_run(run_id)
                 live.update(monitor.run_detail(run, clock.now()), refresh=True)
+
+
+def _signature(store: Store, filters: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """What a piped table shows that is worth a new table: which runs, and how they stand."""
+    return [(r.id, r.status, r.ended_at) for r in store.list_runs(**filters)]
+
+
+def _progress_of(run: Any) -> tuple[Any, ...]:
+    return (run.progress_done, run.progress_total, run.progress_message)
+
+
+def _progress_line(run: Any) -> str:
+    done, total, message = _progress_of(run)
+    text = f"{done:g}/{total:g}" if total else f"{done:g}"
+    if total:
+        text += f" ({100 * done / total:.0f}%)"
+    return text + (f" {monitor.escape_control(message)}" if message else "")
 
 
 class _LogStream:

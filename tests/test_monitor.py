@@ -116,17 +116,24 @@ def test_following_a_run_through_a_pipe_streams_its_log_then_its_outcome(tmp_pat
     store, run_id = _store_with_a_running_run(tmp_path)
 
     class RunEndsWhileWeWait(FakeClock):
+        calls = 0
+
         def sleep(self, seconds: float) -> None:
             super().sleep(seconds)
+            self.calls += 1
             with store.immediate():
-                store.write_log(run_id, append_head="12:00:01.000 second line\n", tail=None, dropped=0)
-                store.finish_run(run_id, status="success", ended_at=NOW + timedelta(seconds=2), exit_code=0)
+                if self.calls <= 2:  # the same progress twice: said once
+                    store.set_progress(run_id, 3, 4, "step 3")
+                else:
+                    store.write_log(run_id, append_head="12:00:01.000 second line\n", tail=None, dropped=0)
+                    store.finish_run(run_id, status="success", ended_at=NOW + timedelta(seconds=2), exit_code=0)
 
     console = Console(width=100, record=True, color_system=None, force_terminal=False)
     follow_run(store, run_id, console, clock=RunEndsWhileWeWait(NOW))
     text = console.export_text()
-    assert text.index("first line") < text.index("second line") < text.index("run 1 success after 2.0s")
-    assert text.count("first line") == 1
+    assert text.index("first line") < text.index("[progress] 3/4 (75%) step 3") < text.index("second line")
+    assert text.index("second line") < text.index("run 1 success after 2.0s")
+    assert text.count("first line") == 1 and text.count("[progress]") == 1
     store.close()
 
 
@@ -143,6 +150,9 @@ def test_following_executions_through_a_pipe_prints_a_table_per_change(tmp_path)
         def sleep(self, seconds: float) -> None:
             super().sleep(seconds)
             self.calls += 1
+            if self.calls == 1:  # progress alone is no reason for a new table in a file
+                with Store.open(store.path) as daemon_side, daemon_side.immediate():
+                    daemon_side.set_progress(run_id, 1, 2, "half")
             if self.calls == 2:  # the daemon, another connection, records the outcome
                 with Store.open(store.path) as daemon_side, daemon_side.immediate():
                     daemon_side.finish_run(run_id, status="error", ended_at=NOW + timedelta(seconds=1), exit_code=3)
