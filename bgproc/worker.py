@@ -9,12 +9,16 @@ store or the command line. The daemon hands it two pipes (their numbers in
   user, application database) and then stays open as a lifeline: when it
   reads as closed, the daemon is gone and the worker kills its own process
   group rather than run on unobserved;
-- the *events* pipe carries MessagePack events back: ``connection.log``
-  records and ``connection.progress`` reports. The daemon closes its end if
-  the run writes what it cannot read; the events are then dropped.
+- the *events* pipe carries MessagePack events back: ``connection.progress``
+  reports, and last an ``ended`` event once ``run()`` has come back (with the
+  worker's peak memory). The daemon closes its end if the run writes what it
+  cannot read; the events are then dropped.
 
-stdout and stderr are the process log. Exit 0 is success; an exception
-prints its traceback and exits 1. The daemon records the outcome.
+stdout and stderr are the process log; ``connection.log`` records join them
+as ``[LEVEL] message`` lines, in the order they happened. Exit 0 after the
+``ended`` event is success; an exception prints its traceback and exits 1;
+an exit 0 without ``ended`` (``os._exit(0)`` inside the task) is an error.
+The daemon records the outcome.
 """
 
 from __future__ import annotations
@@ -73,8 +77,13 @@ class EventSink:
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def send(self, event: dict[str, Any]) -> None:
+        if os.getpid() != self._pid:
+            # A forked child of the task: its writes could split the worker's own
+            # events on the pipe (only writes under 4 KiB are atomic). It stays quiet.
+            return
         data = msgpack.packb(event, use_bin_type=True)
         with self._lock:
             try:
@@ -108,9 +117,11 @@ class OutputLogHandler(logging.Handler):
     descriptor 2, the pipe that also carries the task's prints: one stream keeps
     records and prints in the order they happened."""
 
-    def __init__(self, fd: int = 2) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._fd = fd
+        # A private copy of the output pipe, made before the task runs: a task that
+        # closes or redirects its stderr (to quiet a C library) keeps its records.
+        self._fd = os.dup(2)  # not inherited by the task's own children
         self._write_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -4,9 +4,9 @@ Each run gets a process of its own, ``python -m bgproc.worker``, in its own
 process group and its own temporary working directory. One worker may be
 started ahead (the *spare*) so that a claimed run need not wait for an
 interpreter to start. The job goes over the job pipe, which then stays open
-as the worker's lifeline; what the worker prints and the events it sends
-(``connection.log``, progress, its peak memory) are read into the run's log
-without ever blocking. A worker that exits is reaped with its wait status and
+as the worker's lifeline; what the worker prints (``connection.log`` records
+included) is read into the run's log, and the events it sends (progress, and
+``ended`` with its peak memory) into the run, without ever blocking. A worker that exits is reaped with its wait status and
 resource usage after whatever it left in its process group is killed.
 
 Nothing here decides or records anything: the daemon says when to start,
@@ -37,7 +37,7 @@ from .worker import EXIT_CANCELLED, FDS_ENV, WORKDIR_PREFIX, pack_job, peak_rss_
 READ_CHUNK = 64 * 1024
 # Output read per wake-up before the loop looks at everything else again.
 READ_BURST = 16
-# Events (connection.log, progress) one run may have buffered, unparsed, at once.
+# Events (progress, ended) one run may have buffered, unparsed, at once.
 EVENTS_BUFFER = 8 * 1024 * 1024
 # Output waiting this long for its newline is shown as it is (RunLog.flush_stale).
 PARTIAL_LINE_S = 1.0
