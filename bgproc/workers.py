@@ -6,8 +6,9 @@ started ahead (the *spare*) so that a claimed run need not wait for an
 interpreter to start. The job goes over the job pipe, which then stays open
 as the worker's lifeline; what the worker prints (``connection.log`` records
 included) is read into the run's log, and the events it sends (progress, and
-``ended`` with its peak memory) into the run, without ever blocking. A worker that exits is reaped with its wait status and
-resource usage after whatever it left in its process group is killed.
+``ended`` with its peak memory) into the run, without ever blocking. A
+worker that exits is reaped with its wait status and resource usage after
+whatever it left in its process group is killed.
 
 Nothing here decides or records anything: the daemon says when to start,
 stop or reap a run, and writes its outcome.
