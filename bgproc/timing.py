@@ -966,7 +966,10 @@ def parse_timing(opts: TimingOptions, now: datetime, default_zone: str) -> Timin
             )
         return Timing(kind="at", zone=zone, start=at)
 
-    start = parse_when(opts.start, now, tz, "--start") if opts.start is not None else now.replace(microsecond=0)
+    try:
+        start = parse_when(opts.start, now, tz, "--start") if opts.start is not None else now.replace(microsecond=0)
+    except WallTimeInGap as gap:
+        raise gap.for_start(kind, opts) from None
     finish = parse_when(opts.finish, now, tz, "--finish") if opts.finish is not None else None
     if finish is not None and finish <= start:
         raise TimingError(
@@ -1077,17 +1080,35 @@ def _from_wall(parsed: datetime, tz: ZoneInfo, option: str, text: str) -> dateti
     if parsed.tzinfo is not None:
         return parsed.astimezone(UTC)
     if not _exists(parsed, tz):
-        spec = "seconds" if parsed.second or parsed.microsecond else "minutes"
-        after = _gap_end(parsed, tz).astimezone(tz).replace(tzinfo=None).isoformat(timespec="minutes")
-        if option == "--start":
-            # A recurring timing takes its time of day from --start: a day earlier keeps
-            # that time, and the fire on this day then moves to the end of the gap.
-            earlier = (parsed - timedelta(days=1)).isoformat(timespec=spec)
-            fix = f"start on another day (--start {earlier}) to keep the time of day, or give {after}"
-        else:
-            fix = f"give a time after the gap ({after}) or an explicit offset"
-        raise TimingError(f"{option} {text} does not exist in {tz.key} (the clocks skip it for DST); {fix}")
+        raise WallTimeInGap(parsed, tz, option, text)
     return parsed.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+class WallTimeInGap(TimingError):
+    """A wall time the clocks skip for DST; ``for_start`` words the fix for a recurring timing."""
+
+    def __init__(self, wall: datetime, tz: ZoneInfo, option: str, text: str) -> None:
+        self.wall, self.option = wall, option
+        self.after = _gap_end(wall, tz).astimezone(tz).replace(tzinfo=None).isoformat(timespec="minutes")
+        self.problem = f"{option} {text} does not exist in {tz.key} (the clocks skip it for DST)"
+        super().__init__(f"{self.problem}; give a time after the gap ({self.after}) or an explicit offset")
+
+    def for_start(self, kind: str, opts: TimingOptions) -> TimingError:
+        """Calendar timings take their time of day (and weekday or day) from --start:
+        a start a day earlier keeps the time, and the fire on the skipped day moves to
+        the end of the gap."""
+        if kind not in ("daily", "weekly", "monthly"):
+            return self
+        wall = self.wall
+        earlier = f"--start {(wall - _DAY).isoformat(timespec='seconds' if wall.second else 'minutes')}"
+        if kind == "weekly" and opts.days is None:
+            earlier += f" --days {WEEKDAYS[wall.weekday()]}"
+        if kind == "monthly" and opts.day is None:
+            earlier += f" --day {wall.day}"
+        return TimingError(
+            f"{self.problem}; to keep {wall:%H:%M} start a day earlier ({earlier}): that day's fire then "
+            f"comes at the end of the gap; or give {self.after}"
+        )
 
 
 def parse_interval(value: str | timedelta, option: str = "--every") -> timedelta:
