@@ -119,11 +119,12 @@ def _check_vanished_tasks(store: Store, collected: list[Registered]) -> None:
             continue
         pending = [request_id for request_id, _ in store.pending_request_params(task.name)]
         if pending:
-            ids = " ".join(str(i) for i in pending[:10])
+            ids = " ".join(str(i) for i in pending[:20]) + (" ..." if len(pending) > 20 else "")
             raise RegistryError(
                 f"task {task.name} (from {task.module}) is not in the module being registered, but has "
-                f"{len(pending)} pending request(s); if it moved or was removed on purpose, "
-                f"unschedule them first (bgproc unschedule {ids}), or check that this is the right file"
+                f"{len(pending)} pending request(s); check that this is the right file; if the class moved, "
+                f"register its new module in the same command; if it was removed, "
+                f"unschedule them first (bgproc unschedule {ids})"
             )
 
 

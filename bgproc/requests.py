@@ -94,22 +94,15 @@ def create(store: Store, planned: Plan, now: datetime) -> RequestRecord:
 
 def unschedule(store: Store, request_id: int, now: datetime) -> RequestRecord:
     """No future runs; a run in progress finishes; history stays."""
-    try:
-        store.set_request_schedule(
-            request_id, status="unscheduled", next_run_at=None, now=now, expect_status=("scheduled",)
-        )
-    except StateError as exc:
-        raise StateError(f"{exc}, not scheduled; nothing to unschedule") from None
-    return store.get_request(request_id)
+    return unschedule_all(store, [request_id], now)[0]
 
 
 def unschedule_all(store: Store, request_ids: list[int], now: datetime) -> list[RequestRecord]:
-    """Unschedule several requests: all of them, or none when one cannot be."""
-    for request_id in dict.fromkeys(request_ids):
-        current = store.get_request(request_id)
-        if current.status != "scheduled":
-            raise StateError(f"request {request_id} is {current.status}, not scheduled; nothing to unschedule")
-    return [unschedule(store, request_id, now) for request_id in dict.fromkeys(request_ids)]
+    """Unschedule several requests (and withdraw their pending manual runs) in one
+    transaction: all of them, or none when one cannot be."""
+    ids = list(dict.fromkeys(request_ids))
+    store.unschedule_requests(ids, now)
+    return [store.get_request(request_id) for request_id in ids]
 
 
 def run_now(store: Store, request_id: int, now: datetime) -> RequestRecord:

@@ -426,6 +426,26 @@ class Store:
             self.conn.execute(f"UPDATE requests SET {sets} WHERE id = ?", [*values, request_id])
         self.notify()
 
+    def unschedule_requests(self, request_ids: list[int], now: datetime) -> None:
+        """No future runs for these requests, a pending manual run included; refused
+        as a whole when one is unknown or has nothing that could still run."""
+        with self.immediate():
+            for request_id in request_ids:
+                row = self.conn.execute(
+                    "SELECT status, manual_at FROM requests WHERE id = ?", (request_id,)
+                ).fetchone()
+                if row is None:
+                    raise NotFound(f"no request with id {request_id}; see `bgproc requests --all`")
+                if row[0] != "scheduled" and row[1] is None:
+                    raise StateError(f"request {request_id} is {row[0]}, not scheduled; nothing to unschedule")
+            marks = ", ".join("?" for _ in request_ids)
+            self.conn.execute(
+                "UPDATE requests SET status = CASE WHEN status = 'scheduled' THEN 'unscheduled' ELSE status END, "
+                f"next_run_at = NULL, manual_at = NULL, updated_at = ? WHERE id IN ({marks})",
+                [ts(now), *request_ids],
+            )
+        self.notify()
+
     def last_planned_at(self, request_id: int) -> datetime | None:
         """The latest slot of a request that a daemon has already handled (ran, skipped
         or coalesced), so that rescheduling never plans it again."""

@@ -906,6 +906,12 @@ def test_unschedule_withdraws_a_pending_manual_run(cli: Cli) -> None:
     ok(cli("unschedule", str(rid)))
     shown = cli("requests", "--all", "--json").json()[0]
     assert shown["status"] == "unscheduled" and shown["manual_run_at"] is None
+    # a manual run of a request that is not scheduled can be withdrawn the same way
+    ok(cli("run", str(rid)))
+    ok(cli("unschedule", str(rid)))
+    shown = cli("requests", "--all", "--json").json()[0]
+    assert shown["status"] == "unscheduled" and shown["manual_run_at"] is None
+    assert_refused(cli("unschedule", str(rid)), f"request {rid} is unscheduled, not scheduled")
 
 
 def test_json_stays_pure_when_a_task_module_prints_on_import(cli: Cli, tmp_path: Path) -> None:
