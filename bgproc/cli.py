@@ -622,8 +622,8 @@ def _parse_since(text: str) -> Any:
     except OverflowError:
         raise BgprocError(f"--since {text!r} reaches before year 1; give a later time") from None
     except TimingError as exc:
-        if "not a real" in str(exc):
-            raise
+        if "is not a date-time" not in str(exc) and "is not a relative time" not in str(exc):
+            raise  # well formed but impossible, in a DST gap, out of range: said as it is
         raise TimingError(
             f"--since {text!r} is not a time; write ISO 8601 (2026-05-01T09:30, local wall time, "
             "or with an offset) or a duration back from now (1h, 30m, 2d)"

@@ -92,7 +92,7 @@ def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = No
                     console.out(monitor.escape_control(text), end="", highlight=False)
                 if run.progress_done is not None and _progress_of(run) != progress:
                     progress = _progress_of(run)
-                    console.print(f"[progress] {_progress_line(run)}", highlight=False, markup=False)
+                    console.print(f"[progress] {monitor.progress_line(run)}", highlight=False, markup=False)
                 if run.status != "running":
                     ended = f"run {run.id} {run.status} after {monitor.duration_text(run.duration_s())}"
                     console.print(ended + (f": {run.detail}" if run.detail else ""), highlight=False)
@@ -113,14 +113,6 @@ def _signature(store: Store, filters: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 def _progress_of(run: Any) -> tuple[Any, ...]:
     return (run.progress_done, run.progress_total, run.progress_message)
-
-
-def _progress_line(run: Any) -> str:
-    done, total, message = _progress_of(run)
-    text = f"{done:g}/{total:g}" if total else f"{done:g}"
-    if total:
-        text += f" ({100 * done / total:.0f}%)"
-    return text + (f" {monitor.escape_control(message)}" if message else "")
 
 
 class _LogStream:

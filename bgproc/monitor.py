@@ -51,16 +51,20 @@ def local_time(value: datetime | None, zone: str | None = None, *, date: bool = 
     abbreviation at that instant when ``label`` (EST and EDT tell the hours apart)."""
     if value is None:
         return "-"
-    shown = value.astimezone(ZoneInfo(zone)) if zone else value.astimezone()
+    shown = value.astimezone(ZoneInfo(zone or _system_zone()))
     text = shown.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
     return f"{text} {shown.tzname()}" if label else text
 
 
-def times_in() -> str:
-    """Says which zone the unlabelled times of a table are in."""
+def _system_zone() -> str:
     from .localzone import system_zone_name
 
-    return f"times in {system_zone_name()}"
+    return system_zone_name()
+
+
+def times_in() -> str:
+    """Says which zone the unlabelled times of a table are in."""
+    return f"times in {_system_zone()}"
 
 
 def duration_text(seconds: float | None) -> str:
@@ -197,12 +201,26 @@ def _last_column(run: RunRecord) -> RenderableType:
     return Text(line)
 
 
-def _progress(run: RunRecord) -> RenderableType:
+def progress_numbers(run: RunRecord) -> tuple[float, float | None]:
+    """(done, total) as reported, with what cannot be shown (inf, NaN) left out."""
     done, total = run.progress_done or 0.0, run.progress_total
     if total is not None and not math.isfinite(total):
         total = None
     if not math.isfinite(done):
         done = 0.0
+    return done, total
+
+
+def progress_line(run: RunRecord) -> str:
+    """Progress as one line of text: ``3/4 (75%) step 3``."""
+    done, total = progress_numbers(run)
+    text = f"{done:g}/{total:g} ({100 * done / total:.0f}%)" if total else f"{done:g} done"
+    message = escape_control(run.progress_message or "")
+    return f"{text} {message}" if message else text
+
+
+def _progress(run: RunRecord) -> RenderableType:
+    done, total = progress_numbers(run)
     grid = Table.grid(padding=(0, 1))
     if total:
         grid.add_row(

@@ -697,6 +697,8 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("--since not a time", _fixed("monitor", "--since", "yesterday"),
      ("--since 'yesterday' is not a time", "duration back from now")),
     ("--since in the future", _fixed("monitor", "--since", "+1h"), ("--since '+1h' is in the future",)),
+    ("--since out of range", _fixed("monitor", "--since", "1800-01-01"),
+     ("--since 1800-01-01 is out of range; give a time between the years 1900 and 8999",)),
     ("infinite timeout", _fixed("schedule", "Greet", "-p", "who=a", "--timeout", "inf"),
      ("--timeout inf must be a positive, finite duration",)),
     ("follow as JSON", _fixed("monitor", "--follow", "--json"), ("--follow is a live view",)),
