@@ -148,7 +148,7 @@ def reschedule(
             "register its module again first"
         )
     if timing is not None and timing.any_given():
-        new_timing = parse_timing(timing.completed_from(current.timing), now, default_zone)
+        new_timing = parse_timing(timing.completed_from(current.timing, now), now, default_zone)
         next_at = new_timing.due_from(now)
     else:
         if current.status == "scheduled":

@@ -893,17 +893,27 @@ class TimingOptions:
         values = dataclasses.asdict(self)
         return any(v not in (None, False) for v in values.values())
 
-    def completed_from(self, timing: Timing) -> TimingOptions:
+    def completed_from(self, timing: Timing, now: datetime | None = None) -> TimingOptions:
         """These options with what they leave out taken from ``timing``.
 
         Without a timing kind of their own (``reschedule R --tz Europe/Paris``)
         they keep ``timing``'s kind and its details; its start, finish and
         at-time keep their wall times, read in the (possibly new) zone.
+
+        With a kind of their own they keep the request's zone, and a recurring
+        request's start (so its time of day: ``reschedule R --weekly --days
+        mon,wed`` of a daily 09:00 runs at 09:00) and its finish if still ahead.
         """
-        if self.chosen():
-            return self
         wall = lambda instant: instant.astimezone(timing.tz).replace(tzinfo=None)  # noqa: E731
         out = dataclasses.replace(self, tz=self.tz if self.tz is not None else timing.zone)
+        if self.chosen():
+            new_kind = self.chosen()[0].lstrip("-")
+            if new_kind not in ONE_TIME and timing.kind not in ONE_TIME:
+                if out.start is None:
+                    out.start = wall(timing.start)
+                if out.finish is None and timing.finish is not None and (now is None or timing.finish > now):
+                    out.finish = wall(timing.finish)
+            return out
         if timing.kind == "now":
             out.now = True
         elif timing.kind == "at":

@@ -861,6 +861,22 @@ def test_reschedule_with_only_a_zone_start_or_finish_keeps_the_timing_kind(cli: 
     assert ended["timing"]["kind"] == "weekly" and ended["finish"].startswith("2099-01-01T00:00:00+09:00")
 
 
+def test_a_new_timing_keeps_the_zone_start_and_finish_it_does_not_give(cli: Cli) -> None:
+    ok(cli("register", str(GOOD)))
+    rid = schedule_id(cli("schedule", "Greet", "-p", "who=a", "--daily", "--start", "2026-05-01T09:30",
+                          "--tz", "Europe/Berlin", "--finish", "2099-01-01T00:00"))
+    weekly = ok(cli("reschedule", str(rid), "--weekly", "--days", "mon,wed", "--json")).json()
+    assert weekly["timezone"] == "Europe/Berlin" and weekly["finish"] == "2099-01-01T00:00:00+01:00"
+    assert weekly["timing"]["kind"] == "weekly"
+    fire = datetime.fromisoformat(weekly["next_run_at"]).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
+    assert (fire.hour, fire.minute, fire.weekday() in (0, 2)) == (9, 30, True)
+    # given options win; a one-time timing takes no start or finish
+    tokyo = ok(cli("reschedule", str(rid), "--cron", "0 8 * * *", "--tz", "Asia/Tokyo", "--json")).json()
+    assert tokyo["timezone"] == "Asia/Tokyo" and tokyo["finish"] is not None
+    once = ok(cli("reschedule", str(rid), "--at", "+1h", "--json")).json()
+    assert once["timing"]["kind"] == "at" and once["finish"] is None and once["timezone"] == "Asia/Tokyo"
+
+
 def test_a_class_without_run_is_named_when_nothing_can_be_registered(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "norun_tasks.py").write_text(
         "from bgproc import BackgroundTask\nclass Lazy(BackgroundTask):\n    pass\n"
