@@ -807,6 +807,8 @@ def parse_json(text: str, path: str) -> Any:
     """Parse JSON text; numbers with a fraction or exponent (and NaN, Infinity) become Decimal."""
     try:
         value = _json_loads(text)
+    except _DuplicateKey as exc:
+        raise ParamsError(f"{path}: key {exc.args[0]!r} is given twice in a JSON object; give each key once") from None
     except json.JSONDecodeError as exc:
         raise ParamsError(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -821,7 +823,21 @@ def parse_json(text: str, path: str) -> Any:
 
 
 def _json_loads(text: str) -> Any:
-    return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
+    return json.loads(text, parse_float=Decimal, parse_constant=Decimal, object_pairs_hook=_unique_keys)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is refused rather than the last one winning."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def _json_depth(value: Any) -> int:
@@ -874,10 +890,10 @@ def _from_text(text: str, tp: Any, path: str, exact: bool) -> Any:
     if tp is Any:
         try:  # JSON when it is JSON, else the text itself
             _json_loads(text)
+        except (_DuplicateKey, RecursionError):
+            pass  # parse_json reports it
         except (ValueError, ArithmeticError):
             return text
-        except RecursionError:
-            pass  # parse_json reports it
         return _from_json(parse_json(text, path), Any, path, exact)
     if _is_none_type(tp):
         if text.strip().lower() in ("null", "none"):

@@ -53,7 +53,8 @@ def collect(targets: list[str], cwd: Path | None = None) -> list[Registered]:
             unfinished = [cls.__qualname__ for cls in task_classes(module, with_run_only=False)]
             if unfinished:
                 raise RegistryError(
-                    f"module {module.__name__}: {', '.join(unfinished)} do(es) not implement run(params); "
+                    f"module {module.__name__}: {', '.join(unfinished)} "
+                    f"{'does' if len(unfinished) == 1 else 'do'} not implement run(params); "
                     "add the method, or it cannot be registered"
                 )
             raise RegistryError(

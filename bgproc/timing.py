@@ -410,8 +410,8 @@ class Timing:
         clock = self._clock_text()
         if self.kind == "hourly":
             _, m, s, _us = self._time_of_day
-            at = f"{m:02d}" if not s else f"{m:02d}:{s:02d}"
-            return f"every hour at minute {at}{zone}"
+            at = f"minute {m:02d}" if not s else f"minute {m:02d}, second {s:02d}"
+            return f"every hour at {at}{zone}"
         if self.kind == "daily":
             return f"every day at {clock}{zone}"
         if self.kind == "weekly":
@@ -954,7 +954,7 @@ def parse_timing(opts: TimingOptions, now: datetime, default_zone: str) -> Timin
     if kind in ONE_TIME and (opts.start is not None or opts.finish is not None):
         raise TimingError(
             f"--start and --finish apply to recurring timings, not --{kind}; "
-            "use --at WHEN for a single run later"
+            + ("drop them, or give --at WHEN alone for a single run later" if kind == "now" else "drop them")
         )
     zone = parse_zone(opts.tz) if opts.tz is not None else default_zone
     tz = ZoneInfo(zone)

@@ -632,6 +632,8 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("not a pair", _fixed("schedule", "Greet", "-p", "who"), ("params: 'who' is not field=value",)),
     ("field given twice", _fixed("schedule", "Greet", "-p", "who=a", "-p", "who=b"),
      ("params.who: given twice with -p",)),
+    ("JSON key given twice", _fixed("schedule", "Greet", "--params-json", '{"who": "a", "who": "b"}'),
+     ("params: key 'who' is given twice in a JSON object",)),
     ("impossible date", _fixed("schedule", "EveryType", "-p", "name=a", "-p", "day=2026-02-30"),
      ("params.day: '2026-02-30' is not a real date: day is out of range for month",)),
     ("impossible time in JSON", _fixed("schedule", "EveryType", "--params-json", '{"name": "a", "at": "25:00"}'),
@@ -881,7 +883,7 @@ def test_a_class_without_run_is_named_when_nothing_can_be_registered(cli: Cli, t
     (tmp_path / "norun_tasks.py").write_text(
         "from bgproc import BackgroundTask\nclass Lazy(BackgroundTask):\n    pass\n"
     )
-    assert_refused(cli("register", str(tmp_path / "norun_tasks.py")), "Lazy do(es) not implement run(params)")
+    assert_refused(cli("register", str(tmp_path / "norun_tasks.py")), "Lazy does not implement run(params)")
 
 
 def test_registering_parameters_that_no_longer_fit_pending_requests_is_refused(

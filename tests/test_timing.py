@@ -261,7 +261,7 @@ def test_refusal_is_raised_by_direct_construction_too() -> None:
          "on the last day of every month at 09:30 (Europe/Berlin)"),
         ({"hourly": True, "start": "2026-05-06T09:05"}, "every hour at minute 05 (Europe/Berlin)"),
         ({"hourly": True, "start": "2026-05-06T09:05:30"},
-         "every hour at minute 05:30 (Europe/Berlin)"),
+         "every hour at minute 05, second 30 (Europe/Berlin)"),
         ({"every": "30s"}, "every 30 seconds"),
         ({"every": "90s"}, "every 90 seconds"),
         ({"every": "1m"}, "every minute"),
