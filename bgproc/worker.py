@@ -37,6 +37,7 @@ from typing import Any
 import msgpack
 
 from . import params as params_codec
+from .errors import BgprocError
 from .loader import load_task_class
 from .task import Cancelled, Connection, ConnectionRequired
 
@@ -181,6 +182,10 @@ def _remove_workdir() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+class _NotStarted(Exception):
+    """The task could not be loaded; what went wrong is already printed."""
+
+
 def main() -> int:
     job_fd, events_fd = (int(x) for x in os.environ[FDS_ENV].split(","))
     try:
@@ -220,13 +225,21 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        cls = load_task_class(job["import_path"], job.get("search_path"))
-        parameters = params_codec.decode(cls.params_type(), job["params"])
+        try:
+            cls = load_task_class(job["import_path"], job.get("search_path"))
+            parameters = params_codec.decode(cls.params_type(), job["params"])
+        except BgprocError as exc:
+            # The task cannot be loaded or its parameters no longer fit: one line
+            # that says what to do, not bgproc's own traceback.
+            print(f"bgproc: run {job['run_id']} cannot start: {exc}", file=sys.stderr)
+            raise _NotStarted from None
         task = cls()
         if isinstance(task, ConnectionRequired):
             task.set_connection(connection)
         task.run(parameters)
         code = 0
+    except _NotStarted:
+        code = EXIT_ERROR
     except Cancelled as exc:
         print(f"bgproc: the daemon stopped run {job['run_id']} ({exc})", file=sys.stderr)
         code = EXIT_CANCELLED

@@ -419,3 +419,20 @@ def test_a_request_that_cannot_be_loaded_does_not_stop_the_daemon(db: Path) -> N
     error = run_of(db, broken)
     assert error["status"] == "error" and "Mars/Olympus_Mons" in error["detail"]
     assert _request(db, broken)["status"] == "unscheduled"
+
+
+def test_a_task_module_that_no_longer_imports_fails_its_run_in_one_line(db: Path, tmp_path: Path) -> None:
+    module = tmp_path / "fragile_tasks.py"
+    module.write_text(
+        "from bgproc import BackgroundTask, NoParams\n"
+        "class Fragile(BackgroundTask[NoParams]):\n    def run(self, params: NoParams) -> None:\n        pass\n"
+    )
+    assert run_bgproc(db, "register", str(module)).code == 0
+    request = schedule(db, "Fragile")
+    module.write_text("raise RuntimeError('config missing')\n")
+    done = run_bgproc(db, "daemon", "--once", timeout=30)
+    assert done.code == 0, done.err
+    run = monitor_run(db, run_of(db, request)["id"])
+    assert run["status"] == "error" and run["exit_code"] == 1
+    assert "cannot start" in run["log"] and "RuntimeError: config missing" in run["log"]
+    assert "Traceback" not in run["log"]
