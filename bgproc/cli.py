@@ -577,6 +577,9 @@ def monitor_command(
         raise BgprocError(f"--status {status!r} is not a run status; use one of {', '.join(RUN_STATUSES)}")
     since_at = _parse_since(since) if since is not None else None
     with _store(ctx) as store:
+        from . import orphans
+
+        orphans.settle(store, _now())
         if run is not None and follow:
             from .follow import follow_run
 
@@ -639,7 +642,10 @@ def cancel(
     run: Annotated[int, typer.Argument(metavar="RUN", min=1, max=MAX_ID, help="The run id.")],
 ) -> None:
     """Ask the daemon to stop a running execution (it becomes cancelled)."""
+    from . import orphans
+
     with _store(ctx) as store:
+        orphans.settle(store, _now())  # a run whose daemon is gone cannot be cancelled
         store.request_cancel(run, _now())
     print(f"run {run}: cancel requested")
 

@@ -702,9 +702,15 @@ class Daemon:
             with self.store.immediate():
                 fresh = self.store.get_daemon(other.id)
                 why = None if fresh is None or fresh.stopped_at is not None else self._dead(fresh, mono)
+                # Here its last heartbeat is by our clock: its runs ended by then (their
+                # workers kill themselves when the daemon goes), not when we noticed.
+                here = liveness.same_place(liveness.parse_host(other.host)[0], self.place)
                 ids = (
-                    [] if why is None else
-                    self.store.interrupt_daemon_runs(other.id, now, f"interrupted: daemon {other.id} {why}; not re-run")
+                    [] if why is None or fresh is None else
+                    self.store.interrupt_daemon_runs(
+                        other.id, now, f"interrupted: daemon {other.id} {why}; not re-run",
+                        ended_by=fresh.heartbeat_at if here else None,
+                    )
                 )
             if why is not None:
                 self._observed.pop(other.id, None)
@@ -729,11 +735,11 @@ class Daemon:
 
     def _dead(self, other: DaemonRecord, mono: float) -> str | None:
         """Why ``other`` is dead, or None while it may be alive."""
-        place, pid_start = liveness.parse_host(other.host)
+        place, _ = liveness.parse_host(other.host)
         if liveness.same_place(place, self.place):
             # Its pid can be checked here: trust nothing else. A stopped or suspended
             # daemon whose process exists is alive, however old its heartbeat.
-            if other.pid == os.getpid() or not liveness.pid_is(other.pid, pid_start):
+            if other.pid == os.getpid() or liveness.gone_here(other.host, other.pid, self.place):
                 return "is no longer running"
             return None
         # Elsewhere: dead when its heartbeat has not changed over the expiry, on our own

@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import monitor
+from . import monitor, orphans
 from .clock import Clock
 from .store import Store
 
 REFRESH_S = 0.25
 REDRAW_S = 1.0  # elapsed times and progress move even when nothing is written
+SETTLE_S = 5.0  # how often a live view looks for runs whose daemon died
 
 
 @contextmanager
@@ -44,6 +45,7 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
     from rich.live import Live
 
     clock = clock or Clock()
+    pause = _pauser(store, clock)
 
     def render() -> Any:
         return monitor.runs_table(
@@ -59,7 +61,7 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
             shown = _signature(store, filters)
             console.print(render())
             while True:
-                clock.sleep(REFRESH_S)
+                pause()
                 current = store.runs_changed_marker()
                 if current != marker:
                     marker = current
@@ -69,7 +71,7 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
                         console.print(render())
         with Live(render(), console=console, auto_refresh=False, transient=False) as live:
             while True:
-                clock.sleep(REFRESH_S)
+                pause()
                 current = store.runs_changed_marker()
                 if current != marker or clock.monotonic() - drawn >= REDRAW_S:
                     marker, drawn = current, clock.monotonic()
@@ -81,6 +83,7 @@ def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = No
     from rich.live import Live
 
     clock = clock or Clock()
+    pause = _pauser(store, clock)
     run = store.get_run(run_id)
     with _until_stopped():
         if not console.is_terminal:
@@ -97,13 +100,28 @@ def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = No
                     ended = f"run {run.id} {run.status} after {monitor.duration_text(run.duration_s())}"
                     console.print(ended + (f": {run.detail}" if run.detail else ""), highlight=False)
                     return
-                clock.sleep(REFRESH_S)
+                pause()
                 run = store.get_run(run_id)
         with Live(monitor.run_detail(run, clock.now()), console=console, auto_refresh=False) as live:
             while run.status == "running":
-                clock.sleep(REFRESH_S)
+                pause()
                 run = store.get_run(run_id)
                 live.update(monitor.run_detail(run, clock.now()), refresh=True)
+
+
+def _pauser(store: Store, clock: Clock) -> Any:
+    """Waits between looks; now and then also settles runs whose daemon died (with
+    no daemon left to do it, a followed run would otherwise never end)."""
+    last = clock.monotonic()
+
+    def pause() -> None:
+        nonlocal last
+        clock.sleep(REFRESH_S)
+        if clock.monotonic() - last >= SETTLE_S:
+            last = clock.monotonic()
+            orphans.settle(store, clock.now())
+
+    return pause
 
 
 def _signature(store: Store, filters: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -97,6 +97,13 @@ def parse_host(text: str) -> tuple[str, int | None]:
     return " ".join(words), start
 
 
+def gone_here(host: str, pid: int, here: str) -> bool:
+    """Whether a daemon (its row's ``host`` and ``pid``) ran at this place and its
+    process is gone: exited, or its pid taken by another process since."""
+    theirs, pid_start = parse_host(host)
+    return same_place(theirs, here) and pid != os.getpid() and not pid_is(pid, pid_start)
+
+
 def same_place(theirs: str, ours: str) -> bool:
     """Whether another daemon's pid can be checked from here: the same host name, boot
     (or machine) id and pid namespace. Only where neither side has any of these (no

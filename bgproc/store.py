@@ -757,8 +757,14 @@ class Store:
             for r in self.db.query("SELECT * FROM daemons WHERE stopped_at IS NULL ORDER BY started_at")
         ]
 
-    def interrupt_daemon_runs(self, daemon_id: str, now: datetime, detail: str) -> list[int]:
-        """Mark a dead daemon stopped and its running runs interrupted (inside ``immediate()``)."""
+    def interrupt_daemon_runs(
+        self, daemon_id: str, now: datetime, detail: str, ended_by: datetime | None = None
+    ) -> list[int]:
+        """Mark a dead daemon stopped and its running runs interrupted (inside ``immediate()``).
+
+        ``ended_by``: when the runs had ended at the latest (the daemon's last heartbeat,
+        where its clock is ours); by default, now.
+        """
         ids = [
             int(r[0])
             for r in self.conn.execute(
@@ -766,9 +772,9 @@ class Store:
             )
         ]
         self.conn.execute(
-            "UPDATE runs SET status = 'interrupted', ended_at = ?, detail = ? "
+            "UPDATE runs SET status = 'interrupted', ended_at = MAX(started_at, ?), detail = ? "
             "WHERE daemon_id = ? AND status = 'running'",
-            (ts(now), detail, daemon_id),
+            (ts(ended_by or now), detail, daemon_id),
         )
         self.conn.execute(
             "UPDATE daemons SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL", (ts(now), daemon_id)

@@ -7,7 +7,7 @@ import os
 import signal
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -190,15 +190,21 @@ def test_daemon_killed_mid_run_then_restarted(db: Path, tmp_path: Path) -> None:
     worker, child = run["pid"], int(child_file.read_text())
     assert pid_alive(worker) and pid_alive(child)
     spares = wait_until(lambda: [p for p in children(first.pid) if p != worker], 30)
+    killed_at = datetime.now(UTC)
     first.kill()  # SIGKILL: no chance to clean up
     # The lifeline: the orphaned worker and its child stop on their own, and so
     # does the spare worker that waited for a job.
     wait_until(lambda: not pid_alive(worker) and not pid_alive(child), 30)
     wait_until(lambda: not any(pid_alive(p) for p in spares), 30)
     assert run_of(db, request)["status"] == "running"  # nobody knows yet
+    # With no daemon running, the monitor (like cancel) sees that the daemon is gone.
+    shown = run_bgproc(db, "monitor", "--json", "--request", str(request))
+    (interrupted,) = shown.json()
+    assert interrupted["status"] == "interrupted" and "not re-run" in interrupted["detail"]
+    assert _t(interrupted["started_at"]) <= _t(interrupted["ended_at"]) <= killed_at
+    refused = run_bgproc(db, "cancel", str(interrupted["id"]))
+    assert refused.code != 0 and "is interrupted, not running" in refused.err
     with daemon(db) as second:
-        interrupted = wait_until(lambda: run_of(db, request, status="interrupted"), 30)
-        assert "not re-run" in interrupted["detail"] and interrupted["ended_at"]
         # The daemon still works, and the interrupted request is not run again.
         after = schedule(db, "Noop")
         assert wait_finished(db, after)["status"] == "success"
