@@ -702,8 +702,9 @@ class Daemon:
             with self.store.immediate():
                 fresh = self.store.get_daemon(other.id)
                 why = None if fresh is None or fresh.stopped_at is not None else self._dead(fresh, mono)
-                # Here its last heartbeat is by our clock: its runs ended by then (their
-                # workers kill themselves when the daemon goes), not when we noticed.
+                # Here its last heartbeat is by our clock, and its runs ended within a
+                # heartbeat of it (workers kill themselves when their daemon goes):
+                # far closer to the truth than the moment we noticed.
                 here = liveness.same_place(liveness.parse_host(other.host)[0], self.place)
                 ids = (
                     [] if why is None or fresh is None else

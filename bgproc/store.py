@@ -762,8 +762,8 @@ class Store:
     ) -> list[int]:
         """Mark a dead daemon stopped and its running runs interrupted (inside ``immediate()``).
 
-        ``ended_by``: when the runs had ended at the latest (the daemon's last heartbeat,
-        where its clock is ours); by default, now.
+        ``ended_by``: the end time to record (the daemon's last heartbeat, where its
+        clock is ours: its runs died with it, within a heartbeat); by default, now.
         """
         ids = [
             int(r[0])
