@@ -504,9 +504,16 @@ def run_command(
     from . import views
 
     with _store(ctx) as store:
+        waiting = store.get_request(request).manual_at
         record = ops.run_now(store, request, _now())
+        running = [] if record.allow_overlap else store.list_runs(request_id=request, status="running", limit=1)
     if as_json:
         _print_json(views.request_json(record))
+        return
+    if waiting is not None:
+        print(f"request {record.id}: a manual run was already waiting; still one")
+    elif running:
+        print(f"request {record.id}: a manual run is due; it starts when run {running[0].id} ends")
     else:
         print(f"request {record.id}: a manual run is due now")
 

@@ -927,11 +927,22 @@ def test_unschedule_withdraws_a_pending_manual_run(cli: Cli) -> None:
     shown = cli("requests", "--all", "--json").json()[0]
     assert shown["status"] == "unscheduled" and shown["manual_run_at"] is None
     # a manual run of a request that is not scheduled can be withdrawn the same way
-    ok(cli("run", str(rid)))
+    assert ok(cli("run", str(rid))).out.strip() == f"request {rid}: a manual run is due now"
+    assert ok(cli("run", str(rid))).out.strip() == f"request {rid}: a manual run was already waiting; still one"
     ok(cli("unschedule", str(rid)))
     shown = cli("requests", "--all", "--json").json()[0]
     assert shown["status"] == "unscheduled" and shown["manual_run_at"] is None
     assert_refused(cli("unschedule", str(rid)), f"request {rid} is unscheduled, not scheduled")
+
+
+def test_a_manual_run_asked_while_a_run_goes_says_it_waits_for_it(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    rid = schedule_id(cli("schedule", "Greet", "-p", "who=a", "--daily"))
+    now = datetime.now(UTC)
+    with Store.open(db) as store, store.immediate():
+        run_id = store.insert_run(request_id=rid, task="Greet", status="running", now=now,
+                                  reason="schedule", planned_at=now, started_at=now, daemon_id="d")
+    assert ok(cli("run", str(rid))).out.strip() == f"request {rid}: a manual run is due; it starts when run {run_id} ends"
 
 
 def test_json_stays_pure_when_a_task_module_prints_on_import(cli: Cli, tmp_path: Path) -> None:
