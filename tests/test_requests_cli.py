@@ -942,7 +942,8 @@ def test_a_manual_run_asked_while_a_run_goes_says_it_waits_for_it(cli: Cli, db: 
     with Store.open(db) as store, store.immediate():
         run_id = store.insert_run(request_id=rid, task="Greet", status="running", now=now,
                                   reason="schedule", planned_at=now, started_at=now, daemon_id="d")
-    assert ok(cli("run", str(rid))).out.strip() == f"request {rid}: a manual run is due; it starts when run {run_id} ends"
+    said = ok(cli("run", str(rid))).out.strip()
+    assert said == f"request {rid}: a manual run is due; it starts when run {run_id} ends"
 
 
 def test_json_stays_pure_when_a_task_module_prints_on_import(cli: Cli, tmp_path: Path) -> None:
