@@ -90,9 +90,19 @@ def _now() -> Any:
     return utcnow()
 
 
-def _zone() -> str:
-    from .localzone import system_zone_name
+def _zone(strict: bool = True) -> str:
+    """The system's zone, for wall times given without --tz; an unusable ``TZ`` is
+    refused, or with ``strict`` off read as UTC."""
+    from .localzone import system_zone_name, unusable_tz
 
+    bad = unusable_tz()
+    if bad is not None and not strict:
+        return "UTC"
+    if bad is not None:
+        raise TimingError(
+            f"TZ={bad!r} is not an IANA time zone name, so wall times cannot be read in it; "
+            "pass --tz ZONE (such as Europe/Berlin), or set TZ to one"
+        )
     return system_zone_name()
 
 
@@ -345,7 +355,8 @@ def schedule(
             store,
             task,
             now=moment,
-            default_zone=_zone(),
+            # --now reads no wall time: an unusable TZ need not stop it
+            default_zone=tz if tz is not None else _zone(strict=options.chosen() not in ([], ["--now"])),
             pairs=param or [],
             params_json=text,
             timing=options,
@@ -483,7 +494,8 @@ def reschedule(
 
     options = _timing(now, at, every, hourly, daily, weekly, days, monthly, day, cron, start, finish, tz)
     with _store(ctx) as store:
-        record = ops.reschedule(store, request, _now(), _zone(), options)
+        # The request's own zone is kept unless --tz is given: no default is needed.
+        record = ops.reschedule(store, request, _now(), tz or "UTC", options)
     if as_json:
         _print_json(views.request_json(record))
     else:

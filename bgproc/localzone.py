@@ -40,3 +40,11 @@ def system_zone_name() -> str:
     if name and _valid(name):
         return name
     return "UTC"
+
+
+def unusable_tz() -> str | None:
+    """``TZ`` when it is set but names no IANA zone (a POSIX rule such as
+    ``CET-1CEST,M3.5.0,M10.5.0/3``, or a typo): wall times read in it would
+    silently be another zone's."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    return tz if tz and not _valid(tz) else None

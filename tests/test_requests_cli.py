@@ -946,6 +946,21 @@ def test_a_manual_run_asked_while_a_run_goes_says_it_waits_for_it(cli: Cli, db: 
     assert said == f"request {rid}: a manual run is due; it starts when run {run_id} ends"
 
 
+def test_an_unusable_tz_is_refused_where_wall_times_need_it(
+    cli: Cli, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok(cli("register", str(GOOD)))
+    monkeypatch.setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")  # a POSIX rule, not an IANA name
+    before = snapshot(db)
+    assert_refused(cli("schedule", "Greet", "-p", "who=a", "--daily", "--start", "09:00"),
+                   "TZ='CET-1CEST,M3.5.0,M10.5.0/3' is not an IANA time zone name", "pass --tz ZONE")
+    assert snapshot(db) == before
+    daily = ok(cli("schedule", "Greet", "-p", "who=a", "--daily", "--start", "09:00", "--tz", "Europe/Berlin",
+                   "--json")).json()
+    assert daily["timezone"] == "Europe/Berlin"
+    assert ok(cli("schedule", "Greet", "-p", "who=a", "--json")).json()["timezone"] == "UTC"  # --now reads none
+
+
 def test_json_stays_pure_when_a_task_module_prints_on_import(cli: Cli, tmp_path: Path) -> None:
     module = tmp_path / "chatty_tasks.py"
     module.write_text(
