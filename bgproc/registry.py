@@ -114,10 +114,18 @@ def _check_vanished_tasks(store: Store, collected: list[Registered]) -> None:
     and its pending requests unscheduled: refuse that unless nothing is pending (a
     class removed by mistake, or another file that shares the module's name)."""
     defined = {task.name for c in collected for task in c.tasks}
-    modules = {c.module for c in collected}
+    places = {c.module: {t.search_path for t in c.tasks} for c in collected}
     for task in store.list_tasks():
-        if task.module not in modules or task.name in defined:
+        if task.module not in places or task.name in defined:
             continue
+        elsewhere = {p for p in places[task.module] if p and task.search_path and p != task.search_path}
+        if elsewhere:
+            # Another file of the same module name: most likely not the module meant.
+            raise RegistryError(
+                f"module {task.module} was registered from {task.search_path}, and task {task.name} there "
+                f"is not in the one from {sorted(elsewhere)[0]}; rename one of the files, or if the module "
+                f"really moved, unregister its old tasks first (bgproc unregister {task.name})"
+            )
         pending = [request_id for request_id, _ in store.pending_request_params(task.name)]
         if pending:
             ids = " ".join(str(i) for i in pending[:20]) + (" ..." if len(pending) > 20 else "")

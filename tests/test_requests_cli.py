@@ -224,6 +224,26 @@ def test_reregistering_updates_fields_and_unregisters_tasks_that_are_gone(
     assert [t["name"] for t in ok(cli("tasks", "--json")).json()] == ["Evolve"]
 
 
+def test_another_file_of_the_same_module_name_does_not_silently_replace_the_first(
+    cli: Cli, db: Path, tmp_path: Path
+) -> None:
+    source = "from bgproc import BackgroundTask\nclass {0}(BackgroundTask):\n    def run(self, p): pass\n"
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first = write_module(tmp_path / "one", "samename_tasks", source.format("First"))
+    second = write_module(tmp_path / "two", "samename_tasks", source.format("Second"))
+    ok(cli("register", str(first)))
+    sys.modules.pop("samename_tasks", None)
+    before = snapshot(db)
+    assert_refused(cli("register", str(second)), f"module samename_tasks was registered from {tmp_path / 'one'}",
+                   "task First there is not in the one from", "bgproc unregister First")
+    assert snapshot(db) == before
+    ok(cli("unregister", "First"))
+    sys.modules.pop("samename_tasks", None)
+    ok(cli("register", str(second)))
+    assert [t["name"] for t in ok(cli("tasks", "--json")).json()] == ["Second"]
+
+
 def test_unschedule_takes_several_ids_all_or_none(cli: Cli, db: Path) -> None:
     ok(cli("register", str(GOOD)))
     a = schedule_id(cli("schedule", "Greet", "-p", "who=a", "--daily"))
