@@ -176,6 +176,13 @@ class Store:
                 check_same_thread=False,
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not create and int(conn.execute("PRAGMA user_version").fetchone()[0]) == 0:
+                # An empty file or another program's database: not ours to set up here.
+                conn.close()
+                raise StoreError(
+                    f"{path} is not a bgproc database (it has no bgproc tables); register a task first "
+                    "(`bgproc register MODULE`) or check --db / BGPROC_DB"
+                )
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")

@@ -870,6 +870,23 @@ def test_commands_on_a_mistyped_database_path_refuse_and_create_nothing(
     assert not missing.parent.exists()
 
 
+@pytest.mark.parametrize("content", ["empty", "foreign"])
+def test_reading_commands_leave_a_file_that_is_not_a_bgproc_database_alone(
+    cli: Cli, tmp_path: Path, content: str
+) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    other.touch(mode=0o600)
+    if content == "foreign":
+        with sqlite3.connect(other) as conn:
+            conn.execute("CREATE TABLE notes (body TEXT)")
+    before = other.read_bytes()
+    for args in (("requests",), ("monitor",), ("tasks",)):
+        assert_refused(cli("--db", str(other), *args), f"{other} is not a bgproc database")
+    assert other.read_bytes() == before
+
+
 def test_reschedule_with_only_a_zone_start_or_finish_keeps_the_timing_kind(cli: Cli) -> None:
     ok(cli("register", str(GOOD)))
     rid = schedule_id(cli("schedule", "Greet", "-p", "who=a", "--weekly", "--days", "mon,fri",
