@@ -148,8 +148,9 @@ def test_unschedule_and_reschedule_while_running(db: Path) -> None:
         assert cli(db, "unschedule", str(request))[0] == 0
         wait_until(lambda: all(r["status"] != "running" for r in runs(db, request)), 30)
         proc.assert_healthy()
-    # (skipped: a slot that came while a run was slow to end, on a loaded machine)
-    assert {r["status"] for r in runs(db, request)} <= {"success", "skipped"}, runs(db, request)
+    # On a loaded machine a slot may come while a run is slow to end (skipped), or
+    # two fall due before the daemon gets to them (coalesced: missed); none fails.
+    assert {r["status"] for r in runs(db, request)} <= {"success", "skipped", "missed"}, runs(db, request)
 
 
 def test_two_daemons_claim_each_request_once(db: Path) -> None:
