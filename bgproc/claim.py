@@ -20,7 +20,7 @@ class Claim:
     action: str
     reason: str | None = None  # the run's reason: schedule, now, catch-up, manual
     planned_at: datetime | None = None
-    missed: int = 0  # later slots coalesced into this run (a ``missed`` row)
+    missed: int = 0  # later slots coalesced into this run (a ``missed`` row), or skipped with it
     missed_until: datetime | None = None
     advance: bool = False  # move the request on to ``next_run_at`` (None: complete)
     next_run_at: datetime | None = None
@@ -52,7 +52,8 @@ def decide(request: RequestRecord, *, now: datetime, due_by: datetime, busy: boo
         if later:
             detail += f"; {slots_text(later)} after it, up to {iso_local(last)}, skipped with it"
         return Claim(
-            action="skip", planned_at=planned, advance=True, next_run_at=timing.next_fire(now), why=detail
+            action="skip", planned_at=planned, missed=later, missed_until=last, advance=True,
+            next_run_at=timing.next_fire(now), why=detail,
         )
     if free <= 0:
         return Claim(action="wait", why="no free worker")

@@ -390,15 +390,34 @@ class Daemon:
         elif follow.action == "start":
             self._again = True  # overlap allowed: the next pass starts it
 
+    def _record_skip(self, request: RequestRecord, decision: Claim, now: datetime) -> None:
+        """One ``skipped`` row per run that blocked its slots: while the same run goes
+        on, further skipped slots extend the row (a per-second request behind a
+        ten-minute run is one row, not six hundred)."""
+        assert decision.planned_at is not None
+        slots = 1 + decision.missed
+        last = decision.missed_until or decision.planned_at
+        previous = self.store.latest_run_row(request.id)
+        if previous is not None and previous.status == "skipped" and previous.planned_at is not None:
+            total = (previous.missed_count or 1) + slots
+            self.store.extend_skipped(
+                previous.id, count=total, until=last,
+                detail=f"the previous run was still going; {total} slots skipped, "
+                f"{iso_local(previous.planned_at)} up to {iso_local(last)}",
+            )
+            return
+        self.store.insert_run(
+            request_id=request.id, task=request.task, status="skipped", now=now,
+            reason="schedule", planned_at=decision.planned_at, detail=decision.why,
+            missed_count=slots if slots > 1 else None, missed_until=last if slots > 1 else None,
+        )
+
     def _apply(
         self, request: RequestRecord, decision: Claim, now: datetime
     ) -> tuple[int, RequestRecord, TaskRecord] | None:
         planned = decision.planned_at
         if decision.action == "skip":
-            self.store.insert_run(
-                request_id=request.id, task=request.task, status="skipped", now=now,
-                reason="schedule", planned_at=planned, detail=decision.why,
-            )
+            self._record_skip(request, decision, now)
             self.store.advance_request(request.id, decision.next_run_at, now)
             self._events.append(
                 f"request {request.id} ({request.task}): slot {iso_local(planned)} skipped, previous run still going"

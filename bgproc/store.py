@@ -549,6 +549,18 @@ class Store:
             (ts(next_run_at), status, ts(now), request_id),
         )
 
+    def latest_run_row(self, request_id: int) -> RunRecord | None:
+        """A request's newest runs row of any status (without its log)."""
+        rows = self.list_runs(request_id=request_id, limit=1)
+        return rows[0] if rows else None
+
+    def extend_skipped(self, run_id: int, *, count: int, until: datetime, detail: str) -> None:
+        """A ``skipped`` row now stands for ``count`` slots, up to ``until`` (inside ``immediate()``)."""
+        self.conn.execute(
+            "UPDATE runs SET missed_count = ?, missed_until = ?, detail = ? WHERE id = ? AND status = 'skipped'",
+            (count, ts(until), detail, run_id),
+        )
+
     def insert_run(
         self,
         *,

@@ -146,6 +146,25 @@ def test_recurring_slot_is_skipped_while_the_previous_run_goes(made: Made, store
     assert t(request_row(store, request)["next_run_at"]) == T0 + timedelta(seconds=10)
 
 
+def test_slots_skipped_behind_one_run_are_one_row(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, every="10s")
+    running_row(store, request, T0 - timedelta(seconds=5))
+    daemon = make(made, store, clock)
+    for _ in range(3):  # slots at T0, +10 and +20, each skipped when it falls due
+        clock.advance(1)
+        daemon.claim(clock.now())
+        clock.advance(9)
+    clock.advance(15)  # +30 and +40 fall due together: one more pass skips both
+    daemon.claim(clock.now())
+    going, skipped = runs(store, request)
+    assert going["status"] == "running" and skipped["status"] == "skipped"
+    assert t(skipped["planned_at"]) == T0 and skipped["missed_count"] == 5
+    assert t(skipped["missed_until"]) == T0 + timedelta(seconds=40)
+    assert "5 slots skipped" in skipped["detail"]
+    # Rescheduling never plans a slot that was skipped.
+    assert store.last_planned_at(request) == T0 + timedelta(seconds=40)
+
+
 def test_skip_counts_the_slots_it_skips_with_it(store: Store) -> None:
     request = store.get_request(new_request(store, T0, every="10s"))
     claim = decide(request, now=T0 + timedelta(seconds=25), due_by=T0 + timedelta(seconds=25), busy=True, free=4)
