@@ -486,16 +486,43 @@ def reschedule(
     start: StartOpt = None,
     finish: FinishOpt = None,
     tz: TzOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the new timing, write nothing, show the next fires.")
+    ] = False,
+    count: Annotated[
+        int | None, typer.Option("-n", min=1, max=1000, metavar="N", help="With --dry-run: how many fires.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Schedule a request again, optionally with a new timing."""
     from . import requests as ops
     from . import views
 
+    if count is not None and not dry_run:
+        raise BgprocError("-n sets how many fires --dry-run shows; add --dry-run or drop -n")
     options = _timing(now, at, every, hourly, daily, weekly, days, monthly, day, cron, start, finish, tz)
+    moment = _now()
     with _store(ctx) as store:
         # The request's own zone is kept unless --tz is given: no default is needed.
-        record = ops.reschedule(store, request, _now(), tz or "UTC", options)
+        if dry_run:
+            timing, next_at = ops.plan_reschedule(store, request, moment, tz or "UTC", options)
+            current = store.get_request(request)
+        else:
+            record = ops.reschedule(store, request, moment, tz or "UTC", options)
+    if dry_run:
+        import dataclasses
+
+        from . import monitor
+
+        fires = [] if next_at is None else [next_at, *timing.fires(next_at, (count or 5) - 1)]
+        if as_json:
+            after = dataclasses.replace(current, status="scheduled", timing=timing, next_run_at=next_at)
+            _print_json(views.plan_json(views.request_json(after), fires, timing.zone))
+        else:
+            console = _console()
+            console.print(f"dry run: request {request} would be {timing.describe()}; nothing written")
+            console.print(monitor.fires_table(fires, timing.zone, "Next fires"))
+        return
     if as_json:
         _print_json(views.request_json(record))
     else:

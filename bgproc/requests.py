@@ -141,6 +141,20 @@ def reschedule(
     Without a new timing a recurring request continues with its first fire
     after now (slots while it was unscheduled are not caught up).
     """
+    new_timing, next_at = plan_reschedule(store, request_id, now, default_zone, timing)
+    store.set_request_schedule(request_id, status="scheduled", next_run_at=next_at, now=now, timing=new_timing)
+    return store.get_request(request_id)
+
+
+def plan_reschedule(
+    store: Store,
+    request_id: int,
+    now: datetime,
+    default_zone: str,
+    timing: TimingOptions | None = None,
+) -> tuple[Timing, datetime | None]:
+    """What ``reschedule`` would set, checked, with nothing written: the timing and
+    the next fire."""
     current = store.get_request(request_id)
     if store.get_task(current.task) is None:
         raise RegistryError(
@@ -174,11 +188,8 @@ def reschedule(
                     f"request {request_id} has no fires left (its finish has passed); "
                     "give a new timing or a later --finish"
                 )
-    next_at = _after_handled_slots(store, request_id, new_timing or current.timing, next_at)
-    store.set_request_schedule(
-        request_id, status="scheduled", next_run_at=next_at, now=now, timing=new_timing
-    )
-    return store.get_request(request_id)
+    chosen = new_timing or current.timing
+    return chosen, _after_handled_slots(store, request_id, chosen, next_at)
 
 
 def parse_timeout(value: str | float | timedelta) -> float:

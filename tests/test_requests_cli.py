@@ -916,6 +916,22 @@ def test_a_new_timing_keeps_the_zone_start_and_finish_it_does_not_give(cli: Cli)
     assert once["timing"]["kind"] == "at" and once["finish"] is None and once["timezone"] == "Asia/Tokyo"
 
 
+def test_reschedule_dry_run_shows_the_new_fires_and_writes_nothing(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    rid = schedule_id(cli("schedule", "Greet", "-p", "who=a", "--daily", "--start", "2026-05-01T09:30",
+                          "--tz", "Europe/Berlin"))
+    before = snapshot(db)
+    plan = ok(cli("reschedule", str(rid), "--weekly", "--days", "fri", "--dry-run", "-n", "3", "--json")).json()
+    assert plan["request"]["id"] == rid and plan["request"]["timing"]["kind"] == "weekly"
+    fires = [datetime.fromisoformat(f) for f in plan["next"]]
+    assert len(fires) == 3 and all((f.weekday(), f.hour, f.minute) == (4, 9, 30) for f in fires)
+    assert plan["request"]["next_run_at"] == plan["next"][0]
+    shown = ok(cli("reschedule", str(rid), "--every", "2h", "--dry-run")).out
+    assert f"dry run: request {rid} would be every 2 hours; nothing written" in shown
+    assert_refused(cli("reschedule", str(rid), "--cron", "0 0 30 2 *", "--dry-run"), "can never fire")
+    assert snapshot(db) == before
+
+
 def test_a_class_without_run_is_named_when_nothing_can_be_registered(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "norun_tasks.py").write_text(
         "from bgproc import BackgroundTask\nclass Lazy(BackgroundTask):\n    pass\n"
