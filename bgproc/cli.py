@@ -617,8 +617,6 @@ def monitor_command(
     from . import monitor, views
     from .records import RUN_STATUSES
 
-    if follow and as_json:
-        raise BgprocError("--follow is a live view for the terminal; drop --json, or drop --follow to get JSON")
     if status is not None and status not in RUN_STATUSES:
         raise BgprocError(f"--status {status!r} is not a run status; use one of {', '.join(RUN_STATUSES)}")
     since_at = _parse_since(since) if since is not None else None
@@ -626,6 +624,12 @@ def monitor_command(
         from . import orphans
 
         orphans.settle(store, _now())
+        filters = {"task": task, "status": status, "request_id": request, "since": since_at, "limit": limit}
+        if follow and as_json:
+            from .follow import follow_json
+
+            follow_json(store, filters, sys.stdout, run_id=run)
+            return
         if run is not None and follow:
             from .follow import follow_run
 
@@ -638,7 +642,6 @@ def monitor_command(
             else:
                 _console().print(monitor.run_detail(record, _now()))
             return
-        filters = {"task": task, "status": status, "request_id": request, "since": since_at, "limit": limit}
         if follow:
             from .follow import follow_runs
 

@@ -109,6 +109,35 @@ def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = No
                 live.update(monitor.run_detail(run, clock.now()), refresh=True)
 
 
+def follow_json(
+    store: Store, filters: dict[str, Any], out: Any, run_id: int | None = None, clock: Clock | None = None
+) -> None:
+    """A stream for scripts: one JSON object per line (the ``monitor --json`` run
+    object, without its log) for each run as it is first seen, and again whenever
+    its status, progress or end changes. With ``run_id``, that run until it ends."""
+    import json
+
+    from . import views
+
+    clock = clock or Clock()
+    pause = _pauser(store, clock)
+    seen: dict[int, tuple[Any, ...]] = {}
+    with _until_stopped():
+        while True:
+            runs = [store.get_run(run_id)] if run_id is not None else store.list_runs(**filters)
+            for run in reversed(runs):  # oldest first, as things happened
+                state = (run.status, run.ended_at, run.missed_count, *_progress_of(run))
+                if seen.get(run.id) != state:
+                    seen[run.id] = state
+                    document = views.run_json(run, clock.now())
+                    document.pop("log", None)
+                    out.write(json.dumps(document, ensure_ascii=False) + "\n")
+                    out.flush()
+            if run_id is not None and runs[0].status != "running":
+                return
+            pause()
+
+
 def _pauser(store: Store, clock: Clock) -> Any:
     """Waits between looks; now and then also settles runs whose daemon died (with
     no daemon left to do it, a followed run would otherwise never end)."""

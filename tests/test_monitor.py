@@ -179,3 +179,34 @@ def test_a_followed_log_whose_tail_rolls_says_what_was_dropped_and_repeats_nothi
     rolled = _run(log_head="h1\nh2\n", log_tail="t8\nt9\n", log_dropped=40)
     assert stream.new_text(rolled) == "[... 30 bytes of log dropped ...]\nt8\nt9\n"
     assert stream.new_text(rolled) == ""
+
+
+def test_following_as_json_streams_a_line_per_change(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import json
+
+    from bgproc.clock import FakeClock
+    from bgproc.follow import follow_json
+
+    store, run_id = _store_with_a_running_run(tmp_path)
+
+    class Scripted(FakeClock):
+        calls = 0
+
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            self.calls += 1
+            with store.immediate():
+                if self.calls == 1:
+                    store.set_progress(run_id, 1, 2, "half")
+                elif self.calls == 3:
+                    store.finish_run(run_id, status="success", ended_at=NOW + timedelta(seconds=3), exit_code=0)
+
+    out = io.StringIO()
+    follow_json(store, {}, out, run_id=run_id, clock=Scripted(NOW))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(d["status"], d["progress"] and d["progress"]["done"]) for d in lines] == [
+        ("running", None), ("running", 1), ("success", 1)
+    ]
+    assert all("log" not in d and d["id"] == run_id for d in lines)
+    store.close()

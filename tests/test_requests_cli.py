@@ -723,7 +723,6 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
      ("--since 1800-01-01 is out of range; give a time between the years 1900 and 8999",)),
     ("infinite timeout", _fixed("schedule", "Greet", "-p", "who=a", "--timeout", "inf"),
      ("--timeout inf must be a positive, finite duration",)),
-    ("follow as JSON", _fixed("monitor", "--follow", "--json"), ("--follow is a live view",)),
     ("empty zone", _fixed("schedule", "Greet", "-p", "who=a", "--daily", "--tz", ""), ("unknown time zone ''",)),
     ("-n without --dry-run", _fixed("schedule", "Greet", "-p", "who=a", "-n", "3"), ("add --dry-run or drop -n",)),
     ("not a .py file", _fixed("register", "pyproject.toml"), ("pyproject.toml is not a .py file",)),
