@@ -92,13 +92,11 @@ def _now() -> Any:
 
 def _zone(strict: bool = True) -> str:
     """The system's zone, for wall times given without --tz; an unusable ``TZ`` is
-    refused, or with ``strict`` off read as UTC."""
+    refused, or with ``strict`` off passed over (/etc/localtime decides)."""
     from .localzone import system_zone_name, unusable_tz
 
     bad = unusable_tz()
-    if bad is not None and not strict:
-        return "UTC"
-    if bad is not None:
+    if bad is not None and strict:
         raise TimingError(
             f"TZ={bad!r} is not an IANA time zone name, so wall times cannot be read in it; "
             "pass --tz ZONE (such as Europe/Berlin), or set TZ to one"

@@ -1010,7 +1010,15 @@ def test_an_unusable_tz_is_refused_where_wall_times_need_it(
     daily = ok(cli("schedule", "Greet", "-p", "who=a", "--daily", "--start", "09:00", "--tz", "Europe/Berlin",
                    "--json")).json()
     assert daily["timezone"] == "Europe/Berlin"
-    assert ok(cli("schedule", "Greet", "-p", "who=a", "--json")).json()["timezone"] == "UTC"  # --now reads none
+    # --now reads no wall time: the zone /etc/localtime names is stored
+    from bgproc.localzone import system_zone_name
+
+    assert ok(cli("schedule", "Greet", "-p", "who=a", "--json")).json()["timezone"] == system_zone_name()
+    for usable in (":/etc/localtime", "/usr/share/zoneinfo/Asia/Tokyo"):
+        if not Path(usable.lstrip(":")).exists():
+            continue  # a system without tz files (zones from the tzdata package)
+        monkeypatch.setenv("TZ", usable)
+        ok(cli("schedule", "Greet", "-p", "who=a", "--daily", "--start", "09:00", "--dry-run"))
 
 
 def test_json_stays_pure_when_a_task_module_prints_on_import(cli: Cli, tmp_path: Path) -> None:
