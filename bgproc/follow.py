@@ -125,7 +125,12 @@ def follow_json(
     with _until_stopped():
         while True:
             runs = [store.get_run(run_id)] if run_id is not None else store.list_runs(**filters)
-            for run in reversed(runs):  # oldest first, as things happened
+            # A run seen running that has left the list (--status running, or pushed
+            # past --limit) still has its end to tell.
+            listed = {run.id for run in runs}
+            gone = [i for i, state in seen.items() if state[0] == "running" and i not in listed]
+            runs += [store.get_run(i) for i in sorted(gone, reverse=True)]
+            for run in sorted(runs, key=lambda r: r.id):  # oldest first, as things happened
                 state = (run.status, run.ended_at, run.missed_count, *_progress_of(run))
                 if seen.get(run.id) != state:
                     seen[run.id] = state
@@ -133,7 +138,7 @@ def follow_json(
                     document.pop("log", None)
                     out.write(json.dumps(document, ensure_ascii=False) + "\n")
                     out.flush()
-            if run_id is not None and runs[0].status != "running":
+            if run_id is not None and runs and runs[0].status != "running":
                 return
             pause()
 

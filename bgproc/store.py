@@ -176,12 +176,15 @@ class Store:
                 check_same_thread=False,
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if not create and int(conn.execute("PRAGMA user_version").fetchone()[0]) == 0:
-                # An empty file or another program's database: not ours to set up here.
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            ours = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'").fetchone()
+            if (version == 0 and not create) or (version > 0 and ours is None):
+                # An empty file, or another program's database: not ours to set up.
                 conn.close()
                 raise StoreError(
-                    f"{path} is not a bgproc database (it has no bgproc tables); register a task first "
-                    "(`bgproc register MODULE`) or check --db / BGPROC_DB"
+                    f"{path} is not a bgproc database (it has no bgproc tables); "
+                    + ("register a task first (`bgproc register MODULE`) or " if version == 0 else "")
+                    + "check --db / BGPROC_DB"
                 )
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")

@@ -210,3 +210,30 @@ def test_following_as_json_streams_a_line_per_change(tmp_path) -> None:  # type:
     ]
     assert all("log" not in d and d["id"] == run_id for d in lines)
     store.close()
+
+
+def test_following_as_json_tells_the_end_of_a_run_that_left_the_filter(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import json
+
+    from bgproc.clock import FakeClock
+    from bgproc.follow import follow_json
+
+    store, run_id = _store_with_a_running_run(tmp_path)
+
+    class Scripted(FakeClock):
+        calls = 0
+
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            self.calls += 1
+            if self.calls == 1:
+                with store.immediate():
+                    store.finish_run(run_id, status="error", ended_at=NOW + timedelta(seconds=1), exit_code=2)
+            if self.calls == 3:
+                raise KeyboardInterrupt
+
+    out = io.StringIO()
+    follow_json(store, {"status": "running", "limit": 10}, out, clock=Scripted(NOW))
+    assert [json.loads(line)["status"] for line in out.getvalue().splitlines()] == ["running", "error"]
+    store.close()

@@ -869,7 +869,7 @@ def test_commands_on_a_mistyped_database_path_refuse_and_create_nothing(
     assert not missing.parent.exists()
 
 
-@pytest.mark.parametrize("content", ["empty", "foreign"])
+@pytest.mark.parametrize("content", ["empty", "foreign", "foreign with a version"])
 def test_reading_commands_leave_a_file_that_is_not_a_bgproc_database_alone(
     cli: Cli, tmp_path: Path, content: str
 ) -> None:
@@ -877,11 +877,16 @@ def test_reading_commands_leave_a_file_that_is_not_a_bgproc_database_alone(
 
     other = tmp_path / "other.db"
     other.touch(mode=0o600)
-    if content == "foreign":
+    if content.startswith("foreign"):
         with sqlite3.connect(other) as conn:
             conn.execute("CREATE TABLE notes (body TEXT)")
+            if content.endswith("version"):
+                conn.execute("PRAGMA user_version = 1")
     before = other.read_bytes()
-    for args in (("requests",), ("monitor",), ("tasks",)):
+    commands = [("requests",), ("monitor",), ("tasks",)]
+    if content.endswith("version"):  # not even `register` adopts it
+        commands.append(("register", str(GOOD)))
+    for args in commands:
         assert_refused(cli("--db", str(other), *args), f"{other} is not a bgproc database")
     assert other.read_bytes() == before
 
