@@ -540,14 +540,14 @@ def run_command(
     from . import requests as ops
     from . import views
 
+    moment = _now()
     with _store(ctx) as store:
-        waiting = store.get_request(request).manual_at
-        record = ops.run_now(store, request, _now())
+        record = ops.run_now(store, request, moment)
         running = [] if record.allow_overlap else store.list_runs(request_id=request, status="running", limit=1)
     if as_json:
         _print_json(views.request_json(record))
         return
-    if waiting is not None:
+    if record.manual_at is not None and record.manual_at < moment:  # an earlier ask still stands
         print(f"request {record.id}: a manual run was already waiting; still one")
     elif running:
         print(f"request {record.id}: a manual run is due; it starts when run {running[0].id} ends")
@@ -621,6 +621,8 @@ def monitor_command(
     with _store(ctx) as store:
         from . import orphans
 
+        if run is not None:
+            store.get_run(run)  # an unknown id is refused before anything is written
         orphans.settle(store, _now())
         filters = {"task": task, "status": status, "request_id": request, "since": since_at, "limit": limit}
         if follow and as_json:
@@ -692,6 +694,7 @@ def cancel(
     from . import orphans
 
     with _store(ctx) as store:
+        store.get_run(run)  # an unknown id is refused before anything is written
         orphans.settle(store, _now())  # a run whose daemon is gone cannot be cancelled
         store.request_cancel(run, _now())
     print(f"run {run}: cancel requested")

@@ -395,21 +395,21 @@ class Daemon:
         on, further skipped slots extend the row (a per-second request behind a
         ten-minute run is one row, not six hundred)."""
         assert decision.planned_at is not None
-        slots = 1 + decision.missed
+        # As on ``missed`` rows, missed_count counts the slots after planned_at.
         last = decision.missed_until or decision.planned_at
         previous = self.store.latest_run_row(request.id)
         if previous is not None and previous.status == "skipped" and previous.planned_at is not None:
-            total = (previous.missed_count or 1) + slots
+            further = (previous.missed_count or 0) + 1 + decision.missed
             self.store.extend_skipped(
-                previous.id, count=total, until=last,
-                detail=f"the previous run was still going; {total} slots skipped, "
+                previous.id, count=further, until=last,
+                detail=f"the previous run was still going; {further + 1} slots skipped, "
                 f"{iso_local(previous.planned_at)} up to {iso_local(last)}",
             )
             return
         self.store.insert_run(
             request_id=request.id, task=request.task, status="skipped", now=now,
             reason="schedule", planned_at=decision.planned_at, detail=decision.why,
-            missed_count=slots if slots > 1 else None, missed_until=last if slots > 1 else None,
+            missed_count=decision.missed or None, missed_until=decision.missed_until,
         )
 
     def _apply(
@@ -721,16 +721,9 @@ class Daemon:
             with self.store.immediate():
                 fresh = self.store.get_daemon(other.id)
                 why = None if fresh is None or fresh.stopped_at is not None else self._dead(fresh, mono)
-                # Here its last heartbeat is by our clock, and its runs ended within a
-                # heartbeat of it (workers kill themselves when their daemon goes):
-                # far closer to the truth than the moment we noticed.
-                here = liveness.same_place(liveness.parse_host(other.host)[0], self.place)
                 ids = (
-                    [] if why is None or fresh is None else
-                    self.store.interrupt_daemon_runs(
-                        other.id, now, f"interrupted: daemon {other.id} {why}; not re-run",
-                        ended_by=fresh.heartbeat_at if here else None,
-                    )
+                    [] if why is None else
+                    self.store.interrupt_daemon_runs(other.id, now, f"interrupted: daemon {other.id} {why}; not re-run")
                 )
             if why is not None:
                 self._observed.pop(other.id, None)

@@ -269,7 +269,7 @@ def run_detail(run: RunRecord, now: datetime) -> RenderableType:
     if run.detail:
         rows.append(("detail", Text(run.detail)))
     if run.missed_count and run.status == "skipped":
-        rows.append(("skipped", f"{run.missed_count} slots, up to {local_time(run.missed_until, label=True)}"))
+        rows.append(("skipped", f"{run.missed_count + 1} slots, up to {local_time(run.missed_until, label=True)}"))
     elif run.missed_count:
         rows.append(("missed", f"{run.missed_count} slot(s) until {local_time(run.missed_until, label=True)}"))
     if run.progress_done is not None:

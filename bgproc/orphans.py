@@ -14,13 +14,13 @@ import sqlite3
 from datetime import datetime
 
 from . import liveness
+from .claim import iso_local
 from .store import Store
 
 
 def settle(store: Store, now: datetime) -> list[int]:
-    """Mark the runs of this machine's dead daemons interrupted, ended at their
-    daemon's last heartbeat; returns their ids. A database that is busy or
-    read-only is left as it is: the next daemon does it."""
+    """Mark the runs of this machine's dead daemons interrupted; returns their ids.
+    A database that is busy or read-only is left as it is: the next daemon does it."""
     here = liveness.place()
     done: list[int] = []
     try:
@@ -31,9 +31,12 @@ def settle(store: Store, now: datetime) -> list[int]:
                 fresh = store.get_daemon(daemon.id)
                 if fresh is None or fresh.stopped_at is not None:
                     continue
+                # When it died is not known: after its last heartbeat, by now. (Not
+                # at that heartbeat: a suspended daemon stops beating, its runs do not.)
                 done += store.interrupt_daemon_runs(
-                    daemon.id, now, f"interrupted: daemon {daemon.id} is no longer running; not re-run",
-                    ended_by=fresh.heartbeat_at,
+                    daemon.id, now,
+                    f"interrupted: daemon {daemon.id} is no longer running (its last heartbeat "
+                    f"{iso_local(fresh.heartbeat_at)}); not re-run",
                 )
     except sqlite3.Error:
         pass

@@ -558,7 +558,8 @@ class Store:
         return rows[0] if rows else None
 
     def extend_skipped(self, run_id: int, *, count: int, until: datetime, detail: str) -> None:
-        """A ``skipped`` row now stands for ``count`` slots, up to ``until`` (inside ``immediate()``)."""
+        """A ``skipped`` row now stands for ``count`` more slots after its own, up to
+        ``until`` (inside ``immediate()``)."""
         self.conn.execute(
             "UPDATE runs SET missed_count = ?, missed_until = ?, detail = ? WHERE id = ? AND status = 'skipped'",
             (count, ts(until), detail, run_id),
@@ -779,14 +780,8 @@ class Store:
             for r in self.db.query("SELECT * FROM daemons WHERE stopped_at IS NULL ORDER BY started_at")
         ]
 
-    def interrupt_daemon_runs(
-        self, daemon_id: str, now: datetime, detail: str, ended_by: datetime | None = None
-    ) -> list[int]:
-        """Mark a dead daemon stopped and its running runs interrupted (inside ``immediate()``).
-
-        ``ended_by``: the end time to record (the daemon's last heartbeat, where its
-        clock is ours: its runs died with it, within a heartbeat); by default, now.
-        """
+    def interrupt_daemon_runs(self, daemon_id: str, now: datetime, detail: str) -> list[int]:
+        """Mark a dead daemon stopped and its running runs interrupted (inside ``immediate()``)."""
         ids = [
             int(r[0])
             for r in self.conn.execute(
@@ -794,9 +789,9 @@ class Store:
             )
         ]
         self.conn.execute(
-            "UPDATE runs SET status = 'interrupted', ended_at = MAX(started_at, ?), detail = ? "
+            "UPDATE runs SET status = 'interrupted', ended_at = ?, detail = ? "
             "WHERE daemon_id = ? AND status = 'running'",
-            (ts(ended_by or now), detail, daemon_id),
+            (ts(now), detail, daemon_id),
         )
         self.conn.execute(
             "UPDATE daemons SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL", (ts(now), daemon_id)
