@@ -107,6 +107,10 @@ def _zone(strict: bool = True) -> str:
 MAX_ID = 2**63 - 1  # SQLite's largest integer: larger ids are refused, not overflowed
 RequestArg = Annotated[int, typer.Argument(metavar="REQUEST", min=1, max=MAX_ID, help="The request id.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check everything, write nothing, show the next fires.")]
+DryRunCountOpt = Annotated[
+    int | None, typer.Option("-n", min=1, max=1000, metavar="N", help="How many fires --dry-run shows (default 5).")
+]
 
 # Timing options, shared by `schedule` and `reschedule`.
 NowOpt = Annotated[
@@ -334,17 +338,14 @@ def schedule(
     user: Annotated[
         str | None, typer.Option("--user", metavar="NAME", help="Who makes the request (default: the OS user).")
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, write nothing, show the next fires.")] = False,
-    count: Annotated[
-        int | None, typer.Option("-n", min=1, max=1000, metavar="N", help="How many fires --dry-run shows (default 5).")
-    ] = None,
+    dry_run: DryRunOpt = False,
+    count: DryRunCountOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a process request: run TASK now, later, or on a schedule. Prints the request id."""
     from . import requests, views
 
-    if count is not None and not dry_run:
-        raise BgprocError("-n sets how many fires --dry-run shows; add --dry-run or drop -n")
+    shown = _fires_shown(count, dry_run)
     text = _params_text(params_json, params_file)
     options = _timing(now, at, every, hourly, daily, weekly, days, monthly, day, cron, start, finish, tz)
     moment = _now()
@@ -361,14 +362,15 @@ def schedule(
             timeout=timeout,
             allow_overlap=allow_overlap,
             user=user,
-            count=count or 5,
+            count=shown,
         )
         if dry_run:
             preview = _preview(planned, moment)
             if as_json:
                 _print_json(views.plan_json(preview, planned.next_fires, planned.timing.zone))
             else:
-                _show_plan(planned)
+                what = f"{planned.task.name}, {planned.timing.describe()}"
+                _show_dry_run(what, planned.next_fires, planned.timing.zone)
             return
         record = requests.create(store, planned, moment)
     if as_json:
@@ -413,12 +415,19 @@ def _preview(planned: Any, now: Any) -> dict[str, Any]:
     return document
 
 
-def _show_plan(planned: Any) -> None:
+def _show_dry_run(what: str, fires: list[Any], zone: str) -> None:
     from . import monitor
 
     console = _console()
-    console.print(f"dry run: {planned.task.name}, {planned.timing.describe()}; nothing written")
-    console.print(monitor.fires_table(planned.next_fires, planned.timing.zone, "Next fires"))
+    console.print(f"dry run: {what}; nothing written")
+    console.print(monitor.fires_table(fires, zone, "Next fires"))
+
+
+def _fires_shown(count: int | None, dry_run: bool) -> int:
+    """How many fires a dry run shows; ``-n`` without ``--dry-run`` is a mistake."""
+    if count is not None and not dry_run:
+        raise BgprocError("-n sets how many fires --dry-run shows; add --dry-run or drop -n")
+    return count or 5
 
 
 @app.command()
@@ -484,20 +493,15 @@ def reschedule(
     start: StartOpt = None,
     finish: FinishOpt = None,
     tz: TzOpt = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check the new timing, write nothing, show the next fires.")
-    ] = False,
-    count: Annotated[
-        int | None, typer.Option("-n", min=1, max=1000, metavar="N", help="With --dry-run: how many fires.")
-    ] = None,
+    dry_run: DryRunOpt = False,
+    count: DryRunCountOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Schedule a request again, optionally with a new timing."""
     from . import requests as ops
     from . import views
 
-    if count is not None and not dry_run:
-        raise BgprocError("-n sets how many fires --dry-run shows; add --dry-run or drop -n")
+    shown = _fires_shown(count, dry_run)
     options = _timing(now, at, every, hourly, daily, weekly, days, monthly, day, cron, start, finish, tz)
     moment = _now()
     with _store(ctx) as store:
@@ -512,14 +516,12 @@ def reschedule(
 
         from . import monitor
 
-        fires = [] if next_at is None else [next_at, *timing.fires(next_at, (count or 5) - 1)]
+        fires = timing.fires_from(next_at, shown)
         if as_json:
             after = dataclasses.replace(current, status="scheduled", timing=timing, next_run_at=next_at)
             _print_json(views.plan_json(views.request_json(after), fires, timing.zone))
         else:
-            console = _console()
-            console.print(f"dry run: request {request} would be {timing.describe()}; nothing written")
-            console.print(monitor.fires_table(fires, timing.zone, "Next fires"))
+            _show_dry_run(f"request {request} would be {timing.describe()}", fires, timing.zone)
         return
     if as_json:
         _print_json(views.request_json(record))
@@ -569,7 +571,7 @@ def upcoming(
         record = store.get_request(request)
     fires = []
     if record.status == "scheduled" and record.next_run_at is not None:
-        fires = [record.next_run_at, *record.timing.fires(record.next_run_at, count - 1)]
+        fires = record.timing.fires_from(record.next_run_at, count)
     if as_json:
         _print_json(views.plan_json(views.request_json(record), fires, record.timing.zone))
     elif not fires:

@@ -73,7 +73,7 @@ def plan(
     parsed = parse_timing(timing or TimingOptions(), now, default_zone)
     timeout_s = parse_timeout(timeout) if timeout is not None else None
     first = parsed.due_from(now)
-    fires = [] if first is None else [first, *parsed.fires(first, count - 1)]
+    fires = parsed.fires_from(first, count)
     return Plan(record, data, parsed, timeout_s, allow_overlap, user or current_user(), fires)
 
 

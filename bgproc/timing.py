@@ -188,6 +188,10 @@ class Timing:
                 out.append(current)
         return out
 
+    def fires_from(self, first: datetime | None, n: int) -> list[datetime]:
+        """Up to ``n`` fires: ``first`` (a request's next run), then the ones after it."""
+        return [] if first is None else [first, *self.fires(first, n - 1)]
+
     def last_fire(self, upto: datetime) -> datetime | None:
         """The latest fire at or before ``upto``, found directly (no walk through
         the fires in between)."""
