@@ -47,9 +47,10 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
     clock = clock or Clock()
     pause = _pauser(store, clock)
 
-    def render() -> Any:
+    def render(runs: list[Any] | None = None) -> Any:
         return monitor.runs_table(
-            store.list_runs(**filters), clock.now(), title="Executions (Ctrl-C to stop)", width=console.width
+            store.list_runs(**filters) if runs is None else runs, clock.now(),
+            title="Executions (Ctrl-C to stop)", width=console.width,
         )
 
     marker = store.runs_changed_marker()
@@ -58,17 +59,18 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
         if not console.is_terminal:
             # Piped: a new table only when a run starts or ends, not on every
             # progress report or log line (those would flood a file).
-            shown = _signature(store, filters)
-            console.print(render())
+            runs = store.list_runs(**filters)
+            shown = _signature(runs)
+            console.print(render(runs))
             while True:
                 pause()
                 current = store.runs_changed_marker()
                 if current != marker:
                     marker = current
-                    now_shown = _signature(store, filters)
-                    if now_shown != shown:
-                        shown = now_shown
-                        console.print(render())
+                    runs = store.list_runs(**filters)
+                    if _signature(runs) != shown:
+                        shown = _signature(runs)
+                        console.print(render(runs))
         with Live(render(), console=console, auto_refresh=False, transient=False) as live:
             while True:
                 pause()
@@ -158,9 +160,9 @@ def _pauser(store: Store, clock: Clock) -> Any:
     return pause
 
 
-def _signature(store: Store, filters: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _signature(runs: list[Any]) -> list[tuple[Any, ...]]:
     """What a piped table shows that is worth a new table: which runs, and how they stand."""
-    return [(r.id, r.status, r.ended_at) for r in store.list_runs(**filters)]
+    return [(r.id, r.status, r.ended_at) for r in runs]
 
 
 def _progress_of(run: Any) -> tuple[Any, ...]:
