@@ -51,7 +51,8 @@ def _root(
             "--db",
             envvar="BGPROC_DB",
             metavar="PATH",
-            help="Database file (default: bgproc.db in the user's data directory).",
+            help="Database file (default: bgproc.db in the user's data directory); refused in a "
+            "directory others can write, or when another user owns it.",
         ),
     ] = None,
 ) -> None:

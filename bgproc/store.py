@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import wakeup
+from . import filesafety, wakeup
 from .errors import NotFound, RegistryError, StateError, StoreError
 from .records import DaemonRecord, RequestRecord, RunRecord, TaskRecord
 from .timing import Timing
@@ -160,7 +159,13 @@ class Store:
     @classmethod
     def open(cls, path: str | Path | None = None, *, create: bool = True) -> Store:
         """Open and migrate the database file; create it (owner-only) if missing and
-        ``create`` is true, else refuse, so a mistyped path is not silently a new one."""
+        ``create`` is true, else refuse, so a mistyped path is not silently a new one.
+        A database that another user could change is refused (``filesafety``), each time."""
+        with filesafety.private_umask():  # the file, and SQLite's -wal and -shm
+            return cls._open(path, create=create)
+
+    @classmethod
+    def _open(cls, path: str | Path | None, *, create: bool) -> Store:
         path = Path(path).expanduser() if path is not None else default_path()
         path = path.absolute()
         if not create and not path.exists():
@@ -168,8 +173,7 @@ class Store:
                 f"no bgproc database at {path}; register a task first (`bgproc register MODULE`) "
                 "or check --db / BGPROC_DB"
             )
-        _create_private(path)
-        _refuse_shared(path)
+        path = filesafety.private_database(path, create=create)
         try:
             conn = sqlite3.connect(
                 str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
@@ -925,37 +929,3 @@ def _statements(script: str) -> list[str]:
     """Split a migration into statements (they hold no semicolons inside literals)."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-
-
-# ----------------------------------------------------------------------
-# File safety
-
-
-def _create_private(path: Path) -> None:
-    """Create the directory (0700) and the file (0600) if they do not exist yet."""
-    if path.exists():
-        return
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise StoreError(
-            f"cannot create database {path}: {exc.strerror}; choose another path with --db"
-        ) from None
-
-
-def _refuse_shared(path: Path) -> None:
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise StoreError(f"cannot open database {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise StoreError(f"database {path} is not a regular file; choose another path with --db")
-    if mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise StoreError(
-            f"database {path} is writable by others (mode {stat.S_IMODE(mode):o}); "
-            f"run: chmod 600 {path}"
-        )
