@@ -11,13 +11,14 @@ before a task module's code runs. Standard library only: the worker uses it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import StoreError
+from .errors import RegistryError, StoreError
 
 # Group and other write: a file or directory "writable by others".
 OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
@@ -190,3 +191,53 @@ def _create_file(db: Path, create: bool) -> None:
             os.fchmod(fd, 0o600)  # SQLite gives -wal and -shm the database's mode
     finally:
         os.close(fd)
+
+
+# ----------------------------------------------------------------------
+# Task modules
+
+
+def check_module_file(origin: str, search_path: str) -> None:
+    """Refuse a task module that others could change: its file, every package
+    directory between it and its search directory, the search directory, and
+    the bytecode cache Python would read instead of the source."""
+    if not _posix():
+        return
+    file = Path(origin)
+    root = Path(search_path)
+    places = [file, file.parent]
+    directory = file.parent
+    while directory != root and root in directory.parents:
+        directory = directory.parent
+        places.append(directory)
+    places += [root, Path(os.path.realpath(file)).parent]  # a symbolic link to another directory
+    if file.suffix == ".py":
+        try:
+            cached = Path(importlib.util.cache_from_source(str(file)))
+            places += [cached.parent, cached]
+        except NotImplementedError:
+            pass  # no bytecode cache on this interpreter
+    for place in dict.fromkeys(places):
+        _check_module_place(place, file, root)
+
+
+def _check_module_place(place: Path, module: Path, root: Path) -> None:
+    try:
+        mode = os.stat(place).st_mode
+    except FileNotFoundError:
+        return  # no bytecode cache yet
+    except OSError as exc:
+        raise RegistryError(f"cannot check task module {module}: {place}: {exc.strerror}") from None
+    if not mode & OTHERS_WRITE:
+        return
+    if stat.S_ISDIR(mode):
+        what = "its search directory" if place == root else "a directory of its"
+        raise RegistryError(
+            f"task module {module}: {what}, {place}, is writable by others (mode {stat.S_IMODE(mode):o}), "
+            f"who could plant or change code there; run: chmod go-w {place}, "
+            "or move the module to a directory only you can write"
+        )
+    raise RegistryError(
+        f"task module {module}: {place} is writable by others (mode {stat.S_IMODE(mode):o}), "
+        f"who could change its code; run: chmod go-w {place}, or move it"
+    )

@@ -11,18 +11,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import importlib
+import importlib.machinery
+import importlib.util
 import inspect
 import math
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 
 from . import params as params_codec
-from .errors import ParamsError, RegistryError
-from .loader import load_task_class, one_line
+from .errors import BgprocError, ParamsError, RegistryError
+from .loader import ADDED_SEARCH_PATHS, import_module_from, load_task_class, one_line
 from .records import TaskRecord
 from .store import Store
 from .task import BackgroundTask
@@ -146,10 +148,12 @@ def import_target(target: str, cwd: Path) -> tuple[ModuleType, str]:
     """Import a dotted module name (against cwd and PYTHONPATH) or a .py file.
 
     Returns the module and the directory that must be on ``sys.path`` to
-    import it again.
+    import it again. Refused before any of its code runs: a module others
+    can write (``filesafety``), and one whose name would hide another module.
     """
     path = Path(target)
-    if target.endswith(".py") or path.is_file() or "/" in target or "\\" in target:
+    is_file = target.endswith(".py") or path.is_file() or "/" in target or "\\" in target
+    if is_file:
         if not path.is_absolute():
             path = cwd / path
         if not path.is_file():
@@ -157,14 +161,16 @@ def import_target(target: str, cwd: Path) -> tuple[ModuleType, str]:
         if path.suffix != ".py":
             raise RegistryError(f"{target} is not a .py file; give a Python module (a .py file or a dotted name)")
         name, root = _module_name_for_file(path.resolve())
+        search = str(root)
     else:
-        name, root = target, None
-    search = str(root) if root is not None else str(cwd)
-    if search not in sys.path:
-        sys.path.insert(0, search)
+        name = target
+        search = _search_path_of(name, cwd)
+    _refuse_hiding(target, name, search)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # keep --json on stdout pure
-            module = importlib.import_module(name)
+            module = import_module_from(name, search)
+    except BgprocError:
+        raise
     except ModuleNotFoundError as exc:
         if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
             raise RegistryError(
@@ -176,16 +182,71 @@ def import_target(target: str, cwd: Path) -> tuple[ModuleType, str]:
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise RegistryError(f"cannot import {target}: {one_line(exc)}") from None
-    if root is not None:
+    if is_file:
         loaded = getattr(module, "__file__", None)
         if loaded is None or Path(loaded).resolve() != path.resolve():
-            # Another module of the same name came first (the standard library, an
-            # installed package, or another file registered in the same command).
+            # Another module of the same name came first (imported already in this
+            # process, such as another file registered in the same command).
             raise RegistryError(
                 f"cannot register {target}: the module name {name!r} is already taken by "
                 f"{loaded or 'a built-in module'}; rename the file"
             )
     return module, _root_of(module) or search
+
+
+def _search_path_of(name: str, cwd: Path) -> str:
+    """Where a dotted name's top-level module is found: the current directory
+    first, else wherever the import system finds it (PYTHONPATH, installed)."""
+    top = name.partition(".")[0]
+    if importlib.machinery.PathFinder.find_spec(top, [str(cwd)]) is not None:
+        return str(cwd)
+    root = _root_of_spec(_find_spec(top))
+    return str(root) if root is not None else str(cwd)
+
+
+def _refuse_hiding(target: str, name: str, search: str) -> None:
+    """A task module must not hide a standard-library module or an installed
+    package: the worker would import it for every other ``import`` of that name."""
+    top = name.partition(".")[0]
+    if top in sys.stdlib_module_names:
+        raise RegistryError(
+            f"cannot register {target}: {top!r} is the name of a standard-library module, which it "
+            "would hide; rename the file (or its package)"
+        )
+    ours = importlib.machinery.PathFinder.find_spec(top, [search])
+    theirs = _find_spec(top)
+    if ours is None or theirs is None or ours.origin == theirs.origin:
+        return
+    if ours.origin and theirs.origin and Path(ours.origin).resolve() == Path(theirs.origin).resolve():
+        return
+    raise RegistryError(
+        f"cannot register {target}: the module name {top!r} is already taken by "
+        f"{theirs.origin or 'a built-in module'}; rename the file (or its package)"
+    )
+
+
+def _find_spec(top: str) -> ModuleSpec | None:
+    """How ``import top`` resolves here without the task modules' search paths,
+    and without running any code."""
+    saved = sys.path[:]
+    sys.path[:] = [p for p in saved if p not in ADDED_SEARCH_PATHS]
+    try:
+        return importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    finally:
+        sys.path[:] = saved
+
+
+def _root_of_spec(spec: ModuleSpec | None) -> Path | None:
+    """The sys.path entry a top-level module's spec was found in."""
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))).resolve().parent
+    if spec.origin and spec.has_location:
+        return Path(spec.origin).resolve().parent
+    return None
 
 
 def _module_name_for_file(path: Path) -> tuple[str, Path]:

@@ -181,7 +181,9 @@ class Workers:
             env["BGPROC_APP_DB"] = self.app_db
             env["PYTHONPATH"] = worker_pythonpath(env.get("PYTHONPATH", ""))
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bgproc.worker"],
+                # -P: the working directory does not go first on sys.path (a task's
+                # modules come from its recorded search path, after the standard library).
+                [sys.executable, "-P", "-m", "bgproc.worker"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 pass_fds=(job_r, events_w), cwd=workdir, env=env, start_new_session=True,
                 close_fds=True,

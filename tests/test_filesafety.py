@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Result, snapshot
+from conftest import Result, run_bgproc, snapshot
+from daemon_tasks.helpers import monitor_run, run_of, schedule
 
 from bgproc.errors import StoreError
 from bgproc.store import Store
@@ -174,3 +175,125 @@ def test_the_demo_in_a_shared_directory_says_to_choose_another(
     out, err = capsys.readouterr()
     refused(Result(code, out, err), f"directory {shared}", "writable by others", "--db")
     assert os.listdir(shared) == []
+
+
+# ----------------------------------------------------------------------
+# Task modules
+
+
+TASK = """\
+from bgproc import BackgroundTask, NoParams
+{extra}
+class {name}(BackgroundTask[NoParams]):
+    def run(self, params: NoParams) -> None:
+        {body}
+"""
+
+
+def _module(directory: Path, name: str, extra: str = "", body: str = "pass") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    file = directory / f"{name.lower()}_tasks.py"
+    file.write_text(TASK.format(name=name, extra=extra, body=body))
+    return file
+
+
+IMPORTED = "import pathlib; pathlib.Path(__file__).with_name('imported').touch()"
+
+
+@pytest.mark.parametrize("shared", ["search directory", "sticky search directory", "module file"])
+def test_a_module_others_can_write_is_refused_before_it_runs(
+    tmp_path: Path, cli: Callable[..., Result], db: Path, shared: str
+) -> None:
+    directory = tmp_path / "mods"
+    file = _module(directory, "Shared", IMPORTED)
+    place = file if shared == "module file" else directory
+    os.chmod(place, {"search directory": 0o777, "sticky search directory": 0o1777, "module file": 0o666}[shared])
+    refused(cli("register", str(file)), f"task module {file}", f"{place}", "is writable by others",
+            f"chmod go-w {place}")
+    assert not (directory / "imported").exists()
+    assert not db.exists()
+
+
+def test_a_package_directory_others_can_write_is_refused(
+    tmp_path: Path, cli: Callable[..., Result], db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "app" / "sharedpkg"
+    _module(package, "Packaged", IMPORTED)
+    (package / "__init__.py").write_text("")
+    os.chmod(package, 0o777)
+    refused(cli("register", str(package / "packaged_tasks.py")), f"a directory of its, {package}",
+            "writable by others", f"chmod go-w {package}")
+    monkeypatch.chdir(tmp_path / "app")
+    refused(cli("register", "sharedpkg.packaged_tasks"), f"{package}", "writable by others")
+    assert not (package / "imported").exists()
+
+
+def test_a_module_named_as_a_standard_library_module_is_refused(tmp_path: Path, cli: Callable[..., Result]) -> None:
+    file = _module(tmp_path / "mods", "Csv")
+    os.rename(file, file.with_name("csv.py"))
+    refused(cli("register", str(file.with_name("csv.py"))), "'csv' is the name of a standard-library module",
+            "rename the file")
+
+
+def test_a_module_named_as_an_installed_package_is_refused(tmp_path: Path, cli: Callable[..., Result]) -> None:
+    import importlib.util
+
+    installed = importlib.util.find_spec("cronsim")
+    assert installed is not None and installed.origin
+    file = _module(tmp_path / "mods", "Cronsim")
+    os.rename(file, file.with_name("cronsim.py"))
+    refused(cli("register", str(file.with_name("cronsim.py"))), "the module name 'cronsim' is already taken by",
+            installed.origin, "rename the file")
+
+
+PROBE = """\
+import json, os, sys, pathlib
+import sibling_helper
+class Probe(BackgroundTask[NoParams]):
+    def run(self, params: NoParams) -> None:
+        import csv
+        pathlib.Path(os.environ["PROBE_OUT"]).write_text(json.dumps({
+            "csv": csv.__file__, "sibling": sibling_helper.__file__, "cwd": os.getcwd(), "path": sys.path,
+        }))
+"""
+
+
+@pytest.mark.daemon
+def test_a_module_planted_beside_a_task_does_not_shadow_the_standard_library(db: Path, tmp_path: Path) -> None:
+    directory = tmp_path / "mods"
+    directory.mkdir()
+    (directory / "probe_tasks.py").write_text("from bgproc import BackgroundTask, NoParams\n" + PROBE)
+    (directory / "sibling_helper.py").write_text("")
+    (directory / "csv.py").write_text(IMPORTED)  # another user's, before the directory was made safe
+    out = tmp_path / "probe.json"
+    assert run_bgproc(db, "register", str(directory / "probe_tasks.py")).code == 0
+    request = schedule(db, "Probe")
+    done = run_bgproc(db, "daemon", "--once", timeout=60, PROBE_OUT=str(out))
+    assert done.code == 0, done.err
+    run = run_of(db, request)
+    assert run is not None and run["status"] == "success", monitor_run(db, run["id"])["log"] if run else None
+    import csv as real_csv
+    import json
+
+    seen = json.loads(out.read_text())
+    assert seen["csv"] == real_csv.__file__ and not (directory / "imported").exists()
+    assert seen["sibling"] == str(directory / "sibling_helper.py")  # its own modules still import
+    stdlib = os.path.dirname(real_csv.__file__)
+    assert seen["path"].index(str(directory)) > seen["path"].index(stdlib)
+    assert seen["cwd"] not in seen["path"] and "" not in seen["path"]  # the worker ran with -P
+
+
+@pytest.mark.daemon
+def test_a_module_others_can_write_after_registering_fails_its_run_in_one_line(db: Path, tmp_path: Path) -> None:
+    directory = tmp_path / "mods"
+    file = _module(directory, "Later", IMPORTED)
+    assert run_bgproc(db, "register", str(file)).code == 0
+    request = schedule(db, "Later")
+    (directory / "imported").unlink()
+    os.chmod(directory, 0o777)
+    done = run_bgproc(db, "daemon", "--once", timeout=60)
+    assert done.code == 0, done.err
+    run = monitor_run(db, run_of(db, request)["id"])
+    assert run["status"] == "error" and run["exit_code"] == 1
+    assert f"cannot start: task module {file}: its search directory, {directory}, is writable by others" in run["log"]
+    assert "Traceback" not in run["log"] and not (directory / "imported").exists()

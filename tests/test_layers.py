@@ -20,7 +20,10 @@ ALLOWED = {
     "platformdirs": {"store"},
 }
 # Modules the worker may import: the task API, the codec, and what they need.
-WORKER_MAY_IMPORT = {"bgproc", "bgproc.worker", "bgproc.task", "bgproc.params", "bgproc.errors", "bgproc.loader"}
+WORKER_MAY_IMPORT = {
+    "bgproc", "bgproc.worker", "bgproc.task", "bgproc.params", "bgproc.errors", "bgproc.loader",
+    "bgproc.filesafety",
+}
 
 
 def _imports(path: Path) -> set[str]:

@@ -631,7 +631,7 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("same module name twice", _same_module_name_twice,
      ("the module name 'clashing_tasks' is already taken by", "one/clashing_tasks.py", "rename the file")),
     ("file shadows the standard library", _shadows_the_standard_library,
-     ("the module name 'json' is already taken by", "json/__init__.py")),
+     ("'json' is the name of a standard-library module", "rename the file")),
     ("no such file", _fixed("register", "tests/fixtures/missing.py"), ("no such file tests/fixtures/missing.py",)),
     ("no such module", _fixed("register", "bgproc_no_such_module"), ("no module named 'bgproc_no_such_module'",)),
     ("duplicate name, registered", _fixed("register", str(DUP_B)),
