@@ -732,8 +732,12 @@ def daemon(
     """Run due work, each run in its own subprocess, until stopped (or --once)."""
     import os
 
-    from .daemon import Daemon, DaemonConfig
+    from .daemon import TEST_CONFIG_ENV, Daemon, DaemonConfig, overrides_for_tests
 
+    try:
+        intervals, hostname = overrides_for_tests(os.environ.get(TEST_CONFIG_ENV, ""))
+    except ValueError as exc:
+        raise BgprocError(f"{exc}; unset it (it is for bgproc's own tests)") from None
     config = DaemonConfig(
         workers=workers or os.cpu_count() or 1,
         once=once,
@@ -741,9 +745,10 @@ def daemon(
         kill_after_s=kill_after,
         log_limit=log_limit,
         spare=spare,
+        **intervals,  # type: ignore[arg-type]
     )
     with _store(ctx, create=True) as store:
-        code = Daemon(store, config).run()
+        code = Daemon(store, config, hostname=hostname).run()
     raise typer.Exit(code)
 
 

@@ -20,7 +20,11 @@ machine, or, for a daemon elsewhere, when its heartbeat has not changed over
 ``heartbeat_expiry_s`` of this daemon's own monotonic time (wall clocks of
 two hosts are never compared). A daemon that finds itself declared dead
 stops the runs it still has (they are recorded interrupted), says so loudly,
-and carries on under a new id.
+and carries on under a new id. But a daemon that is stopped or suspended
+cannot stop anything, so each worker holds a *lease* that the loop renews at
+the heartbeat interval, whatever the database does: a worker that hears
+nothing within its lease stops its task itself, before any other daemon can
+declare this one dead and run the request again (``DaemonConfig.worker_lease``).
 """
 
 from __future__ import annotations
@@ -76,6 +80,49 @@ class DaemonConfig:
     spare: bool = True  # keep a worker started ahead (not with once)
     keep_daemons_s: float = 7 * 86400.0  # stopped daemons' rows are kept this long
 
+    def worker_lease(self) -> tuple[float, float] | None:
+        """How long a worker goes on without a renewal from this daemon, and the grace
+        its task then gets before what is left is killed, in seconds; None where the
+        intervals leave no room for one (tests with hour-long heartbeats).
+
+        Another daemon declares this one dead no sooner than ``heartbeat_expiry_s``
+        after this one's last heartbeat, which came at most a heartbeat interval
+        before its last renewal; a second interval is the margin for a late loop
+        pass. Lease and grace fit in what is left, so a worker's task has stopped
+        before its request can run again elsewhere (defaults: 45 s, then 5 s)."""
+        budget = self.heartbeat_expiry_s - 2 * self.heartbeat_s
+        grace = min(self.kill_after_s, budget / 4)
+        lease = budget - grace
+        if lease < 2 * self.heartbeat_s:
+            return None  # a renewal or two late would stop every run
+        return lease, grace
+
+
+# For tests only, never set in use: "heartbeat_s=0.25,heartbeat_expiry_s=4" shortens a
+# daemon's intervals, "host=NAME" makes it believe it runs on another host (no option
+# exposes either: a user has no reason to change them).
+TEST_CONFIG_ENV = "BGPROC_TEST_DAEMON"
+_TEST_INTERVALS = ("heartbeat_s", "heartbeat_expiry_s", "poll_s", "flush_s")
+
+
+def overrides_for_tests(text: str) -> tuple[dict[str, float], str | None]:
+    """The intervals and host name set by ``BGPROC_TEST_DAEMON``; raises ValueError."""
+    intervals: dict[str, float] = {}
+    host = None
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name == "host" and value:
+            host = value
+            continue
+        try:
+            seconds = float(value) if name in _TEST_INTERVALS else 0.0
+        except ValueError:
+            seconds = 0.0
+        if not 0 < seconds < 86400:
+            raise ValueError(f"{TEST_CONFIG_ENV}: cannot use {item!r}")
+        intervals[name] = seconds
+    return intervals, host
+
 
 class Daemon:
     """One daemon on one database: ``run()`` loops until stopped; ``tick(now)`` is
@@ -88,16 +135,18 @@ class Daemon:
         *,
         clock: Clock | None = None,
         reporter: Reporter | None = None,
+        hostname: str | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock or Clock()
         self.reporter = reporter or Reporter(clock=self.clock)
-        self.hostname = socket.gethostname()
+        # ``hostname``: for tests, a daemon that believes it runs on another host.
+        self.hostname = hostname or socket.gethostname()
         self.id = self._new_id()
         # Where this process runs (host, boot, pid namespace) and which process it is:
         # another daemon with the same place can check our pid directly.
-        self.place = liveness.place()
+        self.place = liveness.place(self.hostname)
         self.host = liveness.host_text(self.place, liveness.proc_start(os.getpid()))
         self.stopping = False
         self.stop_deadline: float | None = None
@@ -106,6 +155,8 @@ class Daemon:
         self._waker: Waker | None = None
         self._last_flush = 0.0
         self._last_beat = 0.0
+        self._last_renewal = 0.0  # workers' leases last renewed (monotonic)
+        self._lease = config.worker_lease()
         self._last_poll = 0.0
         self._last_prune: float | None = None
         self._beats = 0  # own heartbeats written
@@ -168,7 +219,9 @@ class Daemon:
                         busy_since = self.clock.monotonic()
                         self.reporter.event(f"database busy ({exc}); retrying")
                     self._handle_signals()
-                    self._enforce_deadlines(self.clock.monotonic())
+                    mono = self.clock.monotonic()
+                    self._renew_leases(mono)
+                    self._enforce_deadlines(mono)
                     self._wait(BUSY_RETRY_S)
         finally:
             self._shutdown()
@@ -192,7 +245,7 @@ class Daemon:
         # From here, short waits for locks: a task holding the database must not
         # stall the loop (timeouts, signals, other runs' output) for the default 30 s.
         self.store.set_busy_timeout(DAEMON_BUSY_TIMEOUT_MS)
-        self._last_beat = self.clock.monotonic()
+        self._last_beat = self._last_renewal = self.clock.monotonic()
         self._install_signals()
         try:
             self._waker = Waker(self.store.path, self.id.replace(":", "_"))
@@ -213,6 +266,7 @@ class Daemon:
     def _step(self) -> bool:
         """One pass of the loop; returns True when the daemon should exit."""
         self._handle_signals()
+        self._renew_leases(self.clock.monotonic())  # first: nothing here waits for the database
         reaped = self._reap()
         # Read the clock after reaping: runs claimed below must not start
         # "before" the runs that just ended to free their slots.
@@ -243,6 +297,8 @@ class Daemon:
 
     def _sleep_for(self, now: datetime, mono: float) -> float:
         delays = [self._poll_s, self.config.heartbeat_s - (mono - self._last_beat)]
+        if self.active and self._lease is not None:
+            delays.append(self.config.heartbeat_s - (mono - self._last_renewal))
         if not self.stopping:
             if self._backlogged or self._due_stale:
                 delays.append(0.0)
@@ -497,7 +553,7 @@ class Daemon:
             raise
         self.workers.start(
             launched, run_id=run_id, request=request, task=task, timeout_s=timeout_s,
-            deadline=self.clock.monotonic() + timeout_s,
+            deadline=self.clock.monotonic() + timeout_s, lease=self._lease,
         )
         self.reporter.event(f"started run {run_id} ({request.task}) as pid {launched.proc.pid}")
 
@@ -545,6 +601,8 @@ class Daemon:
         exit_code, signum = run.exit_status()
         if run.stop_reason is not None:
             outcome = run.stop_reason
+        elif run.lease_expired:
+            outcome = "interrupted"  # its worker stopped it: this daemon had gone quiet
         elif exit_code == 0 and not run.exited_early():
             outcome = "success"
         else:
@@ -576,6 +634,11 @@ class Daemon:
             return f"passed its timeout of {run.timeout_s:g}s; stopped ({how or 'exited'})"
         if outcome == "cancelled":
             return f"cancelled on request ({how or 'exited'})"
+        if outcome == "interrupted" and run.stop_reason is None and run.lease_expired:
+            return (
+                f"the worker stopped the run: no word from this daemon within its lease of {run.lease_s:g}s "
+                f"(the daemon was stopped or suspended) ({how or 'exited'})"
+            )
         if outcome == "interrupted":
             return f"the daemon stopped; run stopped ({how or 'exited'})"
         if outcome == "error":
@@ -658,6 +721,22 @@ class Daemon:
             run.log.written(log_mark)
         if progress is not None and run.progress is progress:
             run.progress_dirty = False
+
+    def _renew_leases(self, mono: float) -> None:
+        """Renew each worker's lease, at the heartbeat interval. Called first in every
+        pass of the loop, and while the database is busy: a daemon that is alive keeps
+        its runs going, whatever the database does."""
+        if self._lease is None or mono - self._last_renewal < self.config.heartbeat_s:
+            return
+        quiet = mono - self._last_renewal
+        self._last_renewal = mono
+        if quiet > self._lease[0] and self.active:
+            self.reporter.event(
+                f"this daemon's loop did not run for {quiet:.0f}s (stopped or suspended?), past its workers' "
+                f"lease of {self._lease[0]:g}s: they stop their runs themselves"
+            )
+        for run in self.active.values():
+            self.workers.renew(run)
 
     def _beat(self, now: datetime) -> None:
         """Heartbeat; learn if this daemon was declared dead; reap dead daemons."""

@@ -6,9 +6,15 @@ store or the command line. The daemon hands it two pipes (their numbers in
 
 - the *job* pipe carries one message (a 4-byte length, then MessagePack:
   run id, request id, task import path, search path, parameter bytes,
-  user, application database) and then stays open as a lifeline: when it
-  reads as closed, the daemon is gone and the worker kills its own process
-  group rather than run on unobserved;
+  user, application database, the worker's lease and its grace) and then
+  stays open as a lifeline: when it reads as closed, the daemon is gone and
+  the worker kills its own process group rather than run on unobserved;
+  each byte the daemon writes on it afterwards renews the worker's *lease*.
+  A worker that hears nothing for its lease (its daemon is stopped or
+  suspended: it may soon be declared dead and the request run elsewhere)
+  stops its task as on SIGTERM, says why in the run's log, sends a
+  ``lease`` event, and kills what is left of its process group after the
+  grace;
 - the *events* pipe carries MessagePack events back: ``connection.progress``
   reports, and last an ``ended`` event once ``run()`` has come back (with the
   worker's peak memory). The daemon closes its end if the run writes what it
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import shutil
 import signal
 import struct
@@ -160,19 +167,122 @@ def peak_rss_kb(pid: int | str = "self") -> int | None:
 WORKDIR_PREFIX = "bgproc-run-"
 
 
-def _watch_lifeline(fd: int) -> None:
-    """Block on the job pipe; when it closes the daemon is gone: stop everything.
+class Lifeline:
+    """The job pipe once the job is read: the daemon's lease renewals arrive on it,
+    and its closing says the daemon is gone.
 
-    The daemon would have removed the run's working directory; with the daemon
-    gone, the worker removes it itself (only a directory the daemon made).
-    """
-    try:
-        while os.read(fd, 1):
+    ``watch`` runs in a thread of its own. The lease is measured on this machine's
+    monotonic clock, which the daemon shares; a renewal that comes after the lease
+    ran out does not bring it back (the daemon was silent too long, whatever it
+    says now)."""
+
+    def __init__(self, fd: int, run_id: int, lease_s: float | None, grace_s: float, sink: EventSink) -> None:
+        self._fd = fd
+        self._run_id = run_id
+        self._lease_s = lease_s
+        self._grace_s = grace_s
+        self._sink = sink
+        # Where the lease line goes: a copy of the output pipe, made before the task
+        # runs (a task may close its stderr).
+        self._out = os.dup(2)
+        self.expired_at: float | None = None  # monotonic time the lease ran out
+
+    def watch(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        renewed = time.monotonic()
+        while True:
+            left = None if self._lease_s is None else renewed + self._lease_s - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            if not poller.poll(None if left is None else max(1, int(left * 1000) + 1)):
+                continue  # nothing came: the lease may have run out
+            if not self._read():
+                self._daemon_gone()
+            now = time.monotonic()
+            if self._lease_s is None or now - renewed <= self._lease_s:
+                renewed = now  # else it ran out before this renewal came: expire above
+        expired_at = self._expire(time.monotonic() - renewed)
+        # Stopping: the task has its grace, unless the daemon goes meanwhile.
+        while (left := expired_at + self._grace_s - time.monotonic()) > 0:
+            if poller.poll(max(1, int(left * 1000) + 1)) and not self._read():
+                self._daemon_gone()
+        _kill_group()
+
+    def _read(self) -> bool:
+        """Read what the daemon wrote; False when the pipe is closed (the daemon is gone)."""
+        try:
+            return bool(os.read(self._fd, 4096))
+        except OSError:
+            return False
+
+    def _daemon_gone(self) -> None:
+        # The daemon would have removed the run's working directory; with the daemon
+        # gone, the worker removes it itself (only a directory the daemon made).
+        _remove_workdir()
+        _kill_group()
+
+    def _expire(self, silent_s: float) -> float:
+        """No word from the daemon within the lease: stop the task as the daemon would
+        (SIGTERM to the process group raises ``Cancelled`` in ``run``). Returns when."""
+        self.expired_at = expired_at = time.monotonic()
+        # Said first where it can be; but a full pipe (the daemon, stopped, reads
+        # nothing) must not hold back the stop, nor the kill after the grace.
+        saying = threading.Thread(target=self._say, args=(silent_s,), daemon=True, name="lease")
+        saying.start()
+        saying.join(0.2)
+        try:
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+        except OSError:
             pass
-    except OSError:
-        pass
-    _remove_workdir()
+        return expired_at
+
+    def _say(self, silent_s: float) -> None:
+        """The ``lease`` event for the daemon, and one line in the run's log."""
+        self._sink.send({"t": "lease", "silent_s": silent_s})
+        line = (
+            f"bgproc: no word from the daemon for {silent_s:.1f}s (the worker's lease is {self._lease_s:g}s): "
+            f"stopping run {self._run_id} before another daemon can declare that one dead and run it again\n"
+        )
+        try:
+            os.write(self._out, line.encode())
+        except OSError:
+            pass
+
+    def end_group(self) -> None:
+        """After the task unwound from an expired lease: wait out the grace for what it
+        left in the process group, then kill that (the daemon, silent, cannot)."""
+        assert self.expired_at is not None
+        deadline = self.expired_at + self._grace_s
+        while _others_in_group() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _others_in_group():
+            _kill_group()
+
+
+def _kill_group() -> None:
     os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def _others_in_group() -> bool:
+    """Whether a process of this worker's process group other than itself still runs
+    (Linux ``/proc``; True where it cannot tell)."""
+    me, group = os.getpid(), os.getpgrp()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if len(fields) > 2 and fields[2] == str(group).encode() and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def _remove_workdir() -> None:
@@ -195,8 +305,8 @@ def main() -> int:
         # working directory is ours to remove (a let-go spare's daemon does too).
         _remove_workdir()
         return 0
-    threading.Thread(target=_watch_lifeline, args=(job_fd,), daemon=True, name="lifeline").start()
     sink = EventSink(events_fd)
+    lifeline = Lifeline(job_fd, job["run_id"], job.get("lease_s"), job.get("lease_grace_s") or 0.0, sink)
 
     log = logging.getLogger(f"bgproc.run.{job['run_id']}")
     log.setLevel(logging.DEBUG)
@@ -217,13 +327,17 @@ def main() -> int:
     )
 
     def on_term(signum: int, frame: Any) -> None:
-        # The first SIGTERM unwinds the task (finally blocks run); the daemon
-        # sends SIGKILL if it does not end within its grace.
+        # The first SIGTERM unwinds the task (finally blocks run); the daemon (or
+        # the lifeline, once the lease ran out) sends SIGKILL if it does not end
+        # within its grace.
         if not connection.cancelled:
             connection.cancel()
-            raise Cancelled(f"{signal.Signals(signum).name}")
+            expired = lifeline.expired_at is not None
+            raise Cancelled("no word from the daemon within its lease" if expired else signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_term)
+    # Only now: the lease's SIGTERM must find the handler installed.
+    threading.Thread(target=lifeline.watch, daemon=True, name="lifeline").start()
     try:
         try:
             cls = load_task_class(job["import_path"], job.get("search_path"))
@@ -241,7 +355,8 @@ def main() -> int:
     except _NotStarted:
         code = EXIT_ERROR
     except Cancelled as exc:
-        print(f"bgproc: the daemon stopped run {job['run_id']} ({exc})", file=sys.stderr)
+        if lifeline.expired_at is None:  # else the lifeline has said why
+            print(f"bgproc: the daemon stopped run {job['run_id']} ({exc})", file=sys.stderr)
         code = EXIT_CANCELLED
     except SystemExit as exc:
         if exc.code not in (None, 0):
@@ -260,6 +375,8 @@ def main() -> int:
     # The worker's own word that run() came back (or raised): an exit 0 without it
     # means the process was ended from inside the task (os._exit(0)), not a success.
     sink.send({"t": "ended", "rss_kb": peak_rss_kb()})
+    if lifeline.expired_at is not None:
+        lifeline.end_group()
     return code
 
 

@@ -4,9 +4,10 @@ Each run gets a process of its own, ``python -m bgproc.worker``, in its own
 process group and its own temporary working directory. One worker may be
 started ahead (the *spare*) so that a claimed run need not wait for an
 interpreter to start. The job goes over the job pipe, which then stays open
-as the worker's lifeline; what the worker prints (``connection.log`` records
-included) is read into the run's log, and the events it sends (progress, and
-``ended`` with its peak memory) into the run, without ever blocking. A
+as the worker's lifeline and carries the renewals of its lease; what the
+worker prints (``connection.log`` records included) is read into the run's
+log, and the events it sends (progress, ``lease``, and ``ended`` with its peak
+memory) into the run, without ever blocking. A
 worker that exits is reaped with its wait status and resource usage after
 whatever it left in its process group is killed.
 
@@ -81,6 +82,8 @@ class ActiveRun:
     peak_rss_kb: int | None = None  # the worker's own peak (VmHWM), sampled and reported
     worker_ended: bool = False  # the worker said run() came back: exit 0 is then a success
     events_lost: bool = False  # the events pipe was given up on (the task wrote garbage to it)
+    lease_s: float | None = None  # how long the worker goes on without a renewal (None: no lease)
+    lease_expired: bool = False  # the worker heard nothing within its lease and stopped its task
     job_pending: bytes = b""  # the rest of the job message, while the pipe is full
     # Once reaped (its wait status and usage kept until the outcome is committed).
     reaped: bool = False
@@ -104,7 +107,7 @@ class ActiveRun:
     def how_ended(self) -> str:
         """How the process ended, for a run's detail ("" for a plain exit 0 or unknown)."""
         exit_code, signum = self.exit_status()
-        if self.stop_reason is not None and exit_code == EXIT_CANCELLED:
+        if (self.stop_reason is not None or self.lease_expired) and exit_code == EXIT_CANCELLED:
             return "ended on SIGTERM"
         if signum is not None:
             try:
@@ -254,12 +257,17 @@ class Workers:
         task: TaskRecord,
         timeout_s: float,
         deadline: float,
+        lease: tuple[float, float] | None = None,
     ) -> ActiveRun:
-        """Send a claimed run's job to ``launched`` and watch its pipes from now on."""
+        """Send a claimed run's job to ``launched`` and watch its pipes from now on.
+        ``lease``: how long the worker goes on without a renewal (``renew``), and the
+        grace its task then gets, in seconds."""
+        lease_s, grace_s = lease or (None, None)
         job = {
             "run_id": run_id, "request_id": request.id, "task": task.name,
             "import_path": task.import_path, "search_path": task.search_path,
             "params": request.params, "user": request.user, "app_db": self.app_db,
+            "lease_s": lease_s, "lease_grace_s": grace_s,
         }
         # Never block on the worker: what does not fit in the pipe now (large
         # parameters) is written as the worker reads it.
@@ -274,7 +282,7 @@ class Workers:
             run_id=run_id, request_id=request.id, task=request.task, proc=launched.proc,
             output_fd=launched.output_fd, events_fd=launched.events_r, lifeline_fd=launched.job_w,
             workdir=launched.workdir, timeout_s=timeout_s, deadline=deadline,
-            log=RunLog(self.log_limit),
+            log=RunLog(self.log_limit), lease_s=lease_s,
         )
         active.job_pending = job_data
         self.runs[run_id] = active
@@ -372,7 +380,9 @@ class Workers:
 
     def _event(self, run: ActiveRun, event: dict[str, Any]) -> None:
         kind = event.get("t")
-        if kind == "ended":
+        if kind == "lease":
+            run.lease_expired = True
+        elif kind == "ended":
             run.worker_ended = True
             value = event.get("rss_kb")
             if isinstance(value, int) and value > 0:
@@ -385,6 +395,16 @@ class Workers:
                 None if message is None else str(message),
             )
             run.progress_dirty = True
+
+    def renew(self, run: ActiveRun) -> None:
+        """Renew the worker's lease: one byte on its job pipe, never blocking. Not while
+        the job itself is still going over (the worker's lease starts once it has it)."""
+        if run.reaped or run.job_pending:
+            return
+        try:
+            os.write(run.lifeline_fd, b"\0")
+        except OSError:
+            pass  # full (the worker reads it as fast as it comes) or the worker is gone
 
     def _write_job(self, run: ActiveRun) -> None:
         try:

@@ -117,13 +117,13 @@ class DaemonProcess:
                 proc.proc.wait()
             proc._log.close()
 
-    def __init__(self, db: Path, *args: str) -> None:
+    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.log_path = db.parent / f"daemon-{os.urandom(3).hex()}.log"
         db.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bgproc", "daemon", *args], stdout=self._log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=bgproc_env(db), cwd=str(ROOT),
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=bgproc_env(db, **(env or {})), cwd=str(ROOT),
         )
         self.db = db
         DaemonProcess.started.append(self)
@@ -165,8 +165,8 @@ class DaemonProcess:
 
 
 @contextmanager
-def daemon(db: Path, *args: str) -> Iterator[DaemonProcess]:
-    proc = DaemonProcess(db, *args)
+def daemon(db: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[DaemonProcess]:
+    proc = DaemonProcess(db, *args, env=env)
     try:
         proc.wait_started()
         yield proc

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bgproc import BackgroundTask, ConnectionRequired, NoParams
+from bgproc import BackgroundTask, Cancelled, ConnectionRequired, NoParams
 
 
 class Noop(BackgroundTask[NoParams]):
@@ -252,3 +252,30 @@ class Interleave(BackgroundTask[NoParams], ConnectionRequired):
         os.dup2(devnull, 2)
         self.connection.log.warning("while stderr is quiet")
         print("unseen", file=sys.stderr)
+
+
+@dataclass
+class BodyParams:
+    path: str = ""
+    seconds: float = 600.0
+    child_pid_file: str = ""
+
+
+class Body(BackgroundTask[BodyParams]):
+    """Notes in a file shared by its runs when its body starts and ends, and how
+    (``start``, ``end`` or ``cancelled``, with the pid and this host's monotonic and
+    wall time), so that a test can tell whether two bodies ever ran at once."""
+
+    def run(self, params: BodyParams) -> None:
+        def note(what: str) -> None:
+            with open(params.path, "a") as out:
+                out.write(f"{what} {os.getpid()} {time.monotonic():.6f} {time.time():.6f}\n")
+
+        _spawn_child(params.child_pid_file)
+        note("start")
+        try:
+            time.sleep(params.seconds)
+        except Cancelled:
+            note("cancelled")
+            raise
+        note("end")
