@@ -30,7 +30,12 @@ class Claim:
 
 def decide(request: RequestRecord, *, now: datetime, due_by: datetime, busy: bool, free: int) -> Claim:
     """What to do with ``request``, due by ``due_by``, at ``now``: ``busy`` if a run of
-    it is going, ``free`` worker slots left. Pure."""
+    it is going, ``free`` worker slots left. Pure.
+
+    A recurring request's slots up to the later of the two are handled now (run,
+    coalesced or skipped), and it moves on to its first fire after that: never to a
+    slot at or before one it has had, even when ``now`` is the earlier (the clock
+    was set back after the slot fell due)."""
     blocked = busy and not request.allow_overlap
     manual_due = request.manual_at is not None and request.manual_at <= due_by
     planned = request.next_run_at
@@ -44,24 +49,25 @@ def decide(request: RequestRecord, *, now: datetime, due_by: datetime, busy: boo
         # Like a one-time run, a manual run waits for the previous run rather than skip.
         return Claim(action="wait", why="the previous run is still going")
     timing = request.timing
+    upto = max(now, due_by)
     if blocked and not timing.recurring:
         return Claim(action="wait", why="the previous run is still going")
     if blocked:
-        later, last = timing.backlog(planned, now)
+        later, last = timing.backlog(planned, upto)
         detail = "the previous run was still going"
         if later:
             detail += f"; {slots_text(later)} after it, up to {iso_local(last)}, skipped with it"
         return Claim(
             action="skip", planned_at=planned, missed=later, missed_until=last, advance=True,
-            next_run_at=timing.next_fire(now), why=detail,
+            next_run_at=timing.next_fire(upto), why=detail,
         )
     if free <= 0:
         return Claim(action="wait", why="no free worker")
-    later, last = timing.backlog(planned, now) if timing.recurring else (0, None)
+    later, last = timing.backlog(planned, upto) if timing.recurring else (0, None)
     reason = "catch-up" if later else ("now" if timing.kind == "now" else "schedule")
     return Claim(
         action="start", reason=reason, planned_at=planned, missed=later, missed_until=last, advance=True,
-        next_run_at=timing.next_fire(now) if timing.recurring else None,
+        next_run_at=timing.next_fire(upto) if timing.recurring else None,
     )
 
 

@@ -47,3 +47,8 @@ class FakeClock(Clock):
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
         self._mono += seconds
+
+    def jump(self, seconds: float) -> None:
+        """The wall clock is set (an NTP step, an operator), by ``seconds`` (negative:
+        back); monotonic time does not move."""
+        self._now += timedelta(seconds=seconds)

@@ -171,6 +171,10 @@ class Daemon:
         self._due_stale = True
         self._backlogged = False
         self._again = False  # this pass left something to start in the next one
+        # The wall clock as the last pass read it, and, after it was set back, the time it
+        # had reached: what was due by then stays due until claimed (see ``_note_wall``).
+        self._wall_seen: datetime | None = None
+        self._set_back_from: datetime | None = None
         self._registered = False  # a row in the daemons table (tests may drive claim() without one)
         self._poll_s = config.poll_s  # how often to look at the database unprompted
         self._events: list[str] = []
@@ -271,6 +275,7 @@ class Daemon:
         # Read the clock after reaping: runs claimed below must not start
         # "before" the runs that just ended to free their slots.
         now, mono = self.clock.now(), self.clock.monotonic()
+        self._note_wall(now)
         self._enforce_deadlines(mono)
         changed = self._changed()
         if reaped or changed:
@@ -293,7 +298,32 @@ class Daemon:
         return False
 
     def _should_tick(self, now: datetime) -> bool:
-        return self._due_stale or self._backlogged or (self._tick_at is not None and self._tick_at <= now)
+        return self._due_stale or self._backlogged or (self._tick_at is not None and self._tick_at <= self._due_by(now))
+
+    def _note_wall(self, now: datetime) -> None:
+        """Notice the wall clock set back (an NTP step, an operator). Heartbeats, timeouts
+        and leases run on monotonic time and do not care; but fires that were due by
+        the time the clock had reached stay due, rather than wait for the clock to get
+        there again (the daemon busy, they waited for a worker). Later fires wait for
+        the clock, as cron's fixed-time jobs do: a slot is an instant, run once."""
+        seen, self._wall_seen = self._wall_seen, now
+        if seen is None or now >= seen:
+            return
+        if self._set_back_from is None or seen > self._set_back_from:
+            self._set_back_from = seen
+        self._due_stale = True
+        if seen - now >= timedelta(seconds=1):
+            self.reporter.event(
+                f"the system clock was set back by {(seen - now).total_seconds():.0f}s: what was due by "
+                f"{iso_local(seen)} runs now; later fires wait for the clock to reach them"
+            )
+
+    def _due_by(self, now: datetime) -> datetime:
+        """What a claim pass at ``now`` takes: due by now, or by the time the clock had
+        reached before it was set back, while something due by then is unclaimed."""
+        if self._set_back_from is None:
+            return now
+        return max(now, self._set_back_from)
 
     def _sleep_for(self, now: datetime, mono: float) -> float:
         delays = [self._poll_s, self.config.heartbeat_s - (mono - self._last_beat)]
@@ -363,7 +393,8 @@ class Daemon:
     def claim(self, now: datetime, due_by: datetime | None = None) -> list[tuple[int, RequestRecord, TaskRecord]]:
         """The claim pass of ``tick``, without starting anything: records the runs,
         skipped slots and errors, advances the requests; returns the runs to start."""
-        by = due_by or now
+        self._note_wall(now)
+        by = due_by or self._due_by(now)
         free = self.config.workers - len(self.active)
         claimed: list[tuple[int, RequestRecord, TaskRecord]] = []
         self._events = []  # told after the commit, never while holding the lock
@@ -373,6 +404,7 @@ class Daemon:
         first = self.store.next_due_at()
         if first is None or first > by:
             self._tick_at, self._due_stale = first, False
+            self._caught_up(first)
             return []
         declared_dead = False
         acted = 0
@@ -397,13 +429,21 @@ class Daemon:
             # Everything due by now was acted on, waits for its previous run (a run
             # ending wakes us), or waits for a worker (one ending wakes us): the next
             # pass is at the next fire after now.
-            self._tick_at = self.store.next_due_at(after=now)
+            self._tick_at = self.store.next_due_at(after=max(now, by))
         self._due_stale = self._again  # only once committed: a pass that failed is tried again
+        if self._set_back_from is not None:
+            self._caught_up(self.store.next_due_at())
         for message in self._events:
             self.reporter.event(message)
         if declared_dead:
             self._declared_dead(now)
         return claimed
+
+    def _caught_up(self, first: datetime | None) -> None:
+        """After the clock was set back: once the earliest due fire (``first``) is past
+        the time the clock had reached, what was due then is all claimed."""
+        if self._set_back_from is not None and (first is None or first > self._set_back_from):
+            self._set_back_from = None
 
     def _claim_one(
         self, item: RequestRecord | UnloadableRequest, now: datetime, by: datetime, busy: bool, free: int
