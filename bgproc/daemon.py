@@ -410,12 +410,15 @@ class Daemon:
         acted = 0
         busy: set[int] = set()
         due: list[RequestRecord | UnloadableRequest] = []
+        more = False
         with self.store.immediate():
             if self._registered and self.store.daemon_stopped(self.id):
                 # Declared dead by another daemon: claim nothing under this id.
                 declared_dead = True
             else:
-                due = self.store.due_requests(by, self.config.claim_batch)
+                # No more than the free workers can start: a backlog costs nothing here.
+                work = self.store.due_requests(by, max(0, min(free, self.config.claim_batch)))
+                due, more = work.items, work.more
                 busy = self.store.busy_requests() if due else set()
             for item in due:
                 result, did = self._claim_one(item, now, by, item.id in busy, free - len(claimed))
@@ -423,9 +426,9 @@ class Daemon:
                 if result is not None:
                     claimed.append(result)
                     busy.add(item.id)
-            left = len(due) >= self.config.claim_batch and len(claimed) < free
-            # Rows were acted on and more may wait behind them: another pass at once.
-            self._backlogged = left and acted > 0
+            # Rows were acted on, workers are left and more waits behind them (a
+            # request could not be loaded, its task is gone...): another pass at once.
+            self._backlogged = more and len(claimed) < free and acted > 0
             # Everything due by now was acted on, waits for its previous run (a run
             # ending wakes us), or waits for a worker (one ending wakes us): the next
             # pass is at the next fire after now.

@@ -473,18 +473,11 @@ class Store:
     def next_due_at(self, after: datetime | None = None) -> datetime | None:
         """The earliest fire or manual run a daemon can act on (strictly after ``after``
         if given). A one-time or manual run waiting for its request's previous run to
-        end is left out: that run ending is what makes it claimable, not the time."""
-        row = self.conn.execute(
-            "SELECT MIN(t) FROM ("
-            " SELECT * FROM (SELECT r.next_run_at AS t FROM requests r"
-            f"  WHERE r.status = 'scheduled' AND r.next_run_at > :after AND NOT ({_ONE_TIME} AND {_WAITS})"
-            "  ORDER BY r.next_run_at LIMIT 1)"
-            " UNION ALL SELECT * FROM (SELECT r.manual_at FROM requests r"
-            f"  WHERE r.manual_at IS NOT NULL AND r.manual_at > :after AND NOT {_WAITS}"
-            "  ORDER BY r.manual_at LIMIT 1))",
-            {"after": ts(after) or ""},
-        ).fetchone()
-        return dt(row[0]) if row else None
+        end is left out: that run ending is what makes it claimable, not the time.
+        Each source is read in its index's order and stops at its first row."""
+        values = (ts(after) or "",)
+        firsts = [row[0] for sql in (_NEXT_SCHEDULED, _NEXT_MANUAL) for row in self.conn.execute(sql, values)]
+        return dt(min(firsts)) if firsts else None
 
     def request_manual_run(self, request_id: int, now: datetime) -> RequestRecord:
         """Ask for one run of a request now, outside its timing (reason ``manual``)."""
@@ -501,24 +494,44 @@ class Store:
     # ------------------------------------------------------------------
     # Claiming (inside ``immediate()``; the daemon decides, the store records)
 
-    def due_requests(self, now: datetime, limit: int) -> list[RequestRecord | UnloadableRequest]:
-        """Requests with a fire or a manual run due by ``now`` that a daemon can act on,
-        oldest first (see ``next_due_at`` for what waits). A row that cannot be read
-        back (a time zone this host lacks...) comes as an ``UnloadableRequest``."""
-        sql = (
-            "SELECT * FROM (SELECT r.* FROM requests r"
-            f" WHERE r.status = 'scheduled' AND r.next_run_at <= :now AND NOT ({_ONE_TIME} AND {_WAITS})"
-            " UNION SELECT r.* FROM requests r"
-            f" WHERE r.manual_at IS NOT NULL AND r.manual_at <= :now AND NOT {_WAITS})"
-            " ORDER BY MIN(COALESCE(next_run_at, manual_at), COALESCE(manual_at, next_run_at)), id LIMIT :limit"
-        )
-        out: list[RequestRecord | UnloadableRequest] = []
-        for row in self.db.query(sql, {"now": ts(now), "limit": limit}):
+    def due_requests(self, now: datetime, limit: int) -> DueWork:
+        """What a claim pass acts on, oldest first: up to ``limit`` requests with a fire
+        or a manual run due by ``now`` that can start (see ``next_due_at`` for what
+        waits), and every recurring request due whose previous run still goes (its
+        slot is skipped: it takes no worker; there are no more of them than runs
+        going). A row that cannot be read back (a time zone this host lacks...)
+        comes as an ``UnloadableRequest``.
+
+        Keys first (ids and due times, in index order, ``limit`` + 1 of each kind to
+        tell whether more wait), then only the chosen rows: the cost follows
+        ``limit``, not how many requests are due, nor their parameters' size."""
+        at = ts(now)
+        due: dict[int, str] = {}
+        for sql in (_DUE_SCHEDULED, _DUE_MANUAL):
+            for when, request_id in self.conn.execute(sql, (at, limit + 1)):
+                due[request_id] = min(when, due.get(request_id, when))
+        keys = sorted((when, request_id) for request_id, when in due.items())
+        more = len(keys) > limit
+        keys = keys[:limit]
+        keys += [(when, request_id) for when, request_id in self.conn.execute(_DUE_SKIPPED, (at,))]
+        keys.sort()
+        rows = {row["id"]: row for row in self._request_rows([request_id for _, request_id in keys])}
+        items: list[RequestRecord | UnloadableRequest] = []
+        for _, request_id in keys:
+            row = rows.get(request_id)
+            if row is None:
+                continue
             try:
-                out.append(_request(row))
+                items.append(_request(row))
             except Exception as exc:  # noqa: BLE001 - one bad row must not stop claiming
-                out.append(_unloadable(row, now, exc))
-        return out
+                items.append(_unloadable(row, now, exc))
+        return DueWork(items=items, more=more)
+
+    def _request_rows(self, request_ids: list[int]) -> list[dict[str, Any]]:
+        if not request_ids:
+            return []
+        marks = ",".join("?" * len(request_ids))
+        return list(self.db.query(f"SELECT r.* FROM requests r WHERE r.id IN ({marks})", request_ids))
 
     def busy_requests(self) -> set[int]:
         """Requests with a run going (any daemon)."""
@@ -812,8 +825,48 @@ _BUSY = "SELECT request_id FROM runs WHERE status = 'running'"
 _ONE_TIME = (
     "COALESCE((CASE WHEN json_valid(r.timing) THEN json_extract(r.timing, '$.kind') END) IN ('now', 'at'), 0)"
 )
-# Its request has a run going and does not allow overlap: a one-time or manual run waits.
-_WAITS = f"(r.allow_overlap = 0 AND r.id IN ({_BUSY}))"
+# Its request has a run going and does not allow overlap: a one-time or manual run
+# waits, a recurring slot is skipped. The id comes first: it is in the index entry,
+# so only such a request's row (parameters and all) is read to look further.
+_WAITS = f"(r.id IN ({_BUSY}) AND r.allow_overlap = 0)"
+# The keys of what a claim pass acts on (see ``Store.due_requests``), each read in
+# its index's order and cut at the limit: no temporary B-tree over the due rows.
+_DUE_SCHEDULED = (
+    "SELECT r.next_run_at, r.id FROM requests r"
+    f" WHERE r.status = 'scheduled' AND r.next_run_at <= ? AND NOT {_WAITS}"
+    " ORDER BY r.next_run_at, r.id LIMIT ?"
+)
+_DUE_MANUAL = (
+    "SELECT r.manual_at, r.id FROM requests r"
+    f" WHERE r.manual_at IS NOT NULL AND r.manual_at <= ? AND NOT {_WAITS}"
+    " ORDER BY r.manual_at, r.id LIMIT ?"
+)
+_NEXT_SCHEDULED = (
+    "SELECT r.next_run_at FROM requests r"
+    f" WHERE r.status = 'scheduled' AND r.next_run_at > ? AND NOT ({_WAITS} AND {_ONE_TIME})"
+    " ORDER BY r.next_run_at LIMIT 1"
+)
+_NEXT_MANUAL = (
+    "SELECT r.manual_at FROM requests r"
+    f" WHERE r.manual_at IS NOT NULL AND r.manual_at > ? AND NOT {_WAITS}"
+    " ORDER BY r.manual_at LIMIT 1"
+)
+# Recurring requests due behind their running run: found from the runs going (the
+# unary plus keeps the planner from scanning every due request instead).
+_DUE_SKIPPED = (
+    "SELECT r.next_run_at, r.id FROM requests r"
+    f" WHERE r.id IN ({_BUSY}) AND +r.status = 'scheduled' AND +r.next_run_at <= ?"
+    f" AND r.allow_overlap = 0 AND NOT {_ONE_TIME}"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DueWork:
+    """What one claim pass acts on, oldest first, and whether more due requests that
+    could start were left for another pass."""
+
+    items: list[RequestRecord | UnloadableRequest]
+    more: bool
 
 
 @dataclass(frozen=True, kw_only=True)

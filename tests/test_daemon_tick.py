@@ -419,6 +419,74 @@ def test_claim_pass_uses_a_lean_query(made: Made, store: Store, clock: FakeClock
     assert not any("last_run" in s for s in statements), statements
 
 
+def backlog(store: Store, request_id: int, count: int) -> None:
+    """``count`` more requests like ``request_id``, due one microsecond apart after it."""
+    with store.immediate():
+        store.conn.executemany(
+            "INSERT INTO requests (task, params, timing, timezone, start_at, finish_at, status, next_run_at, "
+            "timeout_s, allow_overlap, user, created_at, updated_at) "
+            "SELECT task, params, timing, timezone, start_at, finish_at, status, "
+            "strftime('%Y-%m-%dT%H:%M:%S', next_run_at) || printf('.%06dZ', ?), timeout_s, allow_overlap, "
+            "user, created_at, updated_at FROM requests WHERE id = ?",
+            [(i, request_id) for i in range(1, count + 1)],
+        )
+        store.conn.execute("ANALYZE")
+
+
+def claim_statements(daemon: Daemon, store: Store, now: datetime) -> tuple[list[str], int]:
+    """The statements one claim pass runs (parameters bound), and the SQLite virtual
+    machine steps they took: a measure of work that does not depend on the machine."""
+    statements: list[str] = []
+    steps = [0]
+
+    def step() -> int:
+        steps[0] += 1
+        return 0
+
+    store.conn.set_trace_callback(statements.append)
+    store.conn.set_progress_handler(step, 1)
+    try:
+        daemon.claim(now)
+    finally:
+        store.conn.set_trace_callback(None)
+        store.conn.set_progress_handler(None, 1)
+    return statements, steps[0]
+
+
+def test_claim_reads_keys_from_indexes_and_sorts_no_rows(made: Made, store: Store, clock: FakeClock) -> None:
+    # Every kind of due work at once: fires, a manual run, a one-time request waiting
+    # for its run, a recurring one whose slot is skipped behind its run.
+    backlog(store, new_request(store, T0, now=True), 50)
+    store.request_manual_run(new_request(store, T0, every="1h", start=T0 + timedelta(hours=1)), T0)
+    running_row(store, new_request(store, T0, now=True), T0)
+    running_row(store, new_request(store, T0, every="10s"), T0)
+    daemon = make(made, store, clock, workers=4)
+    clock.advance(60)
+    statements, _ = claim_statements(daemon, store, clock.now())
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "requests" in s]
+    plans = {sql: " | ".join(str(r[-1]) for r in store.conn.execute("EXPLAIN QUERY PLAN " + sql)) for sql in reads}
+    assert not [p for p in plans.values() if "TEMP B-TREE" in p], plans  # no due row copied and sorted
+    for sql, plan in plans.items():
+        assert "COMPOUND" not in plan and "SCAN r " not in plan + " " and "SCAN requests" not in plan, (sql, plan)
+    used = " ".join(plans.values())
+    assert "requests_due" in used and "requests_manual" in used and "INTEGER PRIMARY KEY" in used, plans
+
+
+def test_a_claim_pass_costs_the_same_whatever_the_backlog(made: Made, store: Store, clock: FakeClock) -> None:
+    # Work measured in SQLite's virtual machine steps, not time: the same on any machine.
+    few = new_request(store, T0, now=True)
+    backlog(store, few, 3)
+    daemon = make(made, store, clock, workers=4)
+    clock.advance(60)
+    _, baseline = claim_statements(daemon, store, clock.now())
+    many = new_request(store, T0 + timedelta(seconds=1), now=True)
+    backlog(store, many, 3000)
+    _, with_backlog = claim_statements(daemon, store, clock.now())
+    assert with_backlog < 2 * baseline, (baseline, with_backlog)
+    # Oldest first, as many as the free workers.
+    assert [request_row(store, many + i)["status"] for i in range(5)] == ["complete"] * 4 + ["scheduled"]
+
+
 # ----------------------------------------------------------------------
 # Starting workers, recording outcomes
 
