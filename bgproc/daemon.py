@@ -467,6 +467,19 @@ class Daemon:
                 return started, 1
         except sqlite3.OperationalError:
             raise  # the database, not this request
+        except sqlite3.IntegrityError as exc:
+            # The schema refused a second record of an occurrence (a bug in claiming):
+            # nothing runs twice; the request stops with an error run that says so.
+            manual = item.manual_at is not None and item.manual_at <= by
+            self._reject(
+                UnloadableRequest(
+                    id=item.id, task=item.task, manual=manual, planned_at=None,
+                    reason=f"its run at {iso_local(item.manual_at if manual else item.next_run_at)} is already "
+                    f"recorded ({exc})",
+                ),
+                now,
+            )
+            return None, 1
         except Exception as exc:  # noqa: BLE001 - one request that cannot be handled must not stop the rest
             manual = item.manual_at is not None and item.manual_at <= by
             self._reject(

@@ -29,6 +29,13 @@ from .timing import Timing
 
 BUSY_TIMEOUT_MS = 30_000
 
+# The runs that stand for one occurrence of their request (see migration 2).
+_OCCURRENCE_RUN = "{t}.reason IN ('schedule', 'now', 'catch-up', 'manual') AND {t}.status NOT IN ('skipped', 'missed')"
+_SAME_OCCURRENCE = (
+    "o.planned_at = runs.planned_at AND (o.reason IS 'manual') = (runs.reason IS 'manual') AND "
+    + _OCCURRENCE_RUN.format(t="o")
+)
+
 # Ordered migrations; the schema version is PRAGMA user_version = len(applied).
 MIGRATIONS: list[str] = [
     """
@@ -118,6 +125,22 @@ MIGRATIONS: list[str] = [
         tail TEXT NOT NULL DEFAULT '',
         dropped_bytes INTEGER NOT NULL DEFAULT 0
     );
+    """,
+    # One record per occurrence, held by the schema too: a run that executes for a
+    # planned slot (schedule, now, catch-up) or a manual run is unique by request and
+    # planned instant (a manual run and a slot may share an instant). Skipped and
+    # missed rows share their slot's instant and are left out. A run recorded twice
+    # before this (a bug) keeps its row, its reason cleared and its detail saying so.
+    f"""
+    UPDATE runs SET reason = NULL,
+        detail = COALESCE(detail || ' - ', '') || 'recorded the same occurrence as run ' || (
+            SELECT MIN(o.id) FROM runs o WHERE o.request_id = runs.request_id AND {_SAME_OCCURRENCE}
+        ) || ' (found when the database was upgraded, and not counted as a run of it)'
+    WHERE {_OCCURRENCE_RUN.format(t="runs")} AND EXISTS (
+        SELECT 1 FROM runs o WHERE o.request_id = runs.request_id AND o.id < runs.id AND {_SAME_OCCURRENCE}
+    );
+    CREATE UNIQUE INDEX runs_occurrence ON runs(request_id, reason IS 'manual', planned_at)
+        WHERE {_OCCURRENCE_RUN.format(t="runs")};
     """,
 ]
 

@@ -379,6 +379,25 @@ def test_unregistered_task_is_an_error(made: Made, store: Store, clock: FakeCloc
     assert run["status"] == "error" and "not registered" in run["detail"]
 
 
+def test_a_claim_that_would_record_an_occurrence_twice_is_refused(
+    made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug that forgets to move the request on: the schema refuses the second run.
+    request = new_request(store, T0, every="10s")
+    monkeypatch.setattr(store, "advance_request", lambda *args: None)
+    daemon = make(made, store, clock, workers=2)
+    clock.advance(1)
+    ((run_id, _, _),) = daemon.claim(clock.now())
+    with store.immediate():
+        store.finish_run(run_id, status="success", ended_at=clock.now())
+    assert daemon.claim(clock.now()) == []
+    first, error = runs(store, request)
+    assert first["status"] == "success" and t(first["planned_at"]) == T0
+    assert error["status"] == "error" and error["planned_at"] is None
+    assert "is already recorded" in error["detail"] and "UNIQUE" in error["detail"]
+    assert request_row(store, request)["status"] == "unscheduled"
+
+
 # ----------------------------------------------------------------------
 # The hot loop: what each pass asks the database
 

@@ -109,3 +109,82 @@ def test_requests_round_trip_their_timing(tmp_path: Path) -> None:
         record = store.get_request(request_id)
     assert record.timing == timing
     assert record.next_run_at == timing.due_from(NOW)
+
+
+def _task_and_request(store: Store) -> int:
+    store.conn.execute(
+        "INSERT INTO tasks (name, import_path, module, params_type, fields, timeout_s, registered_at, updated_at) "
+        "VALUES ('T', 'm:T', 'm', 'm:P', '[]', 60, ?, ?)", (ts(NOW), ts(NOW)),
+    )
+    timing = Timing(kind="every", zone="UTC", start=NOW, interval=timedelta(minutes=1))
+    return store.insert_request(
+        task="T", params=b"\x80", timing=timing, next_run_at=NOW, timeout_s=None, allow_overlap=False,
+        user="u", now=NOW,
+    )
+
+
+def test_a_second_record_of_one_occurrence_is_refused_by_the_database(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "bg.db") as store:
+        request = _task_and_request(store)
+
+        def record(status: str, reason: str | None, planned: datetime | None = NOW) -> int:
+            with store.immediate():
+                return store.insert_run(
+                    request_id=request, task="T", status=status, now=NOW, reason=reason, planned_at=planned,
+                )
+
+        first = record("running", "schedule")
+        # Beside it: the rows that share its instant without being another run of it.
+        record("missed", None)
+        record("skipped", "schedule")
+        record("running", "manual")  # a manual run asked for at that very instant
+        record("running", "schedule", NOW + timedelta(minutes=1))  # the next slot
+        with store.immediate():
+            store.finish_run(first, status="success", ended_at=NOW)
+        for reason in ("schedule", "catch-up", "now"):
+            with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+                record("running", reason)
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            record("error", "manual")
+        assert store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 5
+
+
+def test_a_database_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "bg.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    conn.execute(
+        "INSERT INTO tasks (name, import_path, module, params_type, fields, timeout_s, registered_at, updated_at) "
+        "VALUES ('T', 'm:T', 'm', 'm:P', '[]', 60, 'x', 'x')"
+    )
+    conn.execute(
+        "INSERT INTO requests (task, params, timing, timezone, start_at, status, user, created_at, updated_at) "
+        "VALUES ('T', x'80', '{\"kind\": \"now\"}', 'UTC', 'x', 'complete', 'u', 'x', 'x')"
+    )
+    rows = [("success", "now", "p1", None), ("error", "now", "p1", "exit code 1"), ("success", "manual", "p1", None),
+            ("missed", None, "p1", None), ("error", "now", "p1", None)]
+    conn.executemany(
+        "INSERT INTO runs (request_id, task, status, reason, planned_at, detail, created_at) "
+        "VALUES (1, 'T', ?, ?, ?, ?, 'x')",
+        rows,
+    )
+    conn.commit()
+    conn.close()
+    os.chmod(path, 0o600)
+    with Store.open(path) as store:
+        assert store.schema_version() == len(MIGRATIONS)
+        got = store.conn.execute("SELECT id, status, reason, detail FROM runs ORDER BY id").fetchall()
+        # Two runs recorded for the first one's occurrence (an old bug): kept, and marked.
+        assert got[0] == (1, "success", "now", None) and got[2] == (3, "success", "manual", None)
+        assert got[3] == (4, "missed", None, None)
+        for run_id, detail in ((2, "exit code 1 - "), (5, "")):
+            assert got[run_id - 1][2] is None
+            assert got[run_id - 1][3] == detail + (
+                "recorded the same occurrence as run 1 (found when the database was upgraded, "
+                "and not counted as a run of it)"
+            )
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            store.conn.execute(
+                "INSERT INTO runs (request_id, task, status, reason, planned_at, created_at) "
+                "VALUES (1, 'T', 'running', 'catch-up', 'p1', 'x')"
+            )
