@@ -15,10 +15,10 @@ from .timing import BACKLOG_LIMIT
 @dataclass(frozen=True, kw_only=True)
 class Claim:
     """What to do with one due request: ``start`` a run, ``skip`` the slot (a
-    ``skipped`` row), or ``wait`` (nothing written)."""
+    ``skipped`` row), ``wait`` (nothing written), or ``drop`` a retry or recovery."""
 
     action: str
-    reason: str | None = None  # the run's reason: schedule, now, catch-up, manual
+    reason: str | None = None  # the run's reason: schedule, now, catch-up, manual, retry, recovery
     planned_at: datetime | None = None
     missed: int = 0  # later slots coalesced into this run (a ``missed`` row), or skipped with it
     missed_until: datetime | None = None
@@ -26,6 +26,8 @@ class Claim:
     next_run_at: datetime | None = None
     manual: bool = False  # a manual run: the request's timing is left alone
     why: str = ""
+    attempt: int = 1
+    retry_of: int | None = None  # the run a retry or recovery follows up
 
 
 def decide(request: RequestRecord, *, now: datetime, due_by: datetime, busy: bool, free: int) -> Claim:
@@ -69,6 +71,21 @@ def decide(request: RequestRecord, *, now: datetime, due_by: datetime, busy: boo
         action="start", reason=reason, planned_at=planned, missed=later, missed_until=last, advance=True,
         next_run_at=timing.next_fire(upto) if timing.recurring else None,
     )
+
+
+def decide_rerun(
+    request: RequestRecord, *, reason: str, attempt: int, retry_of: int, due_at: datetime, busy: bool, free: int
+) -> Claim:
+    """What to do with a retry or recovery (``reason``) of run ``retry_of`` that is
+    due: it waits behind the rules a run of its request meets (overlap, free
+    workers), and is dropped if its request was unscheduled meanwhile. Pure."""
+    if request.status == "unscheduled":
+        return Claim(action="drop", why=f"{reason} dropped: its request was unscheduled")
+    if busy and not request.allow_overlap:
+        return Claim(action="wait", why="the previous run is still going")
+    if free <= 0:
+        return Claim(action="wait", why="no free worker")
+    return Claim(action="start", reason=reason, planned_at=due_at, attempt=attempt, retry_of=retry_of)
 
 
 def iso_local(value: datetime | None) -> str:

@@ -6,6 +6,7 @@ nothing here writes SQL or decides semantics.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -188,6 +189,29 @@ TzOpt = Annotated[
     ),
 ]
 
+# Retries and recovery, shared by `schedule` and `reschedule`.
+RetriesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--retries", min=0, max=1000, metavar="N",
+        help="Retry a run that ends in error or timeout up to N times (default: the task's, else 0).",
+    ),
+]
+RetryDelayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--retry-delay", metavar="DURATION",
+        help="Wait before the first retry (30s, 5m), doubled at each, up to 1h (default: the task's, else 30s).",
+    ),
+]
+RecoverOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--recover/--no-recover",
+        help="Start a run again, once, if its daemon died or stopped while it ran (default: the task's, else no).",
+    ),
+]
+
 TIMING_HELP = """
 WHEN is ISO 8601 with or without an offset (without one it is wall time in
 --tz), or relative to now: +90s, +5m, +2h, +1d.
@@ -336,6 +360,9 @@ def schedule(
     allow_overlap: Annotated[
         bool, typer.Option("--allow-overlap", help="Start a run even while the previous one is still going.")
     ] = False,
+    retries: RetriesOpt = None,
+    retry_delay: RetryDelayOpt = None,
+    recover: RecoverOpt = None,
     user: Annotated[
         str | None, typer.Option("--user", metavar="NAME", help="Who makes the request (default: the OS user).")
     ] = None,
@@ -364,6 +391,9 @@ def schedule(
             allow_overlap=allow_overlap,
             user=user,
             count=shown,
+            retries=retries,
+            retry_delay=retry_delay,
+            recover=recover,
         )
         if dry_run:
             preview = _preview(planned, moment)
@@ -410,6 +440,10 @@ def _preview(planned: Any, now: Any) -> dict[str, Any]:
         user=planned.user,
         created_at=now,
         updated_at=now,
+        retries=planned.retries,
+        retry_delay_s=planned.retry_delay_s,
+        recover=planned.recover,
+        task_policy=planned.task.policy(),
     )
     document = views.request_json(record)
     document["id"] = None
@@ -494,27 +528,30 @@ def reschedule(
     start: StartOpt = None,
     finish: FinishOpt = None,
     tz: TzOpt = None,
+    retries: RetriesOpt = None,
+    retry_delay: RetryDelayOpt = None,
+    recover: RecoverOpt = None,
     dry_run: DryRunOpt = False,
     count: DryRunCountOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Schedule a request again, optionally with a new timing."""
+    """Schedule a request again, optionally with a new timing; or change how its runs
+    are retried and recovered (--retries, --retry-delay, --recover)."""
     from . import requests as ops
     from . import views
 
     shown = _fires_shown(count, dry_run)
     options = _timing(now, at, every, hourly, daily, weekly, days, monthly, day, cron, start, finish, tz)
+    policy = ops.retry_policy(retries, retry_delay, recover)
     moment = _now()
     with _store(ctx) as store:
         # The request's own zone is kept unless --tz is given: no default is needed.
         if dry_run:
-            timing, next_at = ops.plan_reschedule(store, request, moment, tz or "UTC", options)
-            current = store.get_request(request)
+            timing, next_at = ops.plan_reschedule(store, request, moment, tz or "UTC", options, policy)
+            current = dataclasses.replace(store.get_request(request), **policy)
         else:
-            record = ops.reschedule(store, request, moment, tz or "UTC", options)
+            record = ops.reschedule(store, request, moment, tz or "UTC", options, policy)
     if dry_run:
-        import dataclasses
-
         from . import monitor
 
         fires = timing.fires_from(next_at, shown)
@@ -530,7 +567,8 @@ def reschedule(
         from . import monitor
 
         nxt = monitor.zoned_time(record.next_run_at, record.timing.zone)
-        print(f"request {record.id} scheduled: {record.timing.describe()}; next run {nxt}")
+        followed = f"; {monitor.policy_text(record.policy())}" if policy else ""
+        print(f"request {record.id} scheduled: {record.timing.describe()}; next run {nxt}{followed}")
 
 
 @app.command("run")

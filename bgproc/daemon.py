@@ -41,12 +41,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import liveness
-from .claim import Claim, decide, iso_local, slots_text
+from .claim import Claim, decide, decide_rerun, iso_local, slots_text
 from .clock import Clock
 from .records import DaemonRecord, RequestRecord, TaskRecord
 from .reporter import Reporter
 from .runlog import stamp
-from .store import Store, UnloadableRequest
+from .store import DueRerun, Store, UnloadableRequest
 from .wakeup import Waker
 from .workers import ActiveRun, Workers
 
@@ -409,7 +409,7 @@ class Daemon:
         declared_dead = False
         acted = 0
         busy: set[int] = set()
-        due: list[RequestRecord | UnloadableRequest] = []
+        due: list[RequestRecord | UnloadableRequest | DueRerun] = []
         more = False
         with self.store.immediate():
             if self._registered and self.store.daemon_stopped(self.id):
@@ -421,11 +421,16 @@ class Daemon:
                 due, more = work.items, work.more
                 busy = self.store.busy_requests() if due else set()
             for item in due:
-                result, did = self._claim_one(item, now, by, item.id in busy, free - len(claimed))
+                if isinstance(item, DueRerun):
+                    request_id = item.request_id
+                    result, did = self._claim_rerun(item, now, request_id in busy, free - len(claimed))
+                else:
+                    request_id = item.id
+                    result, did = self._claim_one(item, now, by, request_id in busy, free - len(claimed))
                 acted += did
                 if result is not None:
                     claimed.append(result)
-                    busy.add(item.id)
+                    busy.add(request_id)
             # Rows were acted on, workers are left and more waits behind them (a
             # request could not be loaded, its task is gone...): another pass at once.
             self._backlogged = more and len(claimed) < free and acted > 0
@@ -490,6 +495,52 @@ class Daemon:
                 now,
             )
             return None, 1
+
+    def _claim_rerun(
+        self, item: DueRerun, now: datetime, busy: bool, free: int
+    ) -> tuple[tuple[int, RequestRecord, TaskRecord] | None, int]:
+        """Decide and record one retry or recovery due (inside the claim transaction):
+        a new run linked to the run it follows up, or nothing if it must wait or is
+        dropped (at most once: a follow-up that cannot be made is not tried again)."""
+        request = item.request
+        if isinstance(request, UnloadableRequest):
+            self._drop_rerun(item, f"{item.reason} dropped: its request cannot be loaded")
+            self._reject(request, now)
+            return None, 1
+        try:
+            with self.store.savepoint():
+                decision = decide_rerun(
+                    request, reason=item.reason, attempt=item.attempt, retry_of=item.run_id, due_at=item.due_at,
+                    busy=busy, free=free,
+                )
+                if decision.action == "wait":
+                    return None, 0
+                task = self.store.get_task(request.task)
+                if decision.action == "drop" or task is None:
+                    why = decision.why or f"{item.reason} dropped: task {request.task!r} is no longer registered"
+                    self._drop_rerun(item, why)
+                    return None, 1
+                run_id = self.store.insert_run(
+                    request_id=request.id, task=request.task, status="running", now=now, reason=item.reason,
+                    planned_at=item.due_at, started_at=now, daemon_id=self.id, attempt=item.attempt,
+                    retry_of=item.run_id,
+                )
+                self.store.take_rerun(item.id)
+        except sqlite3.OperationalError:
+            raise  # the database, not this follow-up
+        except Exception as exc:  # noqa: BLE001 - one follow-up that cannot be made must not stop the rest
+            self._drop_rerun(item, f"{item.reason} dropped: {type(exc).__name__}: {exc}")
+            return None, 1
+        self._events.append(
+            f"claimed run {run_id} (request {request.id}, {request.task}, {item.reason} of run {item.run_id}, "
+            f"attempt {item.attempt})"
+        )
+        return (run_id, request, task), 1
+
+    def _drop_rerun(self, item: DueRerun, why: str) -> None:
+        self.store.take_rerun(item.id)
+        self.store.add_run_note(item.run_id, why)
+        self._events.append(f"run {item.run_id}: {why}")
 
     def _after_manual(self, request: RequestRecord, now: datetime, by: datetime, free: int) -> None:
         """A manual run just started: a scheduled slot due as well meets it as it

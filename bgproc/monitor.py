@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .records import RequestRecord, RunRecord, TaskRecord
+from .reruns import RetryPolicy, attempt_text
 
 STATUS_STYLE = {
     "running": "bold cyan",
@@ -169,7 +170,7 @@ def runs_table(runs: list[RunRecord], now: datetime, title: str = "Executions", 
         cells: list[RenderableType] = [str(run.id)]
         if wide:
             cells.append(str(run.request_id))
-        cells += [run.task, status_text(run.status)]
+        cells += [run.task, _status_with_attempt(run)]
         if wide:
             cells.append(str(run.pid) if run.pid else "-")
         cells.append(_started(run, compact))
@@ -178,6 +179,26 @@ def runs_table(runs: list[RunRecord], now: datetime, title: str = "Executions", 
         cells += [duration_text(run.duration_s(now)), _last_column(run)]
         table.add_row(*cells)
     return table
+
+
+def _status_with_attempt(run: RunRecord) -> Text:
+    """The status, and for a run that may be retried or is a retry, ``2/4`` (attempt
+    2 of 4); a recovery run says so."""
+    text = status_text(run.status)
+    if run.reason == "recovery":
+        text.append(" recovery", style="dim")
+    elif run.retries or run.attempt > 1:
+        text.append(f" {run.attempt}/{max(run.retries + 1, run.attempt)}", style="dim")
+    return text
+
+
+def policy_text(policy: RetryPolicy) -> str:
+    """``retries 3 (first after 30s); recover`` or ``no retries; no recovery``."""
+    retries = (
+        f"retries {policy.retries} (first after {duration_text(policy.retry_delay_s)})"
+        if policy.retries else "no retries"
+    )
+    return f"{retries}; {'recover' if policy.recover else 'no recovery'}"
 
 
 def _started(run: RunRecord, compact: bool) -> Text:
@@ -255,6 +276,7 @@ def run_detail(run: RunRecord, now: datetime) -> RenderableType:
         ("task", run.task),
         ("status", status_text(run.status)),
         ("reason", run.reason or "-"),
+        *_attempt_rows(run),
         ("planned", local_time(run.planned_at, label=True)),
         ("started", local_time(run.started_at, label=True)),
         ("ended", local_time(run.ended_at, label=True)),
@@ -281,6 +303,17 @@ def run_detail(run: RunRecord, now: datetime) -> RenderableType:
     if run.log_dropped:
         title += f" ({run.log_dropped} bytes dropped from the middle)"
     return Group(props, Panel(Text(log or "(empty)", style="" if log else "dim"), title=title, title_align="left"))
+
+
+def _attempt_rows(run: RunRecord) -> list[tuple[str, RenderableType]]:
+    """"attempt 2 of 4, retries run 17" and "followed by run 18 (retry)", where they apply."""
+    rows: list[tuple[str, RenderableType]] = []
+    if run.retries or run.attempt > 1 or run.retry_of is not None:
+        rows.append(("attempt", attempt_text(run.attempt, run.retries, run.reason, run.retry_of)))
+    if run.followed_by is not None:
+        how = "recovery" if run.status == "interrupted" else "retry"
+        rows.append(("followed by", f"run {run.followed_by} ({how})"))
+    return rows
 
 
 def _exit_text(run: RunRecord) -> str:

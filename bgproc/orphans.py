@@ -40,4 +40,6 @@ def settle(store: Store, now: datetime) -> list[int]:
                 )
     except sqlite3.Error:
         pass
+    if done:
+        store.notify()  # what waited for these runs (a recovery, a one-time run) may start now
     return done

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .reruns import RetryPolicy
 from .timing import Timing
 
 RUN_STATUSES = (
@@ -29,6 +30,12 @@ class TaskRecord:
     registered_at: datetime | None = None
     updated_at: datetime | None = None
     unregistered_at: datetime | None = None
+    retries: int = 0
+    retry_delay_s: float | None = None
+    recover: bool = False
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy.of(retries=self.retries, retry_delay_s=self.retry_delay_s, recover=self.recover)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +54,17 @@ class RequestRecord:
     last_run_status: str | None = None
     last_run_at: datetime | None = None
     manual_at: datetime | None = None
+    # Its own retry policy (None: the task's), and the task's where it was read too.
+    retries: int | None = None
+    retry_delay_s: float | None = None
+    recover: bool | None = None
+    task_policy: RetryPolicy | None = None
+
+    def policy(self) -> RetryPolicy:
+        """The retry policy its runs follow: its own values over its task's."""
+        return RetryPolicy.of(
+            retries=self.retries, retry_delay_s=self.retry_delay_s, recover=self.recover, task=self.task_policy
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +93,10 @@ class RunRecord:
     log_head: str | None = None
     log_tail: str | None = None
     log_dropped: int = 0
+    attempt: int = 1  # 1 for a first run; a retry's is one more than the run it retries
+    retry_of: int | None = None  # the run this one retries or recovers
+    retries: int = 0  # its request's retries now (for "attempt 2 of 4")
+    followed_by: int | None = None  # the run that retried or recovered this one
 
     def duration_s(self, now: datetime | None = None) -> float | None:
         """Seconds from start to end, or to ``now`` while it runs."""

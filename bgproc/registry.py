@@ -26,6 +26,7 @@ from . import params as params_codec
 from .errors import BgprocError, ParamsError, RegistryError
 from .loader import ADDED_SEARCH_PATHS, import_module_from, load_task_class, one_line
 from .records import TaskRecord
+from .reruns import MAX_RETRIES
 from .store import Store
 from .task import BackgroundTask
 
@@ -314,6 +315,7 @@ def describe(cls: type[BackgroundTask], search_path: str | None) -> TaskRecord:
         raise RegistryError(
             f"task {cls.__qualname__}: timeout must be a positive, finite number of seconds, not {timeout}"
         )
+    retries, retry_delay_s, recover = _retry_policy(cls)
     return TaskRecord(
         name=cls.name,
         import_path=cls.import_path(),
@@ -323,7 +325,29 @@ def describe(cls: type[BackgroundTask], search_path: str | None) -> TaskRecord:
         fields=fields,
         description=cls.description,
         timeout_s=timeout,
+        retries=retries,
+        retry_delay_s=retry_delay_s,
+        recover=recover,
     )
+
+
+def _retry_policy(cls: type[BackgroundTask]) -> tuple[int, float | None, bool]:
+    """A task class's ``retries``, ``retry_delay`` (seconds) and ``recover``, checked."""
+    from .requests import parse_timeout  # the one duration grammar (requests imports this module)
+
+    name = cls.__qualname__
+    retries = cls.retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise RegistryError(f"task {name}: retries {retries!r} must be a whole number from 0 to {MAX_RETRIES}")
+    if not isinstance(cls.recover, bool):
+        raise RegistryError(f"task {name}: recover {cls.recover!r} must be True or False")
+    delay = None
+    if cls.retry_delay is not None:
+        try:
+            delay = parse_timeout(cls.retry_delay, option="retry_delay")
+        except BgprocError as exc:
+            raise RegistryError(f"task {name}: {exc}") from None
+    return retries, delay, cls.recover
 
 
 def resolve(store: Store, name: str) -> TaskRecord:

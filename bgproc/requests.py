@@ -17,6 +17,7 @@ from . import params as params_codec
 from . import registry
 from .errors import BgprocError, ParamsError, RegistryError, StateError, TimingError
 from .records import RequestRecord, TaskRecord
+from .reruns import MAX_RETRIES
 from .store import Store
 from .task import BackgroundTask
 from .timing import AT_GRACE, UNITS, Timing, TimingOptions, parse_timing
@@ -33,6 +34,9 @@ class Plan:
     allow_overlap: bool
     user: str
     next_fires: list[datetime]
+    retries: int | None = None  # None: the task's
+    retry_delay_s: float | None = None
+    recover: bool | None = None
 
 
 def current_user() -> str:
@@ -56,6 +60,9 @@ def plan(
     allow_overlap: bool = False,
     user: str | None = None,
     count: int = 5,
+    retries: int | None = None,
+    retry_delay: str | float | timedelta | None = None,
+    recover: bool | None = None,
 ) -> Plan:
     """Validate a request completely, without writing it."""
     record = registry.resolve_class(store, task) if isinstance(task, type) else registry.resolve(store, task)
@@ -72,9 +79,27 @@ def plan(
     data = params_codec.encode(params)
     parsed = parse_timing(timing or TimingOptions(), now, default_zone)
     timeout_s = parse_timeout(timeout) if timeout is not None else None
+    policy = retry_policy(retries, retry_delay, recover)
     first = parsed.due_from(now)
     fires = parsed.fires_from(first, count)
-    return Plan(record, data, parsed, timeout_s, allow_overlap, user or current_user(), fires)
+    return Plan(record, data, parsed, timeout_s, allow_overlap, user or current_user(), fires, **policy)
+
+
+def retry_policy(
+    retries: int | None, retry_delay: str | float | timedelta | None, recover: bool | None
+) -> dict[str, Any]:
+    """The retry policy values given (``retries``, ``retry_delay_s``, ``recover``),
+    checked; those not given are left out."""
+    given: dict[str, Any] = {}
+    if retries is not None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+            raise BgprocError(f"--retries {retries!r} must be a whole number from 0 to {MAX_RETRIES}")
+        given["retries"] = retries
+    if retry_delay is not None:
+        given["retry_delay_s"] = parse_timeout(retry_delay, option="--retry-delay")
+    if recover is not None:
+        given["recover"] = bool(recover)
+    return given
 
 
 def create(store: Store, planned: Plan, now: datetime) -> RequestRecord:
@@ -88,6 +113,9 @@ def create(store: Store, planned: Plan, now: datetime) -> RequestRecord:
         allow_overlap=planned.allow_overlap,
         user=planned.user,
         now=now,
+        retries=planned.retries,
+        retry_delay_s=planned.retry_delay_s,
+        recover=planned.recover,
     )
     return store.get_request(request_id)
 
@@ -135,14 +163,19 @@ def reschedule(
     now: datetime,
     default_zone: str,
     timing: TimingOptions | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> RequestRecord:
-    """Schedule a request again, with its own timing or a new one.
+    """Schedule a request again, with its own timing or a new one, and the retry
+    policy values in ``policy`` (from ``retry_policy``).
 
     Without a new timing a recurring request continues with its first fire
-    after now (slots while it was unscheduled are not caught up).
+    after now (slots while it was unscheduled are not caught up). A scheduled
+    request given only retry policy values keeps its timing and next fire.
     """
-    new_timing, next_at = plan_reschedule(store, request_id, now, default_zone, timing)
-    store.set_request_schedule(request_id, status="scheduled", next_run_at=next_at, now=now, timing=new_timing)
+    new_timing, next_at = plan_reschedule(store, request_id, now, default_zone, timing, policy)
+    store.set_request_schedule(
+        request_id, status="scheduled", next_run_at=next_at, now=now, timing=new_timing, policy=policy
+    )
     return store.get_request(request_id)
 
 
@@ -152,9 +185,10 @@ def plan_reschedule(
     now: datetime,
     default_zone: str,
     timing: TimingOptions | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> tuple[Timing, datetime | None]:
     """What ``reschedule`` would set, checked, with nothing written: the timing and
-    the next fire."""
+    the next fire (a scheduled request given only ``policy`` keeps both)."""
     current = store.get_request(request_id)
     if store.get_task(current.task) is None:
         raise RegistryError(
@@ -165,6 +199,8 @@ def plan_reschedule(
         new_timing = parse_timing(timing.completed_from(current.timing, now), now, default_zone)
         next_at = new_timing.due_from(now)
     else:
+        if current.status == "scheduled" and policy:
+            return current.timing, current.next_run_at
         if current.status == "scheduled":
             raise StateError(
                 f"request {request_id} is already scheduled; give a timing to change it "
@@ -192,10 +228,12 @@ def plan_reschedule(
     return chosen, _after_handled_slots(store, request_id, chosen, next_at)
 
 
-def parse_timeout(value: str | float | timedelta) -> float:
-    """``90``, ``90s``, ``1.5h``, ``5m`` or a number of seconds; positive and finite."""
+def parse_timeout(value: str | float | timedelta, option: str = "--timeout") -> float:
+    """``90``, ``90s``, ``1.5h``, ``5m`` or a number of seconds; positive and finite.
+    The grammar of every run duration (``--timeout``, ``--retry-delay``), named
+    ``option`` in errors."""
     if isinstance(value, bool):
-        raise BgprocError(f"--timeout {value!r} is not a duration; write 90s, 5m or 2h")
+        raise BgprocError(f"{option} {value!r} is not a duration; write 90s, 5m or 2h")
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)):
@@ -208,9 +246,9 @@ def parse_timeout(value: str | float | timedelta) -> float:
             else:
                 seconds = float(text)
         except ValueError:
-            raise BgprocError(f"--timeout {value!r} is not a duration; write 90s, 5m or 2h") from None
+            raise BgprocError(f"{option} {value!r} is not a duration; write 90s, 5m or 2h") from None
     if not (math.isfinite(seconds) and seconds > 0):
-        raise BgprocError(f"--timeout {value} must be a positive, finite duration; write 90s, 5m or 2h")
+        raise BgprocError(f"{option} {value} must be a positive, finite duration; write 90s, 5m or 2h")
     return seconds
 
 
@@ -229,9 +267,15 @@ def start_new(
     db: str | Path | None = None,
     user: str | None = None,
     timeout: str | float | timedelta | None = None,
+    retries: int | None = None,
+    retry_delay: str | float | timedelta | None = None,
+    recover: bool | None = None,
 ) -> int:
     """Request a run of ``task`` as soon as a daemon can; returns the request id."""
-    return schedule(task, params, db=db, user=user, timeout=timeout, now=True)
+    return schedule(
+        task, params, db=db, user=user, timeout=timeout, now=True, retries=retries, retry_delay=retry_delay,
+        recover=recover,
+    )
 
 
 def schedule(
@@ -242,9 +286,15 @@ def schedule(
     user: str | None = None,
     timeout: str | float | timedelta | None = None,
     allow_overlap: bool = False,
+    retries: int | None = None,
+    retry_delay: str | float | timedelta | None = None,
+    recover: bool | None = None,
     **timing: Any,
 ) -> int:
     """Create a process request with any timing; returns its id.
+
+    ``retries``, ``retry_delay`` and ``recover`` (None: the task's) are as
+    ``--retries``, ``--retry-delay`` and ``--recover``.
 
     Timing keywords mirror the command line: ``now=True``, ``at=``,
     ``every="5m"``, ``hourly=True``, ``daily=True``, ``weekly=True, days="mon,fri"``,
@@ -263,7 +313,8 @@ def schedule(
     with _open(db) as store:
         planned = plan(
             store, task, now=now, default_zone=system_zone_name(), params=params, timing=options,
-            timeout=timeout, allow_overlap=allow_overlap, user=user,
+            timeout=timeout, allow_overlap=allow_overlap, user=user, retries=retries, retry_delay=retry_delay,
+            recover=recover,
         )
         return create(store, planned, now).id
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ import sqlite_utils
 from . import filesafety, wakeup
 from .errors import NotFound, RegistryError, StateError, StoreError
 from .records import DaemonRecord, RequestRecord, RunRecord, TaskRecord
+from .reruns import FollowUp, RetryPolicy, follow_up
 from .timing import Timing
 
 BUSY_TIMEOUT_MS = 30_000
@@ -142,6 +144,32 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX runs_occurrence ON runs(request_id, reason IS 'manual', planned_at)
         WHERE {_OCCURRENCE_RUN.format(t="runs")};
     """,
+    # Retries and recovery, by choice: the task's policy (recorded at registration) and
+    # the request's (NULL: the task's); each run's attempt and the run it follows up,
+    # at most one follow-up per run; the follow-ups not yet claimed, in due order.
+    """
+    ALTER TABLE tasks ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN retry_delay_s REAL;
+    ALTER TABLE tasks ADD COLUMN recover INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN retries INTEGER;
+    ALTER TABLE requests ADD COLUMN retry_delay_s REAL;
+    ALTER TABLE requests ADD COLUMN recover INTEGER;
+    ALTER TABLE runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE runs ADD COLUMN retry_of INTEGER REFERENCES runs(id);
+    CREATE UNIQUE INDEX runs_retry_of ON runs(retry_of) WHERE retry_of IS NOT NULL;
+
+    CREATE TABLE reruns (
+        id INTEGER PRIMARY KEY,
+        request_id INTEGER NOT NULL REFERENCES requests(id),
+        run_id INTEGER NOT NULL UNIQUE REFERENCES runs(id),
+        reason TEXT NOT NULL CHECK (reason IN ('retry', 'recovery')),
+        attempt INTEGER NOT NULL,
+        due_at TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX reruns_due ON reruns(due_at);
+    CREATE INDEX reruns_request ON reruns(request_id);
+    """,
 ]
 
 
@@ -175,6 +203,8 @@ class Store:
         self.path = path
         self.conn = conn
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        # Where a retry's jitter comes from (0 to 1); tests make it steady.
+        self.jitter: Callable[[], float] = random.random
 
     # ------------------------------------------------------------------
     # Opening
@@ -322,21 +352,24 @@ class Store:
         self.conn.execute(
             """
             INSERT INTO tasks (name, import_path, module, search_path, params_type, fields,
-                description, timeout_s, registered_at, updated_at, unregistered_at)
+                description, timeout_s, registered_at, updated_at, unregistered_at,
+                retries, retry_delay_s, recover)
             VALUES (:name, :import_path, :module, :search_path, :params_type, :fields,
-                :description, :timeout_s, :now, :now, NULL)
+                :description, :timeout_s, :now, :now, NULL, :retries, :retry_delay_s, :recover)
             ON CONFLICT (name) DO UPDATE SET
                 import_path = excluded.import_path, module = excluded.module,
                 search_path = excluded.search_path, params_type = excluded.params_type,
                 fields = excluded.fields, description = excluded.description,
                 timeout_s = excluded.timeout_s, updated_at = excluded.updated_at,
-                unregistered_at = NULL
+                unregistered_at = NULL, retries = excluded.retries,
+                retry_delay_s = excluded.retry_delay_s, recover = excluded.recover
             """,
             {
                 "name": task.name, "import_path": task.import_path, "module": module,
                 "search_path": task.search_path, "params_type": task.params_type,
                 "fields": json.dumps(task.fields), "description": task.description,
-                "timeout_s": task.timeout_s, "now": ts(now),
+                "timeout_s": task.timeout_s, "now": ts(now), "retries": task.retries,
+                "retry_delay_s": task.retry_delay_s, "recover": int(task.recover),
             },
         )
 
@@ -358,8 +391,8 @@ class Store:
     def pending_request_params(self, task: str) -> list[tuple[int, bytes]]:
         """(id, parameter bytes) of the task's requests that may still run."""
         rows = self.conn.execute(
-            "SELECT id, params FROM requests WHERE task = ? AND (status = 'scheduled' OR manual_at IS NOT NULL) "
-            "ORDER BY id",
+            "SELECT id, params FROM requests WHERE task = ? AND (status = 'scheduled' OR manual_at IS NOT NULL "
+            "OR id IN (SELECT request_id FROM reruns)) ORDER BY id",
             (task,),
         )
         return [(int(r[0]), bytes(r[1])) for r in rows]
@@ -403,18 +436,22 @@ class Store:
         allow_overlap: bool,
         user: str,
         now: datetime,
+        retries: int | None = None,
+        retry_delay_s: float | None = None,
+        recover: bool | None = None,
     ) -> int:
         with self.immediate():
             cursor = self.conn.execute(
                 """
                 INSERT INTO requests (task, params, timing, timezone, start_at, finish_at, status,
-                    next_run_at, timeout_s, allow_overlap, user, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?)
+                    next_run_at, timeout_s, allow_overlap, user, created_at, updated_at,
+                    retries, retry_delay_s, recover)
+                VALUES (?, ?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (
                     task, params, json.dumps(timing.to_dict()), timing.zone, ts(timing.start),
                     ts(timing.finish), ts(next_run_at), timeout_s, int(allow_overlap), user,
-                    ts(now), ts(now),
+                    ts(now), ts(now), retries, retry_delay_s, None if recover is None else int(recover),
                 ),
             )
             request_id = int(cursor.lastrowid or 0)
@@ -445,8 +482,10 @@ class Store:
         now: datetime,
         timing: Timing | None = None,
         expect_status: tuple[str, ...] | None = None,
+        policy: dict[str, Any] | None = None,
     ) -> None:
-        """Change a request's status and next fire (and timing); checks its status first."""
+        """Change a request's status and next fire (and timing, and the retry policy
+        values in ``policy``); checks its status first."""
         with self.immediate():
             row = self.conn.execute("SELECT status FROM requests WHERE id = ?", (request_id,)).fetchone()
             if row is None:
@@ -460,27 +499,36 @@ class Store:
             if timing is not None:
                 sets += ", timing = ?, timezone = ?, start_at = ?, finish_at = ?"
                 values += [json.dumps(timing.to_dict()), timing.zone, ts(timing.start), ts(timing.finish)]
+            for name, value in _policy_columns(policy).items():
+                sets += f", {name} = ?"
+                values.append(value)
             self.conn.execute(f"UPDATE requests SET {sets} WHERE id = ?", [*values, request_id])
         self.notify()
 
     def unschedule_requests(self, request_ids: list[int], now: datetime) -> None:
-        """No future runs for these requests, a pending manual run included; refused
-        as a whole when one is unknown or has nothing that could still run."""
+        """No future runs for these requests, a pending manual run, retry or recovery
+        included, nor a follow-up of a run going; refused as a whole when one is
+        unknown or has nothing that could still run."""
         with self.immediate():
             for request_id in request_ids:
                 row = self.conn.execute(
-                    "SELECT status, manual_at FROM requests WHERE id = ?", (request_id,)
+                    f"SELECT r.status, r.manual_at, {_FOLLOWS_UP.format(r='r')} FROM requests r WHERE r.id = ?",
+                    (request_id,),
                 ).fetchone()
                 if row is None:
                     raise NotFound(f"no request with id {request_id}; see `bgproc requests --all`")
-                if row[0] != "scheduled" and row[1] is None:
+                if row[0] != "scheduled" and row[1] is None and not row[2]:
                     raise StateError(f"request {request_id} is {row[0]}, not scheduled; nothing to unschedule")
             marks = ", ".join("?" for _ in request_ids)
+            # A retry or recovery waiting, or one that a run going may call for, is a
+            # future run too: it goes, and from now on no run of it is followed up.
             self.conn.execute(
-                "UPDATE requests SET status = CASE WHEN status = 'scheduled' THEN 'unscheduled' ELSE status END, "
+                "UPDATE requests SET status = CASE WHEN status = 'scheduled' OR "
+                f"{_FOLLOWS_UP.format(r='requests')} THEN 'unscheduled' ELSE status END, "
                 f"next_run_at = NULL, manual_at = NULL, updated_at = ? WHERE id IN ({marks})",
                 [ts(now), *request_ids],
             )
+            self.conn.execute(f"DELETE FROM reruns WHERE request_id IN ({marks})", request_ids)
         self.notify()
 
     def last_planned_at(self, request_id: int) -> datetime | None:
@@ -488,7 +536,7 @@ class Store:
         or coalesced), so that rescheduling never plans it again."""
         row = self.conn.execute(
             "SELECT MAX(COALESCE(missed_until, planned_at)) FROM runs "
-            "WHERE request_id = ? AND COALESCE(reason, '') != 'manual'",
+            "WHERE request_id = ? AND COALESCE(reason, '') NOT IN ('manual', 'retry', 'recovery')",
             (request_id,),
         ).fetchone()
         return dt(row[0]) if row and row[0] else None
@@ -499,7 +547,9 @@ class Store:
         end is left out: that run ending is what makes it claimable, not the time.
         Each source is read in its index's order and stops at its first row."""
         values = (ts(after) or "",)
-        firsts = [row[0] for sql in (_NEXT_SCHEDULED, _NEXT_MANUAL) for row in self.conn.execute(sql, values)]
+        firsts = [
+            row[0] for sql in (_NEXT_SCHEDULED, _NEXT_MANUAL, _NEXT_RERUN) for row in self.conn.execute(sql, values)
+        ]
         return dt(min(firsts)) if firsts else None
 
     def request_manual_run(self, request_id: int, now: datetime) -> RequestRecord:
@@ -518,12 +568,12 @@ class Store:
     # Claiming (inside ``immediate()``; the daemon decides, the store records)
 
     def due_requests(self, now: datetime, limit: int) -> DueWork:
-        """What a claim pass acts on, oldest first: up to ``limit`` requests with a fire
-        or a manual run due by ``now`` that can start (see ``next_due_at`` for what
-        waits), and every recurring request due whose previous run still goes (its
-        slot is skipped: it takes no worker; there are no more of them than runs
-        going). A row that cannot be read back (a time zone this host lacks...)
-        comes as an ``UnloadableRequest``.
+        """What a claim pass acts on, oldest first: up to ``limit`` fires, manual runs,
+        retries and recoveries due by ``now`` that can start (see ``next_due_at`` for
+        what waits), and every recurring request due whose previous run still goes
+        (its slot is skipped: it takes no worker; there are no more of them than runs
+        going). A request row that cannot be read back (a time zone this host
+        lacks...) comes as an ``UnloadableRequest``.
 
         Keys first (ids and due times, in index order, ``limit`` + 1 of each kind to
         tell whether more wait), then only the chosen rows: the cost follows
@@ -533,28 +583,46 @@ class Store:
         for sql in (_DUE_SCHEDULED, _DUE_MANUAL):
             for when, request_id in self.conn.execute(sql, (at, limit + 1)):
                 due[request_id] = min(when, due.get(request_id, when))
-        keys = sorted((when, request_id) for request_id, when in due.items())
+        # (due, 0, request id) for a request's own fire or manual run, (due, 1, rerun id)
+        keys = sorted([(when, 0, request_id) for request_id, when in due.items()] + [
+            (when, 1, rerun_id) for when, rerun_id in self.conn.execute(_DUE_RERUNS, (at, limit + 1))
+        ])
         more = len(keys) > limit
-        keys = keys[:limit]
-        keys += [(when, request_id) for when, request_id in self.conn.execute(_DUE_SKIPPED, (at,))]
+        keys = keys[:limit] + [(when, 0, request_id) for when, request_id in self.conn.execute(_DUE_SKIPPED, (at,))]
         keys.sort()
-        rows = {row["id"]: row for row in self._request_rows([request_id for _, request_id in keys])}
-        items: list[RequestRecord | UnloadableRequest] = []
-        for _, request_id in keys:
-            row = rows.get(request_id)
+        reruns = {row["id"]: row for row in self._rows("reruns", [key for _, kind, key in keys if kind == 1])}
+        wanted = [key for _, kind, key in keys if kind == 0] + [row["request_id"] for row in reruns.values()]
+        requests = {row["id"]: row for row in self._rows("requests", wanted)}
+        items: list[RequestRecord | UnloadableRequest | DueRerun] = []
+        for _, kind, key in keys:
+            rerun = reruns.get(key) if kind == 1 else None
+            request_id = key if kind == 0 else (rerun or {}).get("request_id")
+            row = requests.get(request_id) if request_id is not None else None
             if row is None:
                 continue
             try:
-                items.append(_request(row))
+                request: RequestRecord | UnloadableRequest = _request(row)
             except Exception as exc:  # noqa: BLE001 - one bad row must not stop claiming
-                items.append(_unloadable(row, now, exc))
+                request = _unloadable(row, now, exc)
+            items.append(request if rerun is None else _rerun(rerun, request))
         return DueWork(items=items, more=more)
 
-    def _request_rows(self, request_ids: list[int]) -> list[dict[str, Any]]:
-        if not request_ids:
+    def _rows(self, table: str, ids: list[int]) -> list[dict[str, Any]]:
+        """The rows of ``table`` with these ids (a handful: what one pass claims)."""
+        if not ids:
             return []
-        marks = ",".join("?" * len(request_ids))
-        return list(self.db.query(f"SELECT r.* FROM requests r WHERE r.id IN ({marks})", request_ids))
+        marks = ",".join("?" * len(ids))
+        return list(self.db.query(f"SELECT * FROM {table} WHERE id IN ({marks})", ids))
+
+    def take_rerun(self, rerun_id: int) -> None:
+        """A retry or recovery was claimed (its run recorded) or dropped: it is no longer due."""
+        self.conn.execute("DELETE FROM reruns WHERE id = ?", (rerun_id,))
+
+    def add_run_note(self, run_id: int, note: str) -> None:
+        """Append to a run's detail (what followed it, or why nothing did)."""
+        self.conn.execute(
+            "UPDATE runs SET detail = COALESCE(detail || '; ', '') || ? WHERE id = ?", (note, run_id)
+        )
 
     def busy_requests(self) -> set[int]:
         """Requests with a run going (any daemon)."""
@@ -619,16 +687,18 @@ class Store:
         detail: str | None = None,
         missed_count: int | None = None,
         missed_until: datetime | None = None,
+        attempt: int = 1,
+        retry_of: int | None = None,
     ) -> int:
         cursor = self.conn.execute(
             """
             INSERT INTO runs (request_id, task, status, reason, planned_at, started_at, daemon_id,
-                detail, missed_count, missed_until, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                detail, missed_count, missed_until, created_at, attempt, retry_of)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             (
                 request_id, task, status, reason, ts(planned_at), ts(started_at), daemon_id,
-                detail, missed_count, ts(missed_until), ts(now),
+                detail, missed_count, ts(missed_until), ts(now), attempt, retry_of,
             ),
         )
         run_id = int(cursor.lastrowid or 0)
@@ -654,7 +724,8 @@ class Store:
         max_rss_kb: int | None = None,
         detail: str | None = None,
     ) -> bool:
-        """Record a run's outcome, once: only a run still ``running`` changes."""
+        """Record a run's outcome, once: only a run still ``running`` changes. In the
+        same transaction, the retry or recovery the outcome calls for is scheduled."""
         changed = self.conn.execute(
             """
             UPDATE runs SET status = ?, ended_at = ?, exit_code = ?, signal = ?, cpu_s = ?,
@@ -663,7 +734,48 @@ class Store:
             """,
             (status, ts(ended_at), exit_code, signal, cpu_s, max_rss_kb, detail, run_id),
         ).rowcount
+        if changed:
+            self.follow_up(run_id, ended_at)
         return bool(changed)
+
+    def follow_up(self, run_id: int, now: datetime) -> FollowUp:
+        """Schedule the retry or recovery that a run's recorded outcome calls for, if
+        any, and say so in its detail (inside ``immediate()``, with the outcome)."""
+        found = list(self.db.query(
+            """
+            SELECT runs.status, runs.reason, runs.attempt, runs.request_id, q.status AS request_status,
+                q.retries, q.retry_delay_s, q.recover, t.retries AS task_retries,
+                t.retry_delay_s AS task_retry_delay_s, t.recover AS task_recover,
+                t.name IS NOT NULL AND t.unregistered_at IS NULL AS registered
+            FROM runs JOIN requests q ON q.id = runs.request_id LEFT JOIN tasks t ON t.name = runs.task
+            WHERE runs.id = ?
+            """,
+            [run_id],
+        ))
+        if not found:
+            return FollowUp(reason=None)
+        row = found[0]
+        task = RetryPolicy.of(
+            retries=row["task_retries"], retry_delay_s=row["task_retry_delay_s"], recover=_flag(row["task_recover"])
+        )
+        decided = follow_up(
+            status=row["status"], reason=row["reason"], attempt=row["attempt"], registered=bool(row["registered"]),
+            unscheduled=row["request_status"] == "unscheduled", now=now, jitter=self.jitter(),
+            policy=RetryPolicy.of(
+                retries=row["retries"], retry_delay_s=row["retry_delay_s"], recover=_flag(row["recover"]), task=task
+            ),
+        )
+        if decided.reason is not None:
+            self.conn.execute(
+                "INSERT INTO reruns (request_id, run_id, reason, attempt, due_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (row["request_id"], run_id, decided.reason, decided.attempt, ts(decided.due_at), ts(now)),
+            )
+            # Whoever recorded an interruption said "not re-run", the default; this run is.
+            self.conn.execute("UPDATE runs SET detail = REPLACE(detail, '; not re-run', '') WHERE id = ?", (run_id,))
+        if decided.note:
+            self.add_run_note(run_id, decided.note)
+        return decided
 
     def set_progress(self, run_id: int, done: float, total: float | None, message: str | None) -> None:
         self.conn.execute(
@@ -796,11 +908,14 @@ class Store:
         return [(int(r[0]), r[1]) for r in rows]
 
     def interrupt_run(self, run_id: int, now: datetime, detail: str) -> bool:
-        """Mark one run interrupted if it is still ``running`` (inside ``immediate()``)."""
+        """Mark one run interrupted if it is still ``running``, and schedule its recovery
+        if it opted in (inside ``immediate()``)."""
         changed = self.conn.execute(
             "UPDATE runs SET status = 'interrupted', ended_at = ?, detail = ? WHERE id = ? AND status = 'running'",
             (ts(now), detail, run_id),
         ).rowcount
+        if changed:
+            self.follow_up(run_id, now)
         return bool(changed)
 
     def prune_daemons(self, stopped_before: datetime) -> int:
@@ -821,7 +936,8 @@ class Store:
         ]
 
     def interrupt_daemon_runs(self, daemon_id: str, now: datetime, detail: str) -> list[int]:
-        """Mark a dead daemon stopped and its running runs interrupted (inside ``immediate()``)."""
+        """Mark a dead daemon stopped and its running runs interrupted, and schedule the
+        recovery of those that opted in (inside ``immediate()``)."""
         ids = [
             int(r[0])
             for r in self.conn.execute(
@@ -836,6 +952,8 @@ class Store:
         self.conn.execute(
             "UPDATE daemons SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL", (ts(now), daemon_id)
         )
+        for run_id in ids:
+            self.follow_up(run_id, now)
         return ids
 
 
@@ -852,6 +970,12 @@ _ONE_TIME = (
 # waits, a recurring slot is skipped. The id comes first: it is in the index entry,
 # so only such a request's row (parameters and all) is read to look further.
 _WAITS = f"(r.id IN ({_BUSY}) AND r.allow_overlap = 0)"
+# A request ({r}) with a retry or recovery waiting, or a run going that one may follow.
+_FOLLOWS_UP = (
+    "(EXISTS (SELECT 1 FROM reruns x WHERE x.request_id = {r}.id) OR (EXISTS (SELECT 1 FROM runs "
+    "WHERE runs.request_id = {r}.id AND runs.status = 'running') AND EXISTS (SELECT 1 FROM tasks t "
+    "WHERE t.name = {r}.task AND (COALESCE({r}.retries, t.retries) > 0 OR COALESCE({r}.recover, t.recover)))))"
+)
 # The keys of what a claim pass acts on (see ``Store.due_requests``), each read in
 # its index's order and cut at the limit: no temporary B-tree over the due rows.
 _DUE_SCHEDULED = (
@@ -874,6 +998,14 @@ _NEXT_MANUAL = (
     f" WHERE r.manual_at IS NOT NULL AND r.manual_at > ? AND NOT {_WAITS}"
     " ORDER BY r.manual_at LIMIT 1"
 )
+# Retries and recoveries that can start, and the first to come.
+_RERUN_WAITS = (
+    f"(x.request_id IN ({_BUSY}) AND (SELECT r.allow_overlap FROM requests r WHERE r.id = x.request_id) = 0)"
+)
+_DUE_RERUNS = (
+    f"SELECT x.due_at, x.id FROM reruns x WHERE x.due_at <= ? AND NOT {_RERUN_WAITS} ORDER BY x.due_at, x.id LIMIT ?"
+)
+_NEXT_RERUN = f"SELECT x.due_at FROM reruns x WHERE x.due_at > ? AND NOT {_RERUN_WAITS} ORDER BY x.due_at LIMIT 1"
 # Recurring requests due behind their running run: found from the runs going (the
 # unary plus keeps the planner from scanning every due request instead).
 _DUE_SKIPPED = (
@@ -884,11 +1016,28 @@ _DUE_SKIPPED = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class DueWork:
-    """What one claim pass acts on, oldest first, and whether more due requests that
-    could start were left for another pass."""
+class DueRerun:
+    """A retry or a recovery due (``reason``): a new run of ``request`` that follows
+    up run ``run_id``, with its attempt number."""
 
-    items: list[RequestRecord | UnloadableRequest]
+    id: int
+    run_id: int
+    reason: str
+    attempt: int
+    due_at: datetime
+    request: RequestRecord | UnloadableRequest
+
+    @property
+    def request_id(self) -> int:
+        return self.request.id
+
+
+@dataclass(frozen=True, kw_only=True)
+class DueWork:
+    """What one claim pass acts on, oldest first, and whether more due work that
+    could start was left for another pass."""
+
+    items: list[RequestRecord | UnloadableRequest | DueRerun]
     more: bool
 
 
@@ -902,6 +1051,26 @@ class UnloadableRequest:
     reason: str
     planned_at: datetime | None
     manual: bool
+
+
+def _rerun(row: dict[str, Any], request: RequestRecord | UnloadableRequest) -> DueRerun:
+    due = dt(row["due_at"])
+    assert due is not None
+    return DueRerun(
+        id=row["id"], run_id=row["run_id"], reason=row["reason"], attempt=row["attempt"], due_at=due,
+        request=request,
+    )
+
+
+def _policy_columns(policy: dict[str, Any] | None) -> dict[str, Any]:
+    """The requests columns of retry policy values given as ``retries``,
+    ``retry_delay_s`` and ``recover``."""
+    columns = {}
+    for name, value in (policy or {}).items():
+        if name not in ("retries", "retry_delay_s", "recover"):
+            raise ValueError(f"not a retry policy value: {name}")
+        columns[name] = int(value) if isinstance(value, bool) else value
+    return columns
 
 
 def _unloadable(row: dict[str, Any], now: datetime, exc: Exception) -> UnloadableRequest:
@@ -929,16 +1098,26 @@ _REQUEST_SELECT = """
         (SELECT status FROM runs WHERE request_id = r.id AND status NOT IN ('skipped', 'missed')
             ORDER BY id DESC LIMIT 1) AS last_run_status,
         (SELECT started_at FROM runs WHERE request_id = r.id AND status NOT IN ('skipped', 'missed')
-            ORDER BY id DESC LIMIT 1) AS last_run_at
-    FROM requests r
+            ORDER BY id DESC LIMIT 1) AS last_run_at,
+        t.retries AS task_retries, t.retry_delay_s AS task_retry_delay_s, t.recover AS task_recover
+    FROM requests r LEFT JOIN tasks t ON t.name = r.task
 """
+
+
+# For "attempt 2 of 4" and "retried by run 18": the request's retries now, and the
+# run that followed this one up (both found by key).
+_RUN_FOLLOW_UPS = (
+    "(SELECT COALESCE(q.retries, t.retries, 0) FROM requests q LEFT JOIN tasks t ON t.name = q.task "
+    "WHERE q.id = runs.request_id) AS request_retries, "
+    "(SELECT f.id FROM runs f WHERE f.retry_of = runs.id) AS followed_by"
+)
 
 
 def _run_select(with_log: bool) -> str:
     if with_log:
         return (
             "SELECT runs.*, run_logs.head AS log_head, run_logs.tail AS log_tail, "
-            "COALESCE(run_logs.dropped_bytes, 0) AS log_dropped "
+            f"COALESCE(run_logs.dropped_bytes, 0) AS log_dropped, {_RUN_FOLLOW_UPS} "
             "FROM runs LEFT JOIN run_logs ON run_logs.run_id = runs.id"
         )
     # The monitor's list shows the log's last line only: take it from the tail
@@ -946,7 +1125,7 @@ def _run_select(with_log: bool) -> str:
     return (
         "SELECT runs.*, NULL AS log_head, "
         "substr(CASE WHEN run_logs.tail != '' THEN run_logs.tail ELSE run_logs.head END, -400) "
-        "AS log_tail, 0 AS log_dropped "
+        f"AS log_tail, 0 AS log_dropped, {_RUN_FOLLOW_UPS} "
         "FROM runs LEFT JOIN run_logs ON run_logs.run_id = runs.id"
     )
 
@@ -958,6 +1137,7 @@ def _task(row: dict[str, Any]) -> TaskRecord:
         fields=json.loads(row["fields"]), description=row["description"],
         timeout_s=row["timeout_s"], registered_at=dt(row["registered_at"]),
         updated_at=dt(row["updated_at"]), unregistered_at=dt(row["unregistered_at"]),
+        retries=row["retries"], retry_delay_s=row["retry_delay_s"], recover=bool(row["recover"]),
     )
 
 
@@ -969,13 +1149,24 @@ def _request(row: dict[str, Any]) -> RequestRecord:
     )
     created, updated = dt(row["created_at"]), dt(row["updated_at"])
     assert created is not None and updated is not None
+    task_policy = None
+    if "task_retries" in row and row["task_retries"] is not None:  # read with its task
+        task_policy = RetryPolicy.of(
+            retries=row["task_retries"], retry_delay_s=row["task_retry_delay_s"], recover=_flag(row["task_recover"])
+        )
     return RequestRecord(
         id=row["id"], task=row["task"], params=row["params"], timing=timing, status=row["status"],
         next_run_at=dt(row["next_run_at"]), timeout_s=row["timeout_s"],
         allow_overlap=bool(row["allow_overlap"]), user=row["user"], created_at=created,
         updated_at=updated, last_run_status=row.get("last_run_status"),
         last_run_at=dt(row.get("last_run_at")), manual_at=dt(row.get("manual_at")),
+        retries=row["retries"], retry_delay_s=row["retry_delay_s"], recover=_flag(row["recover"]),
+        task_policy=task_policy,
     )
+
+
+def _flag(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def _run(row: dict[str, Any]) -> RunRecord:
@@ -988,7 +1179,8 @@ def _run(row: dict[str, Any]) -> RunRecord:
         missed_until=dt(row["missed_until"]), progress_done=row["progress_done"],
         progress_total=row["progress_total"], progress_message=row["progress_message"],
         cancel_requested_at=dt(row["cancel_requested_at"]), log_head=row["log_head"],
-        log_tail=row["log_tail"], log_dropped=row["log_dropped"] or 0,
+        log_tail=row["log_tail"], log_dropped=row["log_dropped"] or 0, attempt=row["attempt"],
+        retry_of=row["retry_of"], retries=row.get("request_retries") or 0, followed_by=row.get("followed_by"),
     )
 
 

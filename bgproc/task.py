@@ -60,11 +60,22 @@ class BackgroundTask(Generic[P]):
     - ``description``: one line (default: the docstring's first line)
     - ``timeout``: seconds (or a ``timedelta``) before the core stops a run
       (default: one hour)
+    - ``retries``: how many times a run that ends ``error`` or ``timeout`` is
+      retried (default 0); ``retry_delay``: seconds (or a ``timedelta``) before
+      the first retry, doubled at each (default 30 s)
+    - ``recover``: start a run again, once, when its daemon died or stopped
+      while it ran (default False: at most once)
+
+    A request's ``--timeout``, ``--retries``, ``--retry-delay`` and ``--recover``
+    win over these.
     """
 
     name: ClassVar[str] = "BackgroundTask"
     description: ClassVar[str] = ""
     timeout: ClassVar[float | timedelta | None] = None
+    retries: ClassVar[int] = 0
+    retry_delay: ClassVar[float | timedelta | None] = None
+    recover: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

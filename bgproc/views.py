@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from . import params as params_codec
 from .errors import ParamsError
 from .records import RequestRecord, RunRecord, TaskRecord
+from .reruns import RetryPolicy
 from .timing import Timing
 
 
@@ -30,6 +31,7 @@ def task_json(task: TaskRecord) -> dict[str, Any]:
         "module": task.module,
         "description": task.description,
         "timeout_s": task.timeout_s,
+        **policy_json(task.policy()),
         "params": task.fields,
         "registered_at": iso(task.registered_at),
         "updated_at": iso(task.updated_at),
@@ -61,6 +63,7 @@ def request_json(request: RequestRecord) -> dict[str, Any]:
         "timezone": zone,
         "timeout_s": request.timeout_s,
         "allow_overlap": request.allow_overlap,
+        **policy_json(request.policy()),
         "user": request.user,
         "created_at": iso(request.created_at, zone),
         "updated_at": iso(request.updated_at, zone),
@@ -68,6 +71,12 @@ def request_json(request: RequestRecord) -> dict[str, Any]:
         "last_run_at": iso(request.last_run_at, zone),
         "manual_run_at": iso(request.manual_at, zone),
     }
+
+
+def policy_json(policy: RetryPolicy) -> dict[str, Any]:
+    """How runs are followed up: ``retries``, ``retry_delay`` (seconds, before the
+    first retry) and ``recover``, as they apply (a request's over its task's)."""
+    return {"retries": policy.retries, "retry_delay": policy.retry_delay_s, "recover": policy.recover}
 
 
 def plan_json(request: dict[str, Any], fires: list[datetime], zone: str) -> dict[str, Any]:
@@ -89,6 +98,8 @@ def run_json(run: RunRecord, now: datetime | None = None) -> dict[str, Any]:
         "task": run.task,
         "status": run.status,
         "reason": run.reason,
+        "attempt": run.attempt,
+        "retry_of": run.retry_of,
         "planned_at": iso(run.planned_at),
         "started_at": iso(run.started_at),
         "ended_at": iso(run.ended_at),

@@ -4,6 +4,7 @@ database file per test. Every wait polls with a deadline."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 from collections.abc import Iterator
@@ -443,3 +444,47 @@ def test_a_task_module_that_no_longer_imports_fails_its_run_in_one_line(db: Path
     assert run["status"] == "error" and run["exit_code"] == 1
     assert "cannot start" in run["log"] and "RuntimeError: config missing" in run["log"]
     assert "Traceback" not in run["log"]
+
+
+def test_a_task_that_fails_twice_is_retried_and_succeeds(db: Path, tmp_path: Path) -> None:
+    register(db)
+    counter = tmp_path / "attempts"
+    request = schedule(
+        db, "Flaky", "-p", f"counter_file={counter}", "-p", "failures=2", "--retries", "3", "--retry-delay", "1s",
+    )
+    with daemon(db) as proc:
+        wait_until(lambda: (r := runs(db, request)) and r[-1]["status"] == "success", 60)
+        proc.assert_healthy()
+    first, second, third = runs(db, request)
+    assert [r["status"] for r in (first, second, third)] == ["error", "error", "success"]
+    assert [r["attempt"] for r in (first, second, third)] == [1, 2, 3]
+    assert [r["reason"] for r in (first, second, third)] == ["now", "retry", "retry"]
+    assert (first["retry_of"], second["retry_of"], third["retry_of"]) == (None, first["id"], second["id"])
+    # Backoff from the retry delay: 1 s, then 2 s (each plus up to a quarter).
+    assert 1.0 <= (_t(second["planned_at"]) - _t(first["ended_at"])).total_seconds() <= 1.25
+    assert 2.0 <= (_t(third["planned_at"]) - _t(second["ended_at"])).total_seconds() <= 2.5
+    assert counter.read_text() == "xxx"
+    shown = monitor_run(db, second["id"])
+    assert (shown["attempt"], shown["retry_of"]) == (2, first["id"])
+    detail = run_bgproc(db, "monitor", str(second["id"]))
+    assert re.search(rf"attempt +2 of 4, retries run {first['id']}\b", detail.out), detail.out
+    assert re.search(rf"followed by +run {third['id']} \(retry\)", detail.out), detail.out
+
+
+def test_an_interrupted_run_that_opted_in_is_recovered_once_by_the_next_daemon(db: Path, tmp_path: Path) -> None:
+    register(db)
+    counter = tmp_path / "attempts"
+    first = DaemonProcess(db)
+    first.wait_started()
+    request = schedule(
+        db, "Flaky", "-p", f"counter_file={counter}", "-p", "failures=1", "-p", "hang=true", "--recover",
+    )
+    wait_until(lambda: counter.exists() and counter.read_text() == "x", 30)  # the first attempt hangs
+    first.kill()  # SIGKILL
+    with daemon(db) as second:
+        recovered = wait_until(lambda: (r := runs(db, request))[-1]["status"] == "success" and r, 60)
+        second.assert_healthy()
+    interrupted, recovery = recovered
+    assert interrupted["status"] == "interrupted" and "to be recovered" in interrupted["detail"]
+    assert (recovery["reason"], recovery["retry_of"], recovery["attempt"]) == ("recovery", interrupted["id"], 1)
+    assert counter.read_text() == "xx" and len(runs(db, request)) == 2  # once

@@ -89,10 +89,21 @@ def make(made: Made, store: Store, clock: FakeClock, **config: Any) -> Daemon:
     return daemon
 
 
-def new_request(store: Store, when: datetime, task: str = "Noop", *, allow_overlap: bool = False, **timing: Any) -> int:
+def new_request(
+    store: Store,
+    when: datetime,
+    task: str = "Noop",
+    *,
+    allow_overlap: bool = False,
+    retries: int | None = None,
+    retry_delay: str | None = None,
+    recover: bool | None = None,
+    **timing: Any,
+) -> int:
     """A request made at ``when``, through the same code as ``bgproc schedule``."""
     planned = requests.plan(
         store, task, now=when, default_zone="UTC", timing=TimingOptions(**timing), allow_overlap=allow_overlap,
+        retries=retries, retry_delay=retry_delay, recover=recover,
     )
     return requests.create(store, planned, when).id
 
@@ -479,6 +490,11 @@ def test_claim_reads_keys_from_indexes_and_sorts_no_rows(made: Made, store: Stor
     store.request_manual_run(new_request(store, T0, every="1h", start=T0 + timedelta(hours=1)), T0)
     running_row(store, new_request(store, T0, now=True), T0)
     running_row(store, new_request(store, T0, every="10s"), T0)
+    failed = new_request(store, T0, now=True, retries=1, retry_delay="1s")  # and a retry
+    first = running_row(store, failed, T0)
+    with store.immediate():
+        store.advance_request(failed, None, T0)
+        store.finish_run(first, status="error", ended_at=T0)
     daemon = make(made, store, clock, workers=4)
     clock.advance(60)
     statements, _ = claim_statements(daemon, store, clock.now())
@@ -489,6 +505,7 @@ def test_claim_reads_keys_from_indexes_and_sorts_no_rows(made: Made, store: Stor
         assert "COMPOUND" not in plan and "SCAN r " not in plan + " " and "SCAN requests" not in plan, (sql, plan)
     used = " ".join(plans.values())
     assert "requests_due" in used and "requests_manual" in used and "INTEGER PRIMARY KEY" in used, plans
+    assert "reruns_due" in used, plans
 
 
 def test_a_claim_pass_costs_the_same_whatever_the_backlog(made: Made, store: Store, clock: FakeClock) -> None:
@@ -874,3 +891,203 @@ def test_a_daemon_whose_own_row_is_gone_claims_nothing(made: Made, store: Store,
     clock.advance(1)
     daemon.claim(clock.now())
     assert runs(store, request) == []
+
+
+# ----------------------------------------------------------------------
+# Retries and recovery, by choice
+
+
+def reruns(store: Store) -> list[dict[str, Any]]:
+    return query(store.path, "SELECT * FROM reruns ORDER BY id")
+
+
+def fail(store: Store, run_id: int, now: datetime, status: str = "error") -> None:
+    """Record an outcome as the daemon does (the follow-up in the same transaction)."""
+    with store.immediate():
+        assert store.finish_run(run_id, status=status, ended_at=now)
+
+
+def test_a_failed_run_is_retried_with_backoff_until_its_retries_are_spent(
+    made: Made, store: Store, clock: FakeClock
+) -> None:
+    request = new_request(store, T0, "Raise", now=True, retries=2, retry_delay="10s")
+    store.jitter = lambda: 0.0
+    daemon = make(made, store, clock)
+    for attempt, wait in ((1, 10), (2, 20), (3, None)):
+        assert len(daemon.tick(clock.now())) == 1
+        wait_reaped(daemon)  # a real worker raises; the daemon records the outcome
+        run = runs(store, request)[-1]
+        assert run["status"] == "error" and run["attempt"] == attempt
+        assert run["reason"] == ("now" if attempt == 1 else "retry")
+        if attempt > 1:
+            assert run["retry_of"] == runs(store, request)[-2]["id"]
+        if wait is None:
+            assert "attempt 3 of 3: no retries left" in run["detail"] and reruns(store) == []
+            break
+        (rerun,) = reruns(store)
+        assert rerun["run_id"] == run["id"] and rerun["attempt"] == attempt + 1
+        assert t(rerun["due_at"]) == clock.now() + timedelta(seconds=wait)
+        assert f"retry as attempt {attempt + 1} of 3" in run["detail"]
+        # Not before it is due; the daemon sleeps until then.
+        assert daemon.tick(clock.now()) == []
+        assert daemon._tick_at == clock.now() + timedelta(seconds=wait)
+        clock.advance(wait)
+    assert [r["attempt"] for r in runs(store, request)] == [1, 2, 3]
+    assert request_row(store, request)["status"] == "complete"  # a one-time request is retried all the same
+
+
+def test_the_retry_is_written_with_the_outcome_or_not_at_all(
+    made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = new_request(store, T0, "Raise", now=True, retries=1, retry_delay="10s")
+    daemon = make(made, store, clock)
+    daemon.tick(clock.now())
+    (run,) = daemon.active.values()
+    wait_until(lambda: os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT), 10)
+    original = store.follow_up
+
+    def broken(*args: Any) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "follow_up", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        daemon._reap()
+    assert runs(store, request)[0]["status"] == "running" and reruns(store) == []  # neither
+    monkeypatch.setattr(store, "follow_up", original)
+    assert daemon._reap() == 1
+    assert runs(store, request)[0]["status"] == "error" and len(reruns(store)) == 1  # both
+    with pytest.raises(sqlite3.IntegrityError), store.immediate():  # and never twice
+        store.conn.execute("UPDATE runs SET status = 'running' WHERE request_id = ?", (request,))
+        store.finish_run(runs(store, request)[0]["id"], status="error", ended_at=clock.now())
+
+
+def test_backoff_doubles_up_to_its_cap(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, now=True, retries=5, retry_delay="20m")
+    store.jitter = lambda: 1.0  # the most jitter: a quarter more, the cap still holds
+    daemon = make(made, store, clock)
+    waits = []
+    for _ in range(5):
+        ((run_id, _, _),) = daemon.claim(clock.now())
+        clock.advance(1)
+        fail(store, run_id, clock.now(), "timeout")
+        (rerun,) = reruns(store)
+        waits.append((t(rerun["due_at"]) - clock.now()).total_seconds() / 60)
+        clock.advance((t(rerun["due_at"]) - clock.now()).total_seconds())
+    assert waits == [25, 50, 60, 60, 60]
+    assert [r["attempt"] for r in runs(store, request)] == [1, 2, 3, 4, 5]
+
+
+def test_never_a_retry_of_a_cancelled_run(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, "Hang", now=True, retries=3, retry_delay="1s")
+    daemon = make(made, store, clock, kill_after_s=1.0)
+    ((run_id),) = daemon.tick(clock.now())
+    store.request_cancel(run_id, clock.now())
+    daemon._check_cancels()
+    wait_reaped(daemon)
+    (run,) = runs(store, request)
+    assert run["status"] == "cancelled" and "retry" not in (run["detail"] or "")
+    assert reruns(store) == []
+
+
+def test_a_retry_waits_behind_the_running_run_and_counts_as_the_requests_run(
+    made: Made, store: Store, clock: FakeClock
+) -> None:
+    request = new_request(store, T0, every="10s", retries=1, retry_delay="15s")
+    store.jitter = lambda: 0.0
+    daemon = make(made, store, clock, workers=4)
+    clock.advance(1)
+    ((first, _, _),) = daemon.claim(clock.now())
+    clock.advance(1)
+    fail(store, first, clock.now())  # retry due at +17
+    clock.advance(8)
+    ((slot, _, _),) = daemon.claim(clock.now())  # the slot at +10 starts meanwhile
+    clock.advance(7)
+    assert daemon.claim(clock.now()) == []  # +17: the retry waits for the slot's run
+    assert store.next_due_at(after=clock.now()) == T0 + timedelta(seconds=20)  # waiting is not "due"
+    clock.advance(1)
+    with store.immediate():
+        store.finish_run(slot, status="success", ended_at=clock.now())
+    ((retry, _, _),) = daemon.claim(clock.now())
+    row = runs(store, request)[-1]
+    assert (row["id"], row["reason"], row["retry_of"], row["attempt"]) == (retry, "retry", first, 2)
+    assert t(row["planned_at"]) == T0 + timedelta(seconds=17)
+    clock.advance(2)
+    assert daemon.claim(clock.now()) == []  # +20: the retry is the request's run: the slot is skipped
+    assert runs(store, request)[-1]["status"] == "skipped"
+    assert store.last_planned_at(request) == T0 + timedelta(seconds=20)  # retries are not slots
+
+
+def test_a_retry_waits_for_a_free_worker(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, now=True, retries=1, retry_delay="1s")
+    store.jitter = lambda: 0.0
+    daemon = make(made, store, clock, workers=1)
+    ((run_id, _, _),) = daemon.claim(clock.now())
+    fail(store, run_id, clock.now())
+    clock.advance(5)
+    daemon.active = {99: object()}  # type: ignore[dict-item]
+    assert daemon.claim(clock.now()) == [] and len(reruns(store)) == 1
+    daemon.active = {}
+    ((retry, record, _),) = daemon.claim(clock.now())
+    assert record.id == request and reruns(store) == []
+
+
+def test_unscheduling_stops_retries_and_an_unregistered_task_is_not_retried(
+    made: Made, store: Store, clock: FakeClock
+) -> None:
+    store.jitter = lambda: 0.0
+    daemon = make(made, store, clock, workers=4)
+    recurring = new_request(store, T0, every="1h", retries=3, retry_delay="1s")
+    pending = new_request(store, T0, now=True, retries=3, retry_delay="1s")
+    orphan = new_request(store, T0, now=True, retries=3, retry_delay="1s")
+    once = new_request(store, T0, now=True, retries=3, retry_delay="1s")
+    claimed = {record.id: run_id for run_id, record, _ in daemon.claim(clock.now())}
+    # Unscheduled while its run goes, even a one-time request already complete: the
+    # failure is not retried.
+    for request in (recurring, once):
+        requests.unschedule(store, request, clock.now())
+        fail(store, claimed[request], clock.now())
+        assert "not retried: its request was unscheduled" in runs(store, request)[0]["detail"]
+    # A one-time request (complete) with a retry waiting can be unscheduled: the retry goes.
+    fail(store, claimed[pending], clock.now())
+    fail(store, claimed[orphan], clock.now())
+    assert {r["request_id"] for r in reruns(store)} == {pending, orphan}
+    requests.unschedule(store, pending, clock.now())
+    assert request_row(store, pending)["status"] == "unscheduled"
+    # Its task unregistered before the retry is due: dropped, and the failed run says so.
+    with store.immediate():
+        store.conn.execute("UPDATE tasks SET unregistered_at = ? WHERE name = 'Noop'", (T0.isoformat(),))
+    clock.advance(5)
+    assert daemon.claim(clock.now()) == []
+    assert reruns(store) == [] and len(runs(store, orphan)) == 1
+    assert "retry dropped: task 'Noop' is no longer registered" in runs(store, orphan)[0]["detail"]
+    assert [len(runs(store, r)) for r in (recurring, pending, once)] == [1, 1, 1]
+
+
+def test_an_interrupted_run_is_recovered_once_when_it_opted_in(made: Made, store: Store, clock: FakeClock) -> None:
+    recovering = new_request(store, T0, now=True, recover=True)
+    default = new_request(store, T0, now=True)
+    other_daemon(store, "old:1:ffffff", "faraway", 4242, T0)
+    first = running_row(store, recovering, T0, daemon_id="old:1:ffffff")
+    plain = running_row(store, default, T0, daemon_id="old:1:ffffff")
+    with store.immediate():  # claimed: complete
+        for request in (recovering, default):
+            store.advance_request(request, None, T0)
+    store.stop_daemon("old:1:ffffff", T0)
+    daemon = make(made, store, clock)
+    clock.advance(1)
+    daemon.reap_dead_daemons(clock.now())  # its runs: interrupted
+    assert "not re-run" in runs(store, default)[0]["detail"]
+    interrupted = runs(store, recovering)[0]
+    assert interrupted["status"] == "interrupted" and "not re-run" not in interrupted["detail"]
+    assert "to be recovered" in interrupted["detail"]
+    ((run_id, record, _),) = daemon.claim(clock.now())  # due at once
+    recovery = runs(store, recovering)[-1]
+    assert (recovery["id"], recovery["reason"], recovery["retry_of"], recovery["attempt"]) == (
+        run_id, "recovery", first, 1,
+    )
+    assert [r["id"] for r in runs(store, default)] == [plain]
+    # A recovery run that is itself interrupted is not recovered again.
+    with store.immediate():
+        store.interrupt_daemon_runs(daemon.id, clock.now(), "interrupted: daemon stopped; not re-run")
+    assert "not recovered again" in runs(store, recovering)[-1]["detail"] and reruns(store) == []
+    assert daemon.claim(clock.now()) == [] and len(runs(store, recovering)) == 2

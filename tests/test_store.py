@@ -188,3 +188,9 @@ def test_a_database_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> 
                 "INSERT INTO runs (request_id, task, status, reason, planned_at, created_at) "
                 "VALUES (1, 'T', 'running', 'catch-up', 'p1', 'x')"
             )
+        # Retries and recovery: none by default, every run so far a first attempt.
+        assert store.conn.execute("SELECT DISTINCT attempt, retry_of FROM runs").fetchall() == [(1, None)]
+        policies = "SELECT retries, retry_delay_s, recover FROM {} WHERE {} = ?"
+        assert store.conn.execute(policies.format("tasks", "name"), ("T",)).fetchone() == (0, None, 0)
+        assert store.conn.execute(policies.format("requests", "id"), (1,)).fetchone() == (None, None, None)
+        assert store.conn.execute("SELECT COUNT(*) FROM reruns").fetchone()[0] == 0

@@ -279,3 +279,27 @@ class Body(BackgroundTask[BodyParams]):
             note("cancelled")
             raise
         note("end")
+
+
+@dataclass
+class FlakyParams:
+    counter_file: str = ""
+    failures: int = 2
+    hang: bool = False  # fail by hanging (to be interrupted) rather than by raising
+
+
+class Flaky(BackgroundTask[FlakyParams]):
+    """Counts its attempts in a file; fails (or hangs) the first ``failures`` times."""
+
+    def run(self, params: FlakyParams) -> None:
+        with open(params.counter_file, "a") as out:
+            out.write("x")
+        with open(params.counter_file) as counted:
+            attempt = len(counted.read())
+        print(f"attempt {attempt}", flush=True)
+        if attempt <= params.failures:
+            if params.hang:
+                while True:
+                    time.sleep(0.05)
+            raise RuntimeError(f"failing attempt {attempt}")
+        print("succeeded")
