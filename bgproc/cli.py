@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -21,6 +21,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from .errors import BgprocError, TimingError
+from .safetext import escape, json_text
 from .timing import TimingOptions
 
 app = typer.Typer(
@@ -83,7 +84,7 @@ def _console() -> Any:
 
 
 def _print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(document, indent=2) + "\n")
 
 
 def _now() -> Any:
@@ -286,9 +287,9 @@ def register(
         return
     for r in results:
         names = ", ".join(t.name for t in r.tasks)
-        print(f"registered {r.module}: {names}")
+        print(escape(f"registered {r.module}: {names}"))
         for name in r.unregistered:
-            print(f"  {name} is no longer in {r.module}: unregistered")
+            print(escape(f"  {name} is no longer in {r.module}: unregistered"))
 
 
 @app.command()
@@ -300,7 +301,7 @@ def unregister(
     with _store(ctx) as store:
         count = store.unregister_task(task, _now())
     suffix = f"; unscheduled {count} request{'s' if count != 1 else ''}" if count else ""
-    print(f"unregistered {task}{suffix}")
+    print(escape(f"unregistered {task}{suffix}"))
 
 
 @app.command()
@@ -454,7 +455,7 @@ def _show_dry_run(what: str, fires: list[Any], zone: str) -> None:
     from . import monitor
 
     console = _console()
-    console.print(f"dry run: {what}; nothing written")
+    console.print(escape(f"dry run: {what}; nothing written"), markup=False, highlight=False)
     console.print(monitor.fires_table(fires, zone, "Next fires"))
 
 
@@ -568,7 +569,7 @@ def reschedule(
 
         nxt = monitor.zoned_time(record.next_run_at, record.timing.zone)
         followed = f"; {monitor.policy_text(record.policy())}" if policy else ""
-        print(f"request {record.id} scheduled: {record.timing.describe()}; next run {nxt}{followed}")
+        print(escape(f"request {record.id} scheduled: {record.timing.describe()}; next run {nxt}{followed}"))
 
 
 @app.command("run")
@@ -617,7 +618,7 @@ def upcoming(
         print(f"request {record.id} is {record.status}; it has no upcoming fires")
     else:
         _console().print(
-            monitor.fires_table(fires, record.timing.zone, f"Request {record.id}: {record.timing.describe()}")
+            monitor.fires_table(fires, record.timing.zone, escape(f"Request {record.id}: {record.timing.describe()}"))
         )
 
 
@@ -702,7 +703,6 @@ def monitor_command(
 
 def _parse_since(text: str) -> Any:
     """ISO 8601, or a duration back from now (``1h``, ``-30m``)."""
-    import re
     from zoneinfo import ZoneInfo
 
     from .timing import parse_interval, parse_when
@@ -838,15 +838,14 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     except _USAGE_ERROR as exc:
         command = exc.ctx.command_path if exc.ctx is not None else "bgproc"
-        message = " ".join(exc.format_message().split()).rstrip(".")
-        sys.stderr.write(f"bgproc: error: {message} (see `{command} --help`)\n")
+        message = _one_line(exc.format_message()).rstrip(".")
+        sys.stderr.write(f"bgproc: error: {message} (see `{escape(command)} --help`)\n")
         return 2
     except typer.Abort:
         sys.stderr.write("bgproc: aborted\n")
         return 130
     except BgprocError as exc:
-        message = " ".join(str(exc).split())
-        sys.stderr.write(f"bgproc: error: {message}\n")
+        sys.stderr.write(f"bgproc: error: {_one_line(str(exc))}\n")
         return exc.exit_code
     except sqlite3.OperationalError as exc:
         sys.stderr.write(
@@ -856,6 +855,13 @@ def run(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     return result if isinstance(result, int) else 0
+
+
+def _one_line(message: str) -> str:
+    """A message on one line: ASCII whitespace runs folded to a space, and what a
+    user or a task wrote in it (a bidi override, a U+2028, an escape sequence)
+    shown escaped rather than obeyed."""
+    return escape(re.sub(r"[ \t\n\r\f\v]+", " ", message).strip())
 
 
 def main() -> None:

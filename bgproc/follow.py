@@ -15,6 +15,7 @@ from typing import Any
 
 from . import monitor, orphans
 from .clock import Clock
+from .safetext import escape, json_text
 from .store import Store
 
 REFRESH_S = 0.25
@@ -94,13 +95,14 @@ def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = No
             while True:
                 text = stream.new_text(run)
                 if text:
-                    console.out(monitor.escape_control(text), end="", highlight=False)
+                    console.out(escape(text, lines=True), end="", highlight=False)
                 if run.progress_done is not None and _progress_of(run) != progress:
                     progress = _progress_of(run)
                     console.print(f"[progress] {monitor.progress_line(run)}", highlight=False, markup=False)
                 if run.status != "running":
                     ended = f"run {run.id} {run.status} after {monitor.duration_text(run.duration_s())}"
-                    console.print(ended + (f": {run.detail}" if run.detail else ""), highlight=False)
+                    ended += f": {escape(run.detail)}" if run.detail else ""
+                    console.print(ended, highlight=False, markup=False)
                     return
                 pause()
                 run = store.get_run(run_id)
@@ -117,8 +119,6 @@ def follow_json(
     """A stream for scripts: one JSON object per line (the ``monitor --json`` run
     object, without its log) for each run as it is first seen, and again whenever
     its status, progress or end changes. With ``run_id``, that run until it ends."""
-    import json
-
     from . import views
 
     clock = clock or Clock()
@@ -138,7 +138,7 @@ def follow_json(
                     seen[run.id] = state
                     document = views.run_json(run, clock.now())
                     document.pop("log", None)
-                    out.write(json.dumps(document, ensure_ascii=False) + "\n")
+                    out.write(json_text(document) + "\n")
                     out.flush()
             if run_id is not None and runs and runs[0].status != "running":
                 return
@@ -185,7 +185,7 @@ class _LogStream:
         head, tail = run.log_head or "", run.log_tail or ""
         out = head[self.head_shown:]
         self.head_shown = len(head)
-        lines = tail.splitlines(keepends=True)
+        lines = _lines(tail)
         if not lines:
             return out
         start = 0
@@ -200,3 +200,12 @@ class _LogStream:
         out += "".join(lines[start:])
         self.last_tail_line = lines[-1]
         return out
+
+
+def _lines(text: str) -> list[str]:
+    """``text`` cut after each newline (only there: a U+2028 is inside a line)."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines

@@ -1,7 +1,8 @@
 """Rendering of tasks, requests and runs for the terminal (rich). No database access.
 
-Logs are untrusted text: control characters are shown escaped, never sent
-to the terminal, and nothing in them is read as markup.
+Logs, names, descriptions and details are untrusted text: control, format and
+separator characters are shown escaped (``safetext.escape``), never sent to the
+terminal, and nothing in them is read as markup.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.text import Text
 
 from .records import RequestRecord, RunRecord, TaskRecord
 from .reruns import RetryPolicy, attempt_text
+from .safetext import escape
 
 STATUS_STYLE = {
     "running": "bold cyan",
@@ -33,14 +35,6 @@ STATUS_STYLE = {
     "unscheduled": "dim",
     "complete": "green",
 }
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def escape_control(text: str) -> str:
-    """Show control characters (escape sequences included) as visible escapes."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
 def status_text(status: str | None) -> Text:
     if status is None:
         return Text("-", style="dim")
@@ -93,10 +87,10 @@ def tasks_table(tasks: list[TaskRecord]) -> Table:
             text = f"{f['name']}: {f['type']}"
             if not f["required"]:
                 text += f" = {f.get('default')!r}"
-            fields.append(text)
+            fields.append(escape(text))
         table.add_row(
-            Text(task.name), Text("\n".join(fields) or "-"), duration_text(task.timeout_s),
-            Text(task.import_path), Text(task.description),
+            Text(escape(task.name)), Text("\n".join(fields) or "-"), duration_text(task.timeout_s),
+            Text(escape(task.import_path)), Text(escape(task.description)),
         )
     return table
 
@@ -115,7 +109,7 @@ def requests_table(requests: list[RequestRecord], width: int = 160) -> Table:
         table.add_column("last run", no_wrap=True)
     for r in requests:
         cells: list[RenderableType] = [
-            str(r.id), r.task, Text(r.timing.describe()), status_text(r.status),
+            str(r.id), Text(escape(r.task)), Text(escape(r.timing.describe())), status_text(r.status),
             zoned_time(r.next_run_at, r.timing.zone, short=compact),
         ]
         if not compact:
@@ -149,7 +143,7 @@ def runs_table(runs: list[RunRecord], now: datetime, title: str = "Executions", 
     """Executions, newest first. Columns give way to ``width`` in order (pid and
     request, then the end time and the date), and the log gets what is left."""
     wide, compact = width >= 125, width < 100
-    task_w = min(16 if compact else 28, max([4, *(len(r.task) for r in runs)]))
+    task_w = min(16 if compact else 28, max([4, *(len(escape(r.task)) for r in runs)]))
     id_w = max([3, *(len(str(r.id)) for r in runs)])
     fixed = [id_w, task_w, 11, 14 if compact else 19, 8] + ([] if compact else [8]) + ([id_w, 7] if wide else [])
     log_w = max(10, width - sum(w + 3 for w in fixed) - 4)
@@ -170,7 +164,7 @@ def runs_table(runs: list[RunRecord], now: datetime, title: str = "Executions", 
         cells: list[RenderableType] = [str(run.id)]
         if wide:
             cells.append(str(run.request_id))
-        cells += [run.task, _status_with_attempt(run)]
+        cells += [Text(escape(run.task)), _status_with_attempt(run)]
         if wide:
             cells.append(str(run.pid) if run.pid else "-")
         cells.append(_started(run, compact))
@@ -215,10 +209,10 @@ def _last_column(run: RunRecord) -> RenderableType:
     if run.status == "running" and run.progress_done is not None:
         return _progress(run)
     if run.status in ("skipped", "missed"):
-        return Text(run.detail or "", style="dim")
+        return Text(escape(run.detail or ""), style="dim")
     line = last_line(run.log_tail or run.log_head or "")
     if not line and run.detail:
-        return Text(run.detail, style="dim")
+        return Text(escape(run.detail), style="dim")
     return Text(line)
 
 
@@ -236,7 +230,7 @@ def progress_line(run: RunRecord) -> str:
     """Progress as one line of text: ``3/4 (75%) step 3``."""
     done, total = progress_numbers(run)
     text = f"{done:g}/{total:g} ({100 * done / total:.0f}%)" if total else f"{done:g} done"
-    message = escape_control(run.progress_message or "")
+    message = escape(run.progress_message or "")
     return f"{text} {message}" if message else text
 
 
@@ -247,10 +241,10 @@ def _progress(run: RunRecord) -> RenderableType:
         grid.add_row(
             ProgressBar(total=total, completed=min(done, total), width=20),
             Text(f"{100 * done / total:3.0f}%"),
-            Text(escape_control(run.progress_message or "")),
+            Text(escape(run.progress_message or "")),
         )
     else:
-        grid.add_row(Text(f"{done:g} done"), Text(escape_control(run.progress_message or "")))
+        grid.add_row(Text(f"{done:g} done"), Text(escape(run.progress_message or "")))
     return grid
 
 
@@ -258,11 +252,12 @@ _STAMP = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} ")
 
 
 def last_line(log: str) -> str:
-    """The log's last non-empty line, without its timestamp."""
-    for line in reversed(log.splitlines()):
+    """The log's last non-empty line, without its timestamp. Lines end at newlines
+    only: a U+2028 inside a line is part of it (and shown escaped)."""
+    for line in reversed(log.split("\n")):
         text = _STAMP.sub("", line).strip()
         if text:
-            return escape_control(text)
+            return escape(text)
     return ""
 
 
@@ -273,9 +268,9 @@ def run_detail(run: RunRecord, now: datetime) -> RenderableType:
     rows: list[tuple[str, RenderableType]] = [
         ("run", str(run.id)),
         ("request", str(run.request_id)),
-        ("task", run.task),
+        ("task", Text(escape(run.task))),
         ("status", status_text(run.status)),
-        ("reason", run.reason or "-"),
+        ("reason", Text(escape(run.reason or "-"))),
         *_attempt_rows(run),
         ("planned", local_time(run.planned_at, label=True)),
         ("started", local_time(run.started_at, label=True)),
@@ -286,10 +281,10 @@ def run_detail(run: RunRecord, now: datetime) -> RenderableType:
         ("exit", _exit_text(run)),
         ("cpu", f"{run.cpu_s:.3f}s" if run.cpu_s is not None else "-"),
         ("peak memory", f"{run.max_rss_kb / 1024:.1f} MiB" if run.max_rss_kb else "-"),
-        ("daemon", run.daemon_id or "-"),
+        ("daemon", Text(escape(run.daemon_id or "-"))),
     ]
     if run.detail:
-        rows.append(("detail", Text(run.detail)))
+        rows.append(("detail", Text(escape(run.detail))))
     if run.missed_count and run.status == "skipped":
         rows.append(("skipped", f"{run.missed_count + 1} slots, up to {local_time(run.missed_until, label=True)}"))
     elif run.missed_count:
@@ -298,7 +293,7 @@ def run_detail(run: RunRecord, now: datetime) -> RenderableType:
         rows.append(("progress", _progress(run)))
     for key, value in rows:
         props.add_row(key, value)
-    log = escape_control(run.log.rstrip("\n")) if run.log else ""
+    log = escape(run.log.rstrip("\n"), lines=True) if run.log else ""
     title = "process log"
     if run.log_dropped:
         title += f" ({run.log_dropped} bytes dropped from the middle)"

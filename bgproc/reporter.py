@@ -7,20 +7,14 @@ idle daemon in a terminal stays idle.
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 from typing import TextIO
 
 from .clock import Clock
+from .safetext import escape
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CLEAR = "\r\x1b[2K"
-
-
-def _plain(text: str) -> str:
-    """Control characters shown as escapes: nothing reaches the terminal as a command."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class Reporter:
@@ -38,7 +32,7 @@ class Reporter:
         self._status = ""
 
     def event(self, message: str) -> None:
-        line = f"{self.clock.now().astimezone():%Y-%m-%d %H:%M:%S} {_plain(message)}"
+        line = f"{self.clock.now().astimezone():%Y-%m-%d %H:%M:%S} {escape(message)}"
         try:
             if self._live:
                 self.stream.write(_CLEAR + line + "\n" + self._status_line())
@@ -73,7 +67,7 @@ class Reporter:
         if not self._status:
             return ""
         width = shutil.get_terminal_size((80, 24)).columns
-        return _plain(self._status)[: max(1, width - 1)]
+        return escape(self._status)[: max(1, width - 1)]
 
     def close(self) -> None:
         if self._live and self._status:

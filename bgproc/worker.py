@@ -137,7 +137,7 @@ class OutputLogHandler(logging.Handler):
             message = record.getMessage()
             if record.exc_info:
                 message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-            lines = _cut(message).splitlines() or [""]
+            lines = record_lines(_cut(message))
             data = "".join(f"[{record.levelname}] {line}\n" for line in lines).encode("utf-8", "replace")
             with self._write_lock:
                 view = memoryview(data)
@@ -145,6 +145,15 @@ class OutputLogHandler(logging.Handler):
                     view = view[os.write(self._fd, view) :]
         except Exception:  # noqa: BLE001 - logging must never fail the task
             self.handleError(record)
+
+
+def record_lines(message: str) -> list[str]:
+    """A record's lines: cut at newlines only. ``str.splitlines`` would also cut at
+    U+2028, U+2029, U+0085 and other separators a task may log inside one line."""
+    lines = message.replace("\r\n", "\n").split("\n")
+    if len(lines) > 1 and not lines[-1]:
+        lines.pop()  # a message ending in a newline has no empty last line
+    return lines
 
 
 def peak_rss_kb(pid: int | str = "self") -> int | None:
