@@ -416,10 +416,13 @@ def _params_text(params_json: str | None, params_file: Path | None) -> str | Non
         raise BgprocError("give --params-json or --params-file, not both")
     if params_file is None:
         return params_json
+    from .params import read_limited
+
     try:
         if str(params_file) == "-":
-            return sys.stdin.read()
-        return params_file.read_text(encoding="utf-8")
+            return read_limited(sys.stdin.buffer, "--params-file - (stdin)")
+        with params_file.open("rb") as source:
+            return read_limited(source, f"--params-file {params_file}")
     except (OSError, UnicodeDecodeError) as exc:
         raise BgprocError(f"cannot read --params-file {params_file}: {getattr(exc, 'strerror', None) or exc}") from None
 

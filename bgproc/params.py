@@ -803,6 +803,19 @@ def from_inputs(
     return _build_dataclass(converted, cls, "params", lambda v, t, p: v)
 
 
+def read_limited(source: typing.BinaryIO, name: str) -> str:
+    """The text of a parameters file or pipe, read no further than the parameter
+    limit: ``/dev/zero`` or a pipe that never ends is refused, not read into memory.
+    Raises ``UnicodeDecodeError`` for text that is not UTF-8."""
+    data = source.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ParamsError(
+            f"{name} holds more than {MAX_BYTES} bytes, the limit for parameters (1 MiB); "
+            "pass a reference (a path, an id) instead of the data itself"
+        )
+    return data.decode("utf-8")
+
+
 def parse_json(text: str, path: str) -> Any:
     """Parse JSON text; numbers with a fraction or exponent (and NaN, Infinity) become Decimal."""
     try:

@@ -390,6 +390,61 @@ def test_params_json_and_params_file_with_pairs_overriding(cli: Cli, db: Path, t
     assert got.inner == g.Inner("x", 2.0)
 
 
+def _peak_kb(pid: int) -> int:
+    """A live process's own peak memory (VmHWM), 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "-"])
+def test_a_params_file_that_never_ends_is_refused_at_the_limit(db: Path, source: str) -> None:
+    # A real bgproc, fed for ever (stdin) or reading /dev/zero: it must stop reading at
+    # the parameter limit and say so in one line, its memory bounded all along.
+    import subprocess
+    import threading
+    import time
+
+    from conftest import bgproc_env
+
+    ok(run_bgproc(db, "register", str(GOOD)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bgproc", "schedule", "Greet", "--params-file", source],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bgproc_env(db), cwd=str(ROOT),
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    stdin, stop = proc.stdin, threading.Event()
+
+    def feed() -> None:
+        chunk = b"{" + b" " * 65535
+        try:
+            while not stop.is_set():
+                stdin.write(chunk)
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    peak, deadline = 0, time.monotonic() + 60
+    try:
+        while proc.poll() is None:
+            peak = max(peak, _peak_kb(proc.pid))
+            assert peak < 200 * 1024, f"bgproc grew to {peak} KiB reading {source}"
+            assert time.monotonic() < deadline, f"bgproc still reading {source} after 60 s"
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    err = proc.stderr.read().decode()
+    assert proc.returncode == 1 and proc.stdout.read() == b""
+    assert err.count("\n") == 1 and "holds more than 1048576 bytes, the limit for parameters (1 MiB)" in err
+    assert query(db, "SELECT COUNT(*) AS n FROM requests")[0]["n"] == 0
+
+
 def test_dry_run_writes_nothing(cli: Cli, db: Path) -> None:
     ok(cli("register", str(GOOD)))
     before = snapshot(db)
@@ -604,6 +659,10 @@ def _params_file_binary(tmp: Path) -> list[str]:
 
 
 def _oversized(tmp: Path) -> list[str]:
+    return ["schedule", "Greet", "--params-json", json.dumps({"who": "x" * (P.MAX_BYTES + 10)})]
+
+
+def _oversized_file(tmp: Path) -> list[str]:
     (tmp / "big.json").write_text(json.dumps({"who": "x" * (P.MAX_BYTES + 10)}))
     return ["schedule", "Greet", "--params-file", str(tmp / "big.json")]
 
@@ -701,6 +760,10 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("both JSON and file", _fixed("schedule", "Greet", "--params-json", "{}", "--params-file", "x.json"),
      ("give --params-json or --params-file, not both",)),
     ("oversized params", _oversized, ("params:", "bytes serialized, over the limit of 1048576")),
+    ("oversized params file", _oversized_file,
+     ("big.json holds more than 1048576 bytes, the limit for parameters (1 MiB)",)),
+    ("params file that never ends", _fixed("schedule", "Greet", "--params-file", "/dev/zero"),
+     ("--params-file /dev/zero holds more than 1048576 bytes, the limit for parameters (1 MiB)",)),
     ("bad timing", _fixed("schedule", "Greet", "-p", "who=a", "--every", "often"), ("--every",)),
     ("two timings", _fixed("schedule", "Greet", "-p", "who=a", "--every", "5m", "--daily"), ("choose one timing",)),
     ("bad timeout option", _fixed("schedule", "Greet", "-p", "who=a", "--timeout", "soon"),
