@@ -712,7 +712,7 @@ def _parse_since(text: str) -> Any:
 
     now = _now()
     try:
-        if re.fullmatch(r"-?\s*\d+\s*[smhdSMHD]", text.strip()):
+        if re.fullmatch(r"-?\s*\d+\s*[smhdSMHD]", text.strip(), re.ASCII):
             return now - parse_interval(text.strip().lstrip("-"), "--since")
         since = parse_when(text, now, ZoneInfo(_zone()), "--since")
     except OverflowError:

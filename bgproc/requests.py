@@ -241,6 +241,8 @@ def parse_timeout(value: str | float | timedelta, option: str = "--timeout") -> 
     else:
         text = value.strip().lower()
         try:
+            if not text.isascii():  # float() also reads other scripts' digits (٣)
+                raise ValueError(text)
             if text and text[-1] in UNITS:
                 seconds = float(text[:-1]) * UNITS[text[-1]]
             else:

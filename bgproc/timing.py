@@ -739,7 +739,7 @@ def _parse_field(name: str, text: str) -> _FieldValues:
             continue
         if name == "day of week" and "#" in term:
             day_text, _, n_text = term.partition("#")
-            n = _cron_number(name, n_text, term, (1, 5)) if n_text.isdigit() else -1
+            n = _cron_number(name, n_text, term, (1, 5)) if is_number(n_text) else -1
             if n == -1:
                 raise _FieldError("write weekday#n with n from 1 to 5, such as fri#3")
             out.nth.add((_cron_value(name, day_text, term) % 7, n))
@@ -749,7 +749,7 @@ def _parse_field(name: str, text: str) -> _FieldValues:
             continue
         base, slash, step_text = term.partition("/")
         if slash:
-            if not step_text.isdigit() or int(step_text) == 0:
+            if not is_number(step_text) or int(step_text) == 0:
                 raise _FieldError("the step after '/' must be a positive number")
             step = int(step_text)
         else:
@@ -782,7 +782,7 @@ def _cron_value(name: str, text: str, term: str) -> int:
 
 def _cron_number(name: str, text: str, term: str, bounds: tuple[int, int] | None = None) -> int:
     lo, hi = bounds or _CRON_RANGES[name]
-    if not text.isdigit():
+    if not is_number(text):
         hint = ""
         if name == "month":
             hint = " or a name such as jan"
@@ -1026,11 +1026,19 @@ def parse_zone(name: str) -> str:
     return name
 
 
-_RELATIVE = re.compile(r"^\+\s*(\d+)\s*([smhd])$")
-_INTERVAL = re.compile(r"^(\d+)\s*([smhd])$")
+# What users type is read with ASCII digits only: \d, str.isdigit and int() also
+# take other scripts' digits (٣, ３) and superscripts, which no one means here.
+_RELATIVE = re.compile(r"^\+\s*(\d+)\s*([smhd])$", re.ASCII)
+_INTERVAL = re.compile(r"^(\d+)\s*([smhd])$", re.ASCII)
 
 
-_TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?")
+_TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?", re.ASCII)
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a whole number in ASCII digits (``str.isdigit`` alone
+    passes ``٣`` and ``²``)."""
+    return text.isascii() and text.isdigit()
 
 
 # Instants a timing may name: wide enough for any schedule, narrow enough that a
@@ -1063,7 +1071,7 @@ def _parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str)
             return now.replace(microsecond=0) + timedelta(seconds=int(rel.group(1)) * UNITS[rel.group(2)])
         except OverflowError:
             raise TimingError(f"{option} {text!r} is too far in the future") from None
-    if text.startswith(("+", "-")) and not text[1:2].isdigit() or re.match(r"^[+-]\d+\s*[a-z]+$", text):
+    if text.startswith(("+", "-")) and not is_number(text[1:2]) or re.match(r"^[+-]\d+\s*[a-z]+$", text, re.ASCII):
         raise TimingError(
             f"{option} {text!r} is not a relative time; write +90s, +5m, +2h or +1d"
         )
@@ -1078,7 +1086,7 @@ def _parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
-        if re.match(r"^\d{4}-\d{2}-\d{2}", text) and "Invalid isoformat" not in str(exc):
+        if re.match(r"^\d{4}-\d{2}-\d{2}", text, re.ASCII) and "Invalid isoformat" not in str(exc):
             # The shape is right but the calendar or the clock has no such value.
             raise TimingError(
                 f"{option} {text!r} is not a real date-time: {exc}; check the date and time"
@@ -1133,7 +1141,7 @@ def parse_interval(value: str | timedelta, option: str = "--every") -> timedelta
         text = value.strip().lower()
         m = _INTERVAL.match(text)
         if not m:
-            if re.match(r"^-\s*\d", text):
+            if re.match(r"^-\s*\d", text, re.ASCII):
                 raise TimingError(f"{option} {value!r} is negative; give a positive interval such as 30s or 5m")
             raise TimingError(f"{option} {value!r} is not an interval; write 30s, 5m, 2h or 3d")
         try:
@@ -1176,10 +1184,9 @@ def parse_month_day(value: str | int) -> int:
     """``1`` to ``31``, or ``last`` (``LAST_DAY``)."""
     if isinstance(value, str) and value.strip().lower() == "last":
         return LAST_DAY
-    try:
-        day = int(value)
-    except ValueError:
-        raise TimingError(f"--day {value!r} is not a day of the month; use 1 to 31 or last") from None
+    if isinstance(value, str) and not is_number(value.strip()):
+        raise TimingError(f"--day {value!r} is not a day of the month; use 1 to 31 or last")
+    day = int(value)
     if not 1 <= day <= 31:
         raise TimingError(f"--day {value} is not a day of the month; use 1 to 31 or last")
     return day
