@@ -53,6 +53,9 @@ ONE_TIME = ("now", "at")
 LAST_DAY = -1
 AT_GRACE = timedelta(seconds=60)
 BACKLOG_LIMIT = 10_000
+# The longest duration a user may type (--every, --timeout, +WHEN, --since): far
+# past any schedule, and short enough that no fire or deadline overflows.
+MAX_DURATION = timedelta(days=36525)  # 100 years
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WEEKDAY_NAMES = (
@@ -768,8 +771,29 @@ def _parse_field(name: str, text: str) -> _FieldValues:
             first = _cron_value(name, base, term)
             # 5/10 runs from 5 to the end of the range, as in cronsim and croniter.
             last = hi if slash else first
+        if step > 1 and step > last - first:
+            raise _FieldError(_step_too_large(name, base, first, last, step))
         out.values.update(range(first, last + 1, step))
     return out
+
+
+_ELAPSED_UNITS = {"second": "s", "minute": "m", "hour": "h"}
+
+
+def _step_too_large(name: str, base: str, first: int, last: int, step: int) -> str:
+    """Why a step that never reaches a second value is refused (``*/90`` minutes
+    fires at minute 0 only, each hour, whatever "every 90 minutes" suggests), and
+    what to write instead."""
+    whole = base in ("*", "?")
+    span = f"the {name} range {first}-{last}" if whole else f"the range {first}-{last}"
+    fixes = [f"write {first} for that"]
+    if last - first >= 2:
+        fixes.append(f"a step from 2 to {last - first}" if last - first > 2 else "a step of 2")
+    unit = _ELAPSED_UNITS.get(name)
+    if whole and unit is not None and step * UNITS[unit] <= MAX_DURATION.total_seconds():
+        fixes.append(f"--every {step}{unit} for every {step} {name}s of elapsed time")
+    fix = ", ".join(fixes[:-1]) + f" or {fixes[-1]}" if len(fixes) > 1 else fixes[0]
+    return f"a step of {step} is larger than {span}, so it would fire at {name} {first} only; {fix}"
 
 
 def _cron_value(name: str, text: str, term: str) -> int:

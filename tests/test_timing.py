@@ -490,13 +490,68 @@ def cron_fires(expr: str, after: str, n: int = 4, zone: str = "UTC") -> list[str
     return [f.astimezone(tz).isoformat() for f in t.fires(at(after), n)]
 
 
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("*/90 * * * *", "bad minute field '*/90': a step of 90 is larger than the minute range 0-59, so it "
+         "would fire at minute 0 only; write 0 for that, a step from 2 to 59 or --every 90m for every 90 "
+         "minutes of elapsed time"),
+        ("*/60 * * * *", "minute range 0-59, so it would fire at minute 0 only"),
+        ("*/99999999999999999999 * * * *", "a step of 99999999999999999999 is larger than the minute range "
+         "0-59, so it would fire at minute 0 only; write 0 for that or a step from 2 to 59"),
+        ("0-30/45 * * * *", "bad minute field '0-30/45': a step of 45 is larger than the range 0-30, so it "
+         "would fire at minute 0 only; write 0 for that or a step from 2 to 30"),
+        ("57/5 * * * *", "a step of 5 is larger than the range 57-59, so it would fire at minute 57 only; "
+         "write 57 for that or a step of 2"),
+        ("*/61 0 * * * *", "bad second field '*/61': a step of 61 is larger than the second range 0-59, so it "
+         "would fire at second 0 only; write 0 for that, a step from 2 to 59 or --every 61s"),
+        ("0 */24 * * *", "bad hour field '*/24': a step of 24 is larger than the hour range 0-23, so it would "
+         "fire at hour 0 only; write 0 for that, a step from 2 to 23 or --every 24h for every 24 hours"),
+        ("0 2-5/9 * * *", "bad hour field '2-5/9': a step of 9 is larger than the range 2-5"),
+        ("0 0 */31 * *", "bad day of month field '*/31': a step of 31 is larger than the day of month range "
+         "1-31, so it would fire at day of month 1 only; write 1 for that or a step from 2 to 30"),
+        ("0 0 10-20/11 * *", "bad day of month field '10-20/11'"),
+        ("0 0 1 */12 *", "bad month field '*/12': a step of 12 is larger than the month range 1-12, so it "
+         "would fire at month 1 only; write 1 for that or a step from 2 to 11"),
+        ("0 0 1 jun-aug/3 *", "bad month field 'jun-aug/3': a step of 3 is larger than the range 6-8"),
+        ("0 0 * * */8", "bad day of week field '*/8': a step of 8 is larger than the day of week range 0-7, "
+         "so it would fire at day of week 0 only; write 0 for that or a step from 2 to 7"),
+        ("0 0 * * mon-fri/5", "bad day of week field 'mon-fri/5': a step of 5 is larger than the range 1-5"),
+        ("20-20/10 * * * *", "a step of 10 is larger than the range 20-20, so it would fire at minute 20 only; "
+         "write 20 for that"),
+    ],
+)
+def test_a_step_that_never_reaches_a_second_value_is_refused(expr: str, words: str) -> None:
+    # Described as "every 90 minutes", */90 would fire at minute 0 of every hour.
+    assert words in refused(cron=expr)
+
+
+def test_steps_that_reach_a_second_value_fire_as_before() -> None:
+    assert cron_fires("*/59 * * * *", "2026-05-04T00:00+00:00", 3) == [
+        "2026-05-04T00:59:00+00:00", "2026-05-04T01:00:00+00:00", "2026-05-04T01:59:00+00:00",
+    ]
+    assert cron_fires("0-30/30 * * * *", "2026-05-04T00:00+00:00", 3) == [
+        "2026-05-04T00:30:00+00:00", "2026-05-04T01:00:00+00:00", "2026-05-04T01:30:00+00:00",
+    ]
+    assert cron_fires("0 */23 * * *", "2026-05-04T00:00+00:00", 2) == [
+        "2026-05-04T23:00:00+00:00", "2026-05-05T00:00:00+00:00",
+    ]
+    assert cron_fires("0 0 */30 * *", "2026-05-01T00:00+00:00", 2) == [
+        "2026-05-31T00:00:00+00:00", "2026-06-01T00:00:00+00:00",
+    ]
+    assert cron_fires("0 0 1 */11 *", "2026-01-01T00:00+00:00", 2) == [
+        "2026-12-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00",
+    ]
+    assert cron_fires("0 0 * * */7", "2026-05-04T00:00+00:00", 1) == ["2026-05-10T00:00:00+00:00"]  # Sunday
+    assert cron_fires("59/1 * * * *", "2026-05-04T00:00+00:00", 1) == ["2026-05-04T00:59:00+00:00"]
+    assert cron_fires("*/59 0 0 * * *", "2026-05-04T00:00+00:00", 2) == [
+        "2026-05-04T00:00:59+00:00", "2026-05-05T00:00:00+00:00",
+    ]
+
+
 def test_cron_dialect() -> None:
     assert cron_fires("0 9-9 * * *", "2026-05-04T00:00+00:00", 2) == [
         "2026-05-04T09:00:00+00:00", "2026-05-05T09:00:00+00:00",
-    ]
-    # A one-value range with a step is that value (Vixie cron); cronsim reads 20-20/10 as 20/10.
-    assert cron_fires("20-20/10 * * * *", "2026-05-04T00:00+00:00", 2) == [
-        "2026-05-04T00:20:00+00:00", "2026-05-04T01:20:00+00:00",
     ]
     assert cron_fires("50/5 * * * *", "2026-05-04T00:00+00:00", 3) == [
         "2026-05-04T00:50:00+00:00", "2026-05-04T00:55:00+00:00", "2026-05-04T01:50:00+00:00",

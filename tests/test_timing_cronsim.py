@@ -9,8 +9,9 @@ rules (used here as a test oracle only).
   cronsim's own field parser), and with cronsim itself in Berlin and New York.
 
 Where we differ from cronsim, the tests at the end pin both values and say why:
-two rule choices (a one-value range with a step; an hour step or a 6-field
-expression with fixed minute and hour), and three places where cronsim misses
+two rule choices (a one-value range with a step, which we refuse as any step
+that never reaches a second value; an hour step or a 6-field expression with
+fixed minute and hour), and three places where cronsim misses
 real instants that follow-the-clock expressions match (changes on the half
 hour or at :45, and a day that starts in a gap). In some folds cronsim's
 iteration never ends (``15-19/4 51 3/4 * * *`` at Pacific/Chatham's 2018
@@ -58,12 +59,15 @@ def random_field(rng: random.Random, lo: int, hi: int, names: list[str] | None =
     if r < 0.70:
         a = rng.randint(lo, hi - 1)
         return f"{show(a)}-{show(rng.randint(a + 1, hi))}"
+    # Steps reach a second value: larger ones are refused (see below).
     if r < 0.80:
         # a-b/n with a < b: cronsim reads a one-value range a-a/n as a/n (see below).
         a = rng.randint(lo, hi - 1)
-        return f"{a}-{rng.randint(a + 1, hi)}/{rng.randint(1, 6)}"
+        b = rng.randint(a + 1, hi)
+        return f"{a}-{b}/{min(rng.randint(1, 6), b - a)}"
     if r < 0.88:
-        return f"{value()}/{rng.randint(1, 10)}"
+        v = value()
+        return f"{v}/{min(rng.randint(1, 10), max(1, hi - v))}"
     picks = sorted({value() for _ in range(rng.randint(2, 4))})
     return ",".join(show(v) for v in picks)
 
@@ -299,14 +303,14 @@ def local(fires: list[datetime] | None, zone: str) -> list[str]:
     return [f.astimezone(ZoneInfo(zone)).isoformat() for f in fires]
 
 
-def test_one_value_range_with_step() -> None:
+def test_one_value_range_with_step_is_refused() -> None:
     # Vixie cron reads 20-20/10 as the range 20..20 stepped by 10: minute 20 only.
     # cronsim collapses the range to one value and then reads it as 20/10 (20, 30,
-    # 40, 50). croniter read it as */10. We follow Vixie cron.
+    # 40, 50). croniter read it as */10. Like any step that never reaches a second
+    # value (*/90 in minutes), we refuse it and say what to write.
     after = datetime(2026, 5, 4, tzinfo=UTC)
-    assert local(ours("20-20/10 * * * *", "UTC", after, 2), "UTC") == [
-        "2026-05-04T00:20:00+00:00", "2026-05-04T01:20:00+00:00",
-    ]
+    with pytest.raises(TimingError, match="a step of 10 is larger than the range 20-20.*write 20 for that"):
+        Timing(kind="cron", zone="UTC", start=START, cron="20-20/10 * * * *")
     assert local(theirs("20-20/10 * * * *", "UTC", after, 2), "UTC") == [
         "2026-05-04T00:20:00+00:00", "2026-05-04T00:30:00+00:00",
     ]
