@@ -581,7 +581,7 @@ class Daemon:
         planned = decision.planned_at
         if decision.action == "skip":
             self._record_skip(request, decision, now)
-            self.store.advance_request(request.id, decision.next_run_at, now)
+            self._advance(request, decision, now)
             self._events.append(
                 f"request {request.id} ({request.task}): slot {iso_local(planned)} skipped, previous run still going"
             )
@@ -602,7 +602,7 @@ class Daemon:
         if decision.manual:
             self.store.clear_manual_run(request.id)
         elif decision.advance:
-            self.store.advance_request(request.id, decision.next_run_at, now)
+            self._advance(request, decision, now)
         if task is None:
             self.store.finish_run(
                 run_id, status="error", ended_at=now,
@@ -615,6 +615,13 @@ class Daemon:
             f"planned {iso_local(planned)})"
         )
         return run_id, request, task
+
+    def _advance(self, request: RequestRecord, decision: Claim, now: datetime) -> None:
+        """Move the request on to its next fire; a schedule with none left is complete,
+        and the operator is told why (its finish, or the end of the calendar)."""
+        self.store.advance_request(request.id, decision.next_run_at, now)
+        if decision.next_run_at is None and request.timing.recurring:
+            self._events.append(f"request {request.id} ({request.task}) is complete: {request.timing.end_reason()}")
 
     def _reject(self, item: UnloadableRequest, now: datetime) -> None:
         """A due request that cannot be loaded or handled: an error run says why, and

@@ -20,7 +20,7 @@ from .records import RequestRecord, TaskRecord
 from .reruns import MAX_RETRIES
 from .store import Store
 from .task import BackgroundTask
-from .timing import AT_GRACE, UNITS, Timing, TimingOptions, parse_timing
+from .timing import AT_GRACE, MAX_DURATION, UNITS, Timing, TimingOptions, duration_too_long, parse_timing
 
 
 @dataclass(frozen=True)
@@ -251,6 +251,8 @@ def parse_timeout(value: str | float | timedelta, option: str = "--timeout") -> 
             raise BgprocError(f"{option} {value!r} is not a duration; write 90s, 5m or 2h") from None
     if not (math.isfinite(seconds) and seconds > 0):
         raise BgprocError(f"{option} {value} must be a positive, finite duration; write 90s, 5m or 2h")
+    if seconds > MAX_DURATION.total_seconds():
+        raise duration_too_long(option, value)
     return seconds
 
 

@@ -56,6 +56,9 @@ BACKLOG_LIMIT = 10_000
 # The longest duration a user may type (--every, --timeout, +WHEN, --since): far
 # past any schedule, and short enough that no fire or deadline overflows.
 MAX_DURATION = timedelta(days=36525)  # 100 years
+# Fires end here: any fire, shown in any zone, with a day either side, stays inside
+# datetime's range. A timing whose next fire would fall later has none left.
+CALENDAR_END = datetime(9999, 1, 1, tzinfo=UTC)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WEEKDAY_NAMES = (
@@ -107,7 +110,8 @@ class Timing:
         if self.kind == "every":
             if self.interval is None:
                 raise TimingError("an every timing needs an interval")
-            object.__setattr__(self, "interval", parse_interval(self.interval))
+            # Not bounded here: a stored timing loads whatever it holds (next_fire copes).
+            object.__setattr__(self, "interval", _interval(self.interval, "--every"))
         if self.kind == "weekly":
             days = self.weekdays or (self._wall(self.start).weekday(),)
             if any(not isinstance(d, int) or not 0 <= d <= 6 for d in days):
@@ -177,9 +181,18 @@ class Timing:
             fire = self._next_unbounded(after)
         except OverflowError:  # the end of datetime's range: no further fires
             return None
-        if fire is None or (self.finish is not None and fire > self.finish):
+        if fire is None or fire >= CALENDAR_END or (self.finish is not None and fire > self.finish):
             return None
         return fire
+
+    def end_reason(self) -> str:
+        """Why a recurring timing has no fire left (``next_fire`` gave None), in words."""
+        if not self.recurring:
+            return "it was to run once"
+        if self.finish is not None and self.finish < CALENDAR_END:
+            # A fire past the calendar's end would be past the finish too.
+            return f"its finish ({self.finish.astimezone(self.tz):%Y-%m-%d %H:%M:%S %Z}) has passed"
+        return f"its next fire would fall after {CALENDAR_END:%Y-%m-%d}, where bgproc's calendar ends"
 
     def fires(self, after: datetime, n: int) -> list[datetime]:
         """Up to ``n`` fires strictly after ``after``."""
@@ -198,7 +211,7 @@ class Timing:
     def last_fire(self, upto: datetime) -> datetime | None:
         """The latest fire at or before ``upto``, found directly (no walk through
         the fires in between)."""
-        upto = _utc(upto, "upto")
+        upto = min(_utc(upto, "upto"), CALENDAR_END - _US)
         if self.finish is not None:
             upto = min(upto, self.finish)
         if upto < self.start:
@@ -245,7 +258,7 @@ class Timing:
             return (1, self.start) if planned < self.start <= now else (0, None)
         if self.kind == "every":
             assert self.interval is not None
-            upto = now if self.finish is None else min(now, self.finish)
+            upto = min(now, CALENDAR_END - _US) if self.finish is None else min(now, self.finish)
             if upto <= planned or upto < self.start:
                 return 0, None
             k_first = max(0, (planned - self.start) // self.interval + 1)
@@ -1030,6 +1043,8 @@ def parse_timing(opts: TimingOptions, now: datetime, default_zone: str) -> Timin
         extra["cron"] = validate_cron(opts.cron)
     timing = Timing(kind=kind, zone=zone, start=start, finish=finish, **extra)
     if timing.due_from(now) is None:
+        if finish is None:
+            raise TimingError(f"{timing.describe()} never fires: {timing.end_reason()}; change the timing")
         raise TimingError(
             f"{timing.describe()} never fires between the start and the finish; "
             "widen the window or change the timing"
@@ -1091,10 +1106,10 @@ def _parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str)
         return now.replace(microsecond=0)
     rel = _RELATIVE.match(text)
     if rel:
-        try:
-            return now.replace(microsecond=0) + timedelta(seconds=int(rel.group(1)) * UNITS[rel.group(2)])
-        except OverflowError:
-            raise TimingError(f"{option} {text!r} is too far in the future") from None
+        seconds = int(rel.group(1)) * UNITS[rel.group(2)]
+        if seconds > MAX_DURATION.total_seconds():
+            raise duration_too_long(option, text)
+        return now.replace(microsecond=0) + timedelta(seconds=seconds)
     if text.startswith(("+", "-")) and not is_number(text[1:2]) or re.match(r"^[+-]\d+\s*[a-z]+$", text, re.ASCII):
         raise TimingError(
             f"{option} {text!r} is not a relative time; write +90s, +5m, +2h or +1d"
@@ -1158,7 +1173,21 @@ class WallTimeInGap(TimingError):
 
 
 def parse_interval(value: str | timedelta, option: str = "--every") -> timedelta:
-    """``30s``, ``5m``, ``2h``, ``3d`` (elapsed time), positive."""
+    """``30s``, ``5m``, ``2h``, ``3d`` (elapsed time), positive, at most ``MAX_DURATION``."""
+    interval = _interval(value, option)
+    if interval > MAX_DURATION:
+        raise duration_too_long(option, value)
+    return interval
+
+
+def duration_too_long(option: str, value: Any) -> TimingError:
+    """The one refusal of a duration past ``MAX_DURATION``, whatever option gave it."""
+    shown = repr(value) if isinstance(value, str) else _show(value)
+    return TimingError(f"{option} {shown} is longer than 100 years, the longest duration bgproc takes; "
+                       "give at most 36525d")
+
+
+def _interval(value: str | timedelta, option: str) -> timedelta:
     if isinstance(value, timedelta):
         interval = value
     else:
@@ -1171,7 +1200,7 @@ def parse_interval(value: str | timedelta, option: str = "--every") -> timedelta
         try:
             interval = timedelta(seconds=int(m.group(1)) * UNITS[m.group(2)])
         except OverflowError:
-            raise TimingError(f"{option} {value!r} is too long; give at most 100 years") from None
+            raise duration_too_long(option, value) from None
     if interval <= timedelta(0):
         raise TimingError(f"{option} {_show(value)} must be positive; give an interval such as 30s or 5m")
     if interval % timedelta(seconds=1):

@@ -380,6 +380,32 @@ def test_request_that_fails_while_claimed_is_rolled_back_and_reported(
     assert request_row(store, broken)["status"] == "unscheduled"
 
 
+def test_a_schedule_past_the_calendars_end_is_complete_and_says_why(made: Made, store: Store) -> None:
+    # Its next fire would overflow datetime: complete, said in one line, not a silent stop.
+    late = datetime(9998, 12, 15, 9, 0, tzinfo=UTC)
+    clock = FakeClock(late)
+    request = new_request(store, late, monthly=True)
+    daemon = make(made, store, clock)
+    assert len(daemon.claim(clock.now())) == 1
+    row = request_row(store, request)
+    assert row["status"] == "complete" and row["next_run_at"] is None
+    assert (
+        f"request {request} (Noop) is complete: its next fire would fall after 9999-01-01, "
+        "where bgproc's calendar ends"
+    ) in daemon.reporter.stream.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_schedule_past_its_finish_is_complete_and_says_why(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, daily=True, finish="2026-03-03T10:00")
+    daemon = make(made, store, clock)
+    clock.advance(86400)
+    assert len(daemon.claim(clock.now())) == 1
+    assert request_row(store, request)["status"] == "complete"
+    assert (
+        f"request {request} (Noop) is complete: its finish (2026-03-03 10:00:00 UTC) has passed"
+    ) in daemon.reporter.stream.getvalue()  # type: ignore[attr-defined]
+
+
 def test_unregistered_task_is_an_error(made: Made, store: Store, clock: FakeClock) -> None:
     request = new_request(store, T0, now=True)
     with store.immediate():

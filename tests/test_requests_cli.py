@@ -818,6 +818,17 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("--timeout in other digits", _fixed("schedule", "Greet", "-p", "who=a", "--timeout", "\u0663m"),
      ("is not a duration",)),
     ("--since in other digits", _fixed("monitor", "--since", "\u0663h"), ("is not a time",)),
+    # one bound, in the same words, for every duration typed
+    ("--every past 100 years", _fixed("schedule", "Greet", "-p", "who=a", "--every", "36526d"),
+     ("--every '36526d' is longer than 100 years, the longest duration bgproc takes; give at most 36525d",)),
+    ("--timeout past 100 years", _fixed("schedule", "Greet", "-p", "who=a", "--timeout", "876601h"),
+     ("--timeout '876601h' is longer than 100 years, the longest duration bgproc takes; give at most 36525d",)),
+    ("--timeout of 1e20 seconds", _fixed("schedule", "Greet", "-p", "who=a", "--timeout", "1e20"),
+     ("--timeout '1e20' is longer than 100 years",)),
+    ("relative --at past 100 years", _fixed("schedule", "Greet", "-p", "who=a", "--at", "+36526d"),
+     ("--at '+36526d' is longer than 100 years, the longest duration bgproc takes; give at most 36525d",)),
+    ("--since past 100 years", _fixed("monitor", "--since", "36526d"),
+     ("--since '36526d' is longer than 100 years, the longest duration bgproc takes; give at most 36525d",)),
     ("-n in other digits", _fixed("schedule", "Greet", "-p", "who=a", "--dry-run", "-n", "\u0663"), ("'-n'",)),
     ("--limit in other digits", _fixed("monitor", "--limit", "\uff13"), ("'--limit'",)),
 ]

@@ -187,7 +187,14 @@ def test_parse_helpers() -> None:
         ({"every": "0s"}, ["--every", "positive"]),
         ({"every": "-5m"}, ["--every", "negative"]),
         ({"every": "5x"}, ["--every", "not an interval", "30s"]),
-        ({"every": "99999999999d"}, ["--every", "too long"]),
+        ({"every": "99999999999d"}, ["--every '99999999999d' is longer than 100 years"]),
+        ({"every": "36526d"}, ["--every '36526d' is longer than 100 years, the longest duration bgproc takes; "
+                               "give at most 36525d"]),
+        ({"every": timedelta(days=36526)}, ["--every 36526 days, 0:00:00 is longer than 100 years"]),
+        ({"at": "+36526d"}, ["--at '+36526d' is longer than 100 years, the longest duration bgproc takes"]),
+        ({"at": "+876601h"}, ["--at '+876601h' is longer than 100 years"]),
+        ({"daily": True, "start": "+36526d"}, ["--start '+36526d' is longer than 100 years"]),
+        ({"daily": True, "finish": "+99999999999999999999s"}, ["--finish '+99999999999999999999s' is longer"]),
         ({"every": timedelta(milliseconds=1500)}, ["--every", "whole number of seconds"]),
         ({"daily": True, "start": "2026-05-06T09:00", "finish": "2026-05-06T08:00"},
          ["--finish", "not after the start", "later --finish"]),
@@ -549,6 +556,49 @@ def test_steps_that_reach_a_second_value_fire_as_before() -> None:
     ]
 
 
+def test_durations_up_to_a_hundred_years_are_taken() -> None:
+    assert parse(every="36525d").interval == timedelta(days=36525)
+    assert parse(at="+36525d").start == NOW.replace(microsecond=0) + timedelta(days=36525)
+
+
+@pytest.mark.parametrize(
+    ("timing", "last"),
+    [
+        (dict(kind="monthly"), "9998-12-15T09:30:00+00:00"),
+        (dict(kind="daily"), "9998-12-31T09:30:00+00:00"),
+        (dict(kind="hourly"), "9998-12-31T23:30:00+00:00"),
+        (dict(kind="every", interval=timedelta(days=36525)), "9998-11-15T09:30:00+00:00"),
+        (dict(kind="cron", cron="0 11 * * *", zone="Etc/GMT+12"), "9998-12-31T11:00:00-12:00"),
+        (dict(kind="cron", cron="59 23 * * *", zone="Pacific/Kiritimati"), "9998-12-31T23:59:00+14:00"),
+        (dict(kind="cron", cron="* * * * *"), "9998-12-31T23:59:00+00:00"),
+    ],
+)
+def test_fires_end_with_the_calendar_without_overflowing(timing: dict[str, object], last: str) -> None:
+    # A schedule that reaches the end of the calendar has no fire left (its request
+    # then becomes complete, saying why), never a traceback or a fire that cannot be shown.
+    kind, zone = timing.pop("kind"), timing.pop("zone", "UTC")
+    start = datetime(9998, 11, 15, 9, 30, tzinfo=UTC) - (timedelta(days=36525) if kind == "every" else timedelta(0))
+    t = Timing(kind=kind, zone=zone, start=start, **timing)  # type: ignore[arg-type]
+    fires = t.fires(datetime(9998, 11, 14, tzinfo=UTC), 100_000)
+    assert fires and fires[-1].astimezone(ZoneInfo(zone)).isoformat() == last
+    assert t.next_fire(fires[-1]) is None and t.next_fire(datetime(9999, 6, 1, tzinfo=UTC)) is None
+    assert t.end_reason() == "its next fire would fall after 9999-01-01, where bgproc's calendar ends"
+    assert t.last_fire(datetime(9999, 12, 31, tzinfo=UTC)) == fires[-1]
+    assert t.backlog(datetime(9998, 11, 14, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))[1] == fires[-1]
+
+
+def test_a_schedule_with_no_fire_before_the_calendars_end_is_refused() -> None:
+    late = datetime(9998, 12, 20, tzinfo=UTC)
+    with pytest.raises(TimingError, match="never fires: its next fire would fall after 9999-01-01"):
+        parse_timing(TimingOptions(cron="0 0 1 1 *"), late, "UTC")
+
+
+def test_a_finished_schedule_says_its_finish_is_the_reason() -> None:
+    t = parse(daily=True, start="2026-05-05T09:00", finish="2026-05-07T10:00")
+    assert t.next_fire(at("2026-05-07T09:00+02:00")) is None
+    assert t.end_reason() == "its finish (2026-05-07 10:00:00 CEST) has passed"
+
+
 def test_cron_dialect() -> None:
     assert cron_fires("0 9-9 * * *", "2026-05-04T00:00+00:00", 2) == [
         "2026-05-04T09:00:00+00:00", "2026-05-05T09:00:00+00:00",
@@ -616,8 +666,9 @@ def test_far_future_ends_quietly() -> None:
     t = Timing(kind="every", zone="UTC", start=NOW, interval=timedelta(days=365))
     assert t.next_fire(datetime(9999, 6, 1, tzinfo=UTC)) is None
     d = Timing(kind="daily", zone="Europe/Berlin", start=NOW)  # 14:00 CEST, 13:00 UTC in winter
-    assert d.next_fire(datetime(9999, 12, 31, 12, tzinfo=UTC)) == datetime(9999, 12, 31, 13, tzinfo=UTC)
-    assert d.next_fire(datetime(9999, 12, 31, 13, tzinfo=UTC)) is None
+    assert d.next_fire(datetime(9998, 12, 31, 12, tzinfo=UTC)) == datetime(9998, 12, 31, 13, tzinfo=UTC)
+    assert d.next_fire(datetime(9998, 12, 31, 13, tzinfo=UTC)) is None  # the calendar ends at 9999-01-01
+    assert d.next_fire(datetime(9999, 12, 31, 12, tzinfo=UTC)) is None
     c = Timing(kind="cron", zone="Pacific/Kiritimati", start=NOW, cron="0 0 * * *")
     assert c.next_fire(datetime(9999, 12, 31, 12, tzinfo=UTC)) is None
 
