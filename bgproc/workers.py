@@ -131,11 +131,10 @@ class ActiveRun:
         return (self.usage.ru_utime + self.usage.ru_stime) if self.usage is not None else None
 
     def max_rss_kb(self) -> int | None:
-        """Peak resident memory in KiB: the worker's own, else its resource usage."""
-        if self.peak_rss_kb is not None or self.usage is None:
-            return self.peak_rss_kb
-        # No /proc: ru_maxrss, which may include the daemon's own size (see peak_rss_kb).
-        return int(self.usage.ru_maxrss / 1024) if sys.platform == "darwin" else int(self.usage.ru_maxrss)
+        """Peak resident memory in KiB: the worker's own (reported, or sampled while it
+        ran), else none. Never ``ru_maxrss``: on Linux it carries the daemon's own
+        peak across fork and exec (see ``peak_rss_kb``), which is not the run's."""
+        return self.peak_rss_kb
 
 
 class Workers:
@@ -323,9 +322,14 @@ class Workers:
         (sampled while it runs, so that a run that crashes still has a peak)."""
         for run in self.runs.values():
             run.log.flush_stale(now, PARTIAL_LINE_S)
-            peak = None if run.reaped else peak_rss_kb(run.pid)
-            if peak is not None:
-                run.peak_rss_kb = max(run.peak_rss_kb or 0, peak)
+            self._sample_peak(run)
+
+    def _sample_peak(self, run: ActiveRun) -> None:
+        """Note the worker's own peak memory, if it can be read now (not once it has
+        exited: a zombie has none)."""
+        peak = None if run.reaped else peak_rss_kb(run.pid)
+        if peak is not None:
+            run.peak_rss_kb = max(run.peak_rss_kb or 0, peak)
 
     def _read_output(self, run: ActiveRun) -> bool:
         """Read what the worker printed; returns False when nothing more is there now."""
@@ -364,6 +368,7 @@ class Workers:
             # blocked writing more events gets EPIPE (which it ignores) and goes on.
             run.log.add(stamp(self._now()), f"[bgproc] events from the run ignored from here on: {exc!r}")
             run.events_lost = True
+            self._sample_peak(run)  # its own word on its peak (the ended event) is lost with them
             self._close_events(run)
             return False
         return True

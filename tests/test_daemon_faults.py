@@ -65,6 +65,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory):
         # Before their fix these hung until their timeout.
         "big_progress": ["BigProgress", "--timeout", "30s"],
         "garbage_more": ["GarbageThenMore", "--timeout", "30s"],
+        "garbage_peak": ["GarbageAndPeak"],
         "exit256": ["SysExit", "-p", "code=256"],
         "exit255": ["SysExit", "-p", "code=255"],
     }
@@ -234,6 +235,15 @@ def test_garbage_on_the_events_pipe_harms_only_that_pipe(faults: Faults) -> None
     assert len(log.encode()) <= LOG_LIMIT + 200
     listed = run_bgproc(faults.db, "monitor", "--json", "--request", str(faults.requests["garbage"]))
     assert listed.json()[0]["log"]  # the list's excerpt is not cut short by the NUL
+
+
+def test_a_run_whose_events_were_garbled_reports_only_its_own_peak_memory(faults: Faults) -> None:
+    # Its ended event (with its peak) is lost: the peak is what was sampled of the
+    # worker itself, or none; never ru_maxrss, which holds the daemon's own peak.
+    run = faults.finished("garbage_peak")
+    assert run["status"] == "success", run["detail"]
+    own = int(run["log"].split("peak ")[1].split()[0])
+    assert run["max_rss_kb"] is None or 0 < run["max_rss_kb"] <= own + 2048, (run["max_rss_kb"], own)
 
 
 def test_huge_progress_message_is_cut_not_a_hang(faults: Faults) -> None:

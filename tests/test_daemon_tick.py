@@ -406,6 +406,24 @@ def test_a_schedule_past_its_finish_is_complete_and_says_why(made: Made, store: 
     ) in daemon.reporter.stream.getvalue()  # type: ignore[attr-defined]
 
 
+def test_a_runs_peak_memory_is_its_own_or_none() -> None:
+    # ru_maxrss carries the daemon's own peak across fork and exec on Linux: it is
+    # never reported as the run's, even when the worker's own peak could not be read.
+    from types import SimpleNamespace
+
+    from bgproc.runlog import RunLog
+    from bgproc.workers import ActiveRun
+
+    run = ActiveRun(
+        run_id=1, request_id=1, task="Noop", proc=None, output_fd=-1, events_fd=-1, lifeline_fd=-1,
+        workdir="", timeout_s=1.0, deadline=0.0, log=RunLog(1024),
+    )
+    run.reaped, run.usage = True, SimpleNamespace(ru_maxrss=900_000, ru_utime=0.5, ru_stime=0.25)
+    assert run.max_rss_kb() is None and run.cpu_s() == 0.75
+    run.peak_rss_kb = 20_000
+    assert run.max_rss_kb() == 20_000
+
+
 def test_unregistered_task_is_an_error(made: Made, store: Store, clock: FakeClock) -> None:
     request = new_request(store, T0, now=True)
     with store.immediate():

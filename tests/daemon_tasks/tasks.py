@@ -206,6 +206,18 @@ class Memory(BackgroundTask[MemoryParams]):
         print(f"peak {peak} kB")
 
 
+class GarbageAndPeak(BackgroundTask[NoParams]):
+    """Writes garbage down the events pipe (so its ended event, with its peak memory,
+    is lost), then prints its own peak (VmHWM) and ends at once."""
+
+    def run(self, params: NoParams) -> None:
+        events_fd = int(os.environ["BGPROC_WORKER_FDS"].split(",")[1])
+        os.write(events_fd, b"\xc1 not msgpack")
+        with open("/proc/self/status") as status:
+            peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+        print(f"peak {peak} kB", flush=True)
+
+
 class BigProgress(BackgroundTask[NoParams], ConnectionRequired):
     """Reports progress with a 9 MiB message (more than the daemon reads of one event)."""
 
