@@ -160,6 +160,22 @@ def test_piped_follow_of_a_run_shows_them_escaped() -> None:
     assert f"run 7 error after 1m 04s: exit code 1 {SHOWN}" in text
 
 
+def test_follow_json_writes_them_as_json_escapes() -> None:
+    from bgproc.clock import FakeClock
+    from bgproc.follow import follow_json
+
+    class OneRun:
+        def get_run(self, run_id: int) -> RunRecord:
+            return _run(progress_done=1.0, progress_total=2.0, progress_message=SPOOF)
+
+    out = io.StringIO()
+    follow_json(OneRun(), {}, out, run_id=7, clock=FakeClock(NOW))  # type: ignore[arg-type]
+    (line,) = out.getvalue().splitlines()
+    assert _clean(line)
+    document = json.loads(line)
+    assert document["task"] == TASK and document["progress"]["message"] == SPOOF and document["detail"].endswith(SPOOF)
+
+
 # ----------------------------------------------------------------------
 # The command line
 
