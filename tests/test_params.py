@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from bgproc import params as P
 from bgproc.errors import ParamsError
+from bgproc.params.declared import union_args
 
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -173,7 +174,7 @@ def values(tp: Any) -> st.SearchStrategy:
         return SCALARS[tp]
     if tp is type(None):
         return st.none()
-    members = P._union_args(tp)
+    members = union_args(tp)
     if members is not None:
         return st.one_of([values(m) for m in members])
     if dataclasses.is_dataclass(tp):
