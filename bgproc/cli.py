@@ -127,8 +127,8 @@ EveryOpt = Annotated[
     str | None,
     typer.Option(
         "--every",
-        metavar="N{s,m,h,d}",
-        help="Every N seconds/minutes/hours/days of elapsed time.",
+        metavar="DURATION",
+        help="Every DURATION of elapsed time (30s, 90, 5m, 1.5h, 1h30m, 3d; whole seconds).",
         rich_help_panel="Timing",
     ),
 ]
@@ -215,7 +215,7 @@ RecoverOpt = Annotated[
 
 TIMING_HELP = """
 WHEN is ISO 8601 with or without an offset (without one it is wall time in
---tz), or relative to now: +90s, +5m, +2h, +1d.
+--tz), or relative to now: +90s, +5m, +2h, +1d, +1h30m.
 
 Time and DST: daily, weekly, monthly and cron expressions with a fixed
 minute and hour fire at wall-clock times in the request's zone. A wall time
@@ -355,7 +355,7 @@ def schedule(
     timeout: Annotated[
         str | None,
         typer.Option(
-            "--timeout", metavar="DURATION", help="Stop a run after this long (90s, 5m, 2h; default: the task's)."
+            "--timeout", metavar="DURATION", help="Stop a run after this long (90s, 5m, 1h30m; default: the task's)."
         ),
     ] = None,
     allow_overlap: Annotated[
@@ -645,7 +645,7 @@ def monitor_command(
     since: Annotated[
         str | None,
         typer.Option(
-            "--since", metavar="WHEN", help="Only runs since WHEN: ISO 8601, or a duration back from now (1h, 30m)."
+            "--since", metavar="WHEN", help="Only runs since WHEN: ISO 8601, or a duration back from now (1h, 1h30m)."
         ),
     ] = None,
     limit: Annotated[
@@ -705,15 +705,16 @@ def monitor_command(
 
 
 def _parse_since(text: str) -> Any:
-    """ISO 8601, or a duration back from now (``1h``, ``-30m``)."""
+    """ISO 8601, or a duration back from now (``1h``, ``-30m``, ``1h30m``, ``90``)."""
     from zoneinfo import ZoneInfo
 
-    from .timing import parse_interval, parse_when
+    from .timing import is_duration, parse_duration, parse_when
 
     now = _now()
+    back = text.strip().removeprefix("-")
     try:
-        if re.fullmatch(r"-?\s*\d+\s*[smhdSMHD]", text.strip(), re.ASCII):
-            return now - parse_interval(text.strip().lstrip("-"), "--since")
+        if not back.startswith("+") and is_duration(back):
+            return now - parse_duration(back, "--since", least="zero")
         since = parse_when(text, now, ZoneInfo(_zone()), "--since")
     except OverflowError:
         raise BgprocError(f"--since {text!r} reaches before year 1; give a later time") from None
@@ -722,7 +723,7 @@ def _parse_since(text: str) -> Any:
             raise  # well formed but impossible, in a DST gap, out of range: said as it is
         raise TimingError(
             f"--since {text!r} is not a time; write ISO 8601 (2026-05-01T09:30, local wall time, "
-            "or with an offset) or a duration back from now (1h, 30m, 2d)"
+            "or with an offset) or a duration back from now (1h, 30m, 2d, 1h30m)"
         ) from None
     if since > now:
         raise TimingError(f"--since {text!r} is in the future; give a past time or a duration back from now (1h)")

@@ -21,6 +21,7 @@ from rich.text import Text
 from .records import RequestRecord, RunRecord, TaskRecord
 from .reruns import RetryPolicy, attempt_text
 from .safetext import escape
+from .timing import format_duration
 
 STATUS_STYLE = {
     "running": "bold cyan",
@@ -63,15 +64,8 @@ def times_in() -> str:
 
 
 def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    """A table cell: ``2m 05s``, or ``-`` for none."""
+    return "-" if seconds is None else format_duration(seconds, "compact")
 
 
 def tasks_table(tasks: list[TaskRecord]) -> Table:

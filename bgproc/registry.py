@@ -14,7 +14,6 @@ import difflib
 import importlib.machinery
 import importlib.util
 import inspect
-import math
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +28,7 @@ from .records import TaskRecord
 from .reruns import MAX_RETRIES
 from .store import Store
 from .task import BackgroundTask
+from .timing import parse_duration
 
 
 @dataclass(frozen=True)
@@ -311,10 +311,10 @@ def describe(cls: type[BackgroundTask], search_path: str | None) -> TaskRecord:
             f"task {cls.__qualname__}: timeout {cls.timeout!r} is not a number of seconds "
             "or a timedelta"
         ) from None
-    if not (math.isfinite(timeout) and timeout > 0):
-        raise RegistryError(
-            f"task {cls.__qualname__}: timeout must be a positive, finite number of seconds, not {timeout}"
-        )
+    try:
+        timeout = parse_duration(timeout, "timeout").total_seconds()
+    except BgprocError as exc:
+        raise RegistryError(f"task {cls.__qualname__}: {exc}") from None
     retries, retry_delay_s, recover = _retry_policy(cls)
     return TaskRecord(
         name=cls.name,
@@ -333,8 +333,6 @@ def describe(cls: type[BackgroundTask], search_path: str | None) -> TaskRecord:
 
 def _retry_policy(cls: type[BackgroundTask]) -> tuple[int, float | None, bool]:
     """A task class's ``retries``, ``retry_delay`` (seconds) and ``recover``, checked."""
-    from .requests import parse_timeout  # the one duration grammar (requests imports this module)
-
     name = cls.__qualname__
     retries = cls.retries
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
@@ -344,7 +342,7 @@ def _retry_policy(cls: type[BackgroundTask]) -> tuple[int, float | None, bool]:
     delay = None
     if cls.retry_delay is not None:
         try:
-            delay = parse_timeout(cls.retry_delay, option="retry_delay")
+            delay = parse_duration(cls.retry_delay, "retry_delay").total_seconds()
         except BgprocError as exc:
             raise RegistryError(f"task {name}: {exc}") from None
     return retries, delay, cls.recover

@@ -7,7 +7,6 @@ written; each operation writes at most one transaction.
 from __future__ import annotations
 
 import getpass
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ from .records import RequestRecord, TaskRecord
 from .reruns import MAX_RETRIES
 from .store import Store
 from .task import BackgroundTask
-from .timing import AT_GRACE, MAX_DURATION, UNITS, Timing, TimingOptions, duration_too_long, parse_timing
+from .timing import AT_GRACE, Timing, TimingOptions, parse_duration, parse_timing
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def plan(
         )
     data = params_codec.encode(params)
     parsed = parse_timing(timing or TimingOptions(), now, default_zone)
-    timeout_s = parse_timeout(timeout) if timeout is not None else None
+    timeout_s = parse_duration(timeout, "--timeout").total_seconds() if timeout is not None else None
     policy = retry_policy(retries, retry_delay, recover)
     first = parsed.due_from(now)
     fires = parsed.fires_from(first, count)
@@ -96,7 +95,7 @@ def retry_policy(
             raise BgprocError(f"--retries {retries!r} must be a whole number from 0 to {MAX_RETRIES}")
         given["retries"] = retries
     if retry_delay is not None:
-        given["retry_delay_s"] = parse_timeout(retry_delay, option="--retry-delay")
+        given["retry_delay_s"] = parse_duration(retry_delay, "--retry-delay").total_seconds()
     if recover is not None:
         given["recover"] = bool(recover)
     return given
@@ -226,34 +225,6 @@ def plan_reschedule(
                 )
     chosen = new_timing or current.timing
     return chosen, _after_handled_slots(store, request_id, chosen, next_at)
-
-
-def parse_timeout(value: str | float | timedelta, option: str = "--timeout") -> float:
-    """``90``, ``90s``, ``1.5h``, ``5m`` or a number of seconds; positive and finite.
-    The grammar of every run duration (``--timeout``, ``--retry-delay``), named
-    ``option`` in errors."""
-    if isinstance(value, bool):
-        raise BgprocError(f"{option} {value!r} is not a duration; write 90s, 5m or 2h")
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        text = value.strip().lower()
-        try:
-            if not text.isascii():  # float() also reads other scripts' digits (٣)
-                raise ValueError(text)
-            if text and text[-1] in UNITS:
-                seconds = float(text[:-1]) * UNITS[text[-1]]
-            else:
-                seconds = float(text)
-        except ValueError:
-            raise BgprocError(f"{option} {value!r} is not a duration; write 90s, 5m or 2h") from None
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise BgprocError(f"{option} {value} must be a positive, finite duration; write 90s, 5m or 2h")
-    if seconds > MAX_DURATION.total_seconds():
-        raise duration_too_long(option, value)
-    return seconds
 
 
 # ----------------------------------------------------------------------
