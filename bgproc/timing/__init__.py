@@ -6,7 +6,7 @@
 | ``cron`` | the cron dialect: parse, validate, match wall times |
 | ``placement`` | wall times placed on the timeline through DST changes |
 | ``model`` | ``Timing``: next fire, last fire, backlog; pure, "now" an argument |
-| ``words`` | a timing in words |
+| ``words`` | a timing in words; a cron expression's words agree with its fires |
 | ``options`` | ``TimingOptions`` and ``parse_timing``: WHEN, zones, weekdays, month days |
 
 Each module imports only those above it in the table (``Timing.describe``
