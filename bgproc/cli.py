@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from . import dbfaults
 from .errors import BgprocError, TimingError
 from .safetext import escape, json_text
 from .timing import TimingOptions
@@ -851,10 +852,11 @@ def run(argv: list[str] | None = None) -> int:
     except BgprocError as exc:
         sys.stderr.write(f"bgproc: error: {_one_line(str(exc))}\n")
         return exc.exit_code
-    except sqlite3.OperationalError as exc:
-        sys.stderr.write(
-            f"bgproc: error: the database is busy or locked ({exc}); try again, or stop what holds it\n"
-        )
+    except sqlite3.Error as exc:
+        fault = dbfaults.classify(exc)
+        if fault is None:
+            raise  # a bug in bgproc: its traceback is what helps
+        sys.stderr.write(f"bgproc: error: {fault.explain()}\n")
         return 1
     except BrokenPipeError:
         return 0

@@ -14,6 +14,12 @@ daemons share the database. What to do with each due request is decided by
 ``decide`` (pure: no I/O, "now" an argument). The daemon, never the worker,
 records how a run ended.
 
+The database may fail at any time (locked, full, read-only, an I/O error):
+a worker's exit is kept in memory as soon as it is reaped, and its outcome
+written, in order, when the database allows; meanwhile the loop goes on with
+what needs no database, and tries the database again after a growing delay
+(``dbfaults``). A corrupt database stops it with a non-zero status.
+
 Daemons watch each other through heartbeats. A daemon is declared dead, and
 its running runs interrupted, only when its process is gone from this
 machine, or, for a daemon elsewhere, when its heartbeat has not changed over
@@ -40,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import liveness
+from . import dbfaults, liveness
 from .claim import Claim, decide, decide_rerun, iso_local, slots_text
 from .clock import Clock
 from .records import DaemonRecord, RequestRecord, TaskRecord
@@ -50,8 +56,6 @@ from .store import DueRerun, Store, UnloadableRequest
 from .wakeup import Waker
 from .workers import ActiveRun, Workers
 
-# How long the loop waits (reading the runs' output) before it tries a locked database again.
-BUSY_RETRY_S = 0.25
 # How long one write waits for a lock before the loop gets on with everything else.
 DAEMON_BUSY_TIMEOUT_MS = 500
 # How often stopped daemons' rows are pruned (each `daemon --once` adds one).
@@ -59,6 +63,9 @@ PRUNE_EVERY_S = 3600.0
 # Own heartbeats that must be written while another daemon's stays unchanged before
 # it is declared dead: they prove the database took writes meanwhile.
 OWN_BEATS_TO_EXPIRE = 2
+# On a full disk an outcome is recorded with its log cut to its last lines, this many
+# bytes (then to nothing but the line that says so, if that does not fit either).
+CUT_LOG_BYTES = 16 * 1024
 
 
 @dataclass
@@ -79,6 +86,7 @@ class DaemonConfig:
     claim_batch: int = 100
     spare: bool = True  # keep a worker started ahead (not with once)
     keep_daemons_s: float = 7 * 86400.0  # stopped daemons' rows are kept this long
+    record_wait_s: float = 10.0  # at shutdown, how long outcomes the database refuses are tried again
 
     def worker_lease(self) -> tuple[float, float] | None:
         """How long a worker goes on without a renewal from this daemon, and the grace
@@ -178,8 +186,18 @@ class Daemon:
         self._registered = False  # a row in the daemons table (tests may drive claim() without one)
         self._poll_s = config.poll_s  # how often to look at the database unprompted
         self._events: list[str] = []
+        self._pause = 0.0  # how long the loop waits for events after a pass
         # Runs that could not start, whose error could not be written yet: run id -> detail.
         self._unrecorded: dict[int, str] = {}
+        # Runs whose worker exited, in that order, whose outcome is not written yet.
+        self._pending: list[ActiveRun] = []
+        # The database condition (busy, full...) this daemon is in, if any.
+        self._outage = dbfaults.Outage(lambda message: self.reporter.event(message))
+        # Why the daemon gave up on its database (its file changed, it is corrupt), and
+        # whether anything may still be written through its connection.
+        self._given_up: str | None = None
+        self._writable = True
+        self.exit_status = 0
         self.workers = Workers(
             db_path=str(store.path),
             app_db=os.path.abspath(os.environ.get("BGPROC_APP_DB") or str(store.path)),
@@ -204,32 +222,15 @@ class Daemon:
     # The loop
 
     def run(self) -> int:
-        """Run until stopped (or, with ``once``, until what was due has run). Returns 0."""
+        """Run until stopped (or, with ``once``, until what was due has run). Returns the
+        exit status: 0, or 1 when the daemon gave up on its database (corrupt)."""
         self._start()
-        busy_since: float | None = None
         try:
-            while True:
-                try:
-                    if self._step():
-                        break
-                    if busy_since is not None:
-                        self.reporter.event("database available again")
-                        busy_since = None
-                except sqlite3.OperationalError as exc:
-                    # The database is locked (a task writing to it, say): keep what
-                    # needs no database going (deadlines, signals, the runs' output)
-                    # and try again shortly; say so once, not at every attempt.
-                    if busy_since is None:
-                        busy_since = self.clock.monotonic()
-                        self.reporter.event(f"database busy ({exc}); retrying")
-                    self._handle_signals()
-                    mono = self.clock.monotonic()
-                    self._renew_leases(mono)
-                    self._enforce_deadlines(mono)
-                    self._wait(BUSY_RETRY_S)
+            while not self._iterate():
+                self._wait(self._pause)
         finally:
             self._shutdown()
-        return 0
+        return self.exit_status
 
     def register(self, daemon_id: str | None = None) -> None:
         """Record this daemon in the database, under ``daemon_id`` (default its id)."""
@@ -267,6 +268,52 @@ class Daemon:
         mode = "once" if self.config.once else f"{self.config.workers} worker(s)"
         self.reporter.event(f"daemon {self.id} started on {self.store.path} ({mode})")
 
+    def _iterate(self) -> bool:
+        """One pass of the loop, whatever the database does; True when the daemon should
+        exit, else ``_pause`` says how long to wait for events before the next pass.
+        While the database fails (busy, full...), passes that need no database go on
+        (signals, reaping, deadlines), and it is tried again after a growing delay."""
+        if not self._outage.due(self.clock.monotonic()):
+            return self._step_offline()
+        self._outage.attempt()
+        try:
+            done = self._step()
+        except sqlite3.Error as exc:
+            fault = dbfaults.classify(exc)
+            if fault is None:
+                raise  # a bug in bgproc, not a condition of the database
+            if fault.fatal:
+                self._give_up(str(fault), True)
+                return True
+            self._outage.failed(fault, self.clock.monotonic())
+            return self._step_offline()
+        self._outage.passed(self.clock.monotonic())
+        return done
+
+    def _step_offline(self) -> bool:
+        """A pass without the database: signals, workers' leases, reaping (how runs
+        ended is kept in memory), deadlines. True when the daemon should exit."""
+        self._handle_signals()
+        self._renew_leases(self.clock.monotonic())
+        self._observe()
+        mono = self.clock.monotonic()
+        self._enforce_deadlines(mono)
+        if self.stopping and not self._live():
+            return True  # the shutdown tries the outcomes that wait once more
+        self._pause = max(0.0, min([self._outage.retry_at - mono, *self._run_delays(mono)]))
+        return False
+
+    def _give_up(self, problem: str, writable: bool) -> None:
+        """The database cannot be served any more: claim nothing, stop the runs now, and
+        exit non-zero, so that a service manager starts a daemon on what is at the path
+        now. ``writable``: outcomes may still be written through this connection."""
+        self._given_up, self._writable, self.exit_status = problem, writable, 1
+        self.reporter.event(
+            f"{problem}; stopping: no new runs, the {len(self._live())} running stopped now, exit status 1"
+        )
+        self.stopping = True
+        self.stop_deadline = self.clock.monotonic()
+
     def _step(self) -> bool:
         """One pass of the loop; returns True when the daemon should exit."""
         self._handle_signals()
@@ -294,7 +341,7 @@ class Daemon:
             return True
         if self.reporter.live:
             self.reporter.status(self._status_text())
-        self._wait(self._sleep_for(now, mono))
+        self._pause = self._sleep_for(now, mono)
         return False
 
     def _should_tick(self, now: datetime) -> bool:
@@ -327,8 +374,6 @@ class Daemon:
 
     def _sleep_for(self, now: datetime, mono: float) -> float:
         delays = [self._poll_s, self.config.heartbeat_s - (mono - self._last_beat)]
-        if self.active and self._lease is not None:
-            delays.append(self.config.heartbeat_s - (mono - self._last_renewal))
         if not self.stopping:
             if self._backlogged or self._due_stale:
                 delays.append(0.0)
@@ -336,22 +381,34 @@ class Daemon:
                 self.config.once and self._started_at is not None and self._tick_at > self._started_at
             ):
                 delays.append((self._tick_at - now).total_seconds())
-        for run in self.active.values():
-            if run.reaped:
-                delays.append(0.5)  # its outcome waits to be written: try again
-            elif run.term_at is None:
+        delays += self._run_delays(mono)
+        if self._unrecorded or any(r.log.dirty or r.progress_dirty for r in self.active.values()):
+            delays.append(self.config.flush_s - (mono - self._last_flush))
+        if self._outage.fault is not None:
+            delays.append(self._outage.retry_at - mono)  # what the database refused, again
+        return max(0.0, min(delays))
+
+    def _run_delays(self, mono: float) -> list[float]:
+        """When the live runs need the loop next: deadlines, SIGKILLs, the stop deadline,
+        their leases' renewal."""
+        delays = []
+        live = self._live()
+        if live and self._lease is not None:
+            delays.append(self.config.heartbeat_s - (mono - self._last_renewal))
+        for run in live:
+            if run.term_at is None:
                 delays.append(run.deadline - mono)
             elif not run.killed:
                 delays.append(run.term_at + self.config.kill_after_s - mono)
-            if run.log.dirty or run.progress_dirty:
-                delays.append(self.config.flush_s - (mono - self._last_flush))
-        if self._unrecorded:
-            delays.append(self.config.flush_s - (mono - self._last_flush))
-        if self.stop_deadline is not None and any(r.stop_reason is None for r in self.active.values()):
+        if self.stop_deadline is not None and any(r.stop_reason is None for r in live):
             delays.append(self.stop_deadline - mono)
-        if self.active:
+        if live:
             delays.append(0.5)  # reap even if a SIGCHLD was lost
-        return max(0.0, min(delays))
+        return delays
+
+    def _live(self) -> list[ActiveRun]:
+        """The runs whose worker has not exited yet."""
+        return [run for run in self.active.values() if not run.reaped]
 
     def _wait(self, timeout: float) -> None:
         for key, _ in self._selector.select(timeout):
@@ -395,7 +452,8 @@ class Daemon:
         skipped slots and errors, advances the requests; returns the runs to start."""
         self._note_wall(now)
         by = due_by or self._due_by(now)
-        free = self.config.workers - len(self.active)
+        # A run whose worker exited holds no slot, even while its outcome waits to be written.
+        free = self.config.workers - len(self._live())
         claimed: list[tuple[int, RequestRecord, TaskRecord]] = []
         self._events = []  # told after the commit, never while holding the lock
         self._backlogged = False
@@ -686,61 +744,140 @@ class Daemon:
                 for run_id, detail in self._unrecorded.items():
                     self.store.finish_run(run_id, status="error", ended_at=self.clock.now(), detail=detail)
         except sqlite3.Error as exc:
-            self.reporter.event(f"could not record {len(self._unrecorded)} run(s) that did not start ({exc}); retrying")
+            self._db_failed(exc)
             return
         self._unrecorded.clear()
 
+    def _db_failed(self, exc: sqlite3.Error) -> None:
+        """A write that can wait failed: note the condition (said once), or raise what
+        waiting cannot help (a bug, a corrupt database)."""
+        fault = dbfaults.classify(exc)
+        if fault is None or fault.fatal:
+            raise exc
+        self._outage.failed(fault, self.clock.monotonic())
+
     def _reap(self) -> int:
-        """Reap the workers that exited and record their outcomes; returns how many.
-        Raises sqlite3.Error if an outcome cannot be written: the run stays, reaped,
-        and its outcome is written at the next call."""
-        count = 0
+        """Reap the workers that exited and record their outcomes; returns how many
+        were reaped. An outcome the database refuses is kept and written later."""
+        count = self._observe()
+        self._record_outcomes()
+        return count
+
+    def _observe(self) -> int:
+        """Reap the workers that exited, keeping at once how each ended (wait status,
+        usage, end time, outcome), whatever the database does; returns how many."""
         spare = self.workers.reap_spare()
         if spare is not None:
             self.reporter.event(f"the spare worker exited (code {spare.proc.returncode}); starting workers on demand")
+        count = 0
         for run in list(self.active.values()):
-            if self.workers.poll(run):
-                self._finish(run)
+            if not run.reaped and self._poll(run):
                 count += 1
         return count
 
-    def _finish(self, run: ActiveRun) -> None:
-        """Record a reaped run's outcome (raises sqlite3.Error if it cannot be written:
-        nothing is lost, call again)."""
+    def _poll(self, run: ActiveRun) -> bool:
+        """Whether the run's worker has exited (reaped now, or before)."""
+        if run.reaped:
+            return True
+        if not self.workers.poll(run):
+            return False
+        self._exited(run)
+        return True
+
+    def _exited(self, run: ActiveRun) -> None:
+        """A run's worker was just reaped: how it ended now is the run's outcome, kept
+        until it is written (deadlines and stops no longer apply to it)."""
         self.workers.drain(run)
-        if run.ended_at is None:
-            run.ended_at = self.clock.now()
-        now = run.ended_at
-        run.log.flush_partial(now)
-        exit_code, signum = run.exit_status()
+        run.ended_at, run.ended_mono = self.clock.now(), self.clock.monotonic()
+        run.log.flush_partial(run.ended_at)
+        exit_code, _ = run.exit_status()
         if run.stop_reason is not None:
-            outcome = run.stop_reason
+            run.outcome = run.stop_reason
         elif run.lease_expired:
-            outcome = "interrupted"  # its worker stopped it: this daemon had gone quiet
+            run.outcome = "interrupted"  # its worker stopped it: this daemon had gone quiet
         elif exit_code == 0 and not run.exited_early():
-            outcome = "success"
+            run.outcome = "success"
         else:
-            outcome = "error"
+            run.outcome = "error"
+        self._pending.append(run)
+
+    def _record_outcomes(self) -> None:
+        """Write the outcomes that wait, in the order the runs ended; the first one the
+        database refuses stops the rest (all kept, and tried again later)."""
+        while self._pending:
+            try:
+                self._finish(self._pending[0])
+            except sqlite3.Error as exc:
+                self._db_failed(exc)
+                return
+            self._pending.pop(0)
+
+    def _finish(self, run: ActiveRun) -> None:
+        """Write an exited run's outcome and let the run go (raises sqlite3.Error if it
+        cannot be written: nothing is lost, call again). On a full disk the outcome is
+        written with the log cut to its tail rather than held back."""
+        outcome = run.outcome or "error"
         detail = self._detail(run, outcome)
+        cut = None
+        try:
+            recorded = self._write_outcome(run, outcome, detail)
+        except sqlite3.OperationalError as exc:
+            fault = dbfaults.classify(exc)
+            if fault is None or fault.kind != dbfaults.FULL:
+                raise
+            recorded, cut = self._write_outcome_cut(run, outcome, detail, fault)
+        self.workers.close(run)
+        assert run.ended_mono is not None
+        took = run.ended_mono - (run.deadline - run.timeout_s)  # the deadline was start + timeout
+        shown = detail if cut is None else f"{detail}; {cut}" if detail else cut
+        self.reporter.finished(run.run_id, run.task, outcome if recorded else f"{outcome} (not recorded)", shown, took)
+
+    def _write_outcome(self, run: ActiveRun, outcome: str, detail: str | None) -> bool:
+        """One transaction: the run's outcome and the rest of its log. Returns False if
+        the run was recorded ended already (that record stands)."""
+        exit_code, signum = run.exit_status()
         with self.store.immediate():
             recorded = self.store.finish_run(
-                run.run_id, status=outcome, ended_at=now, exit_code=exit_code, signal=signum,
-                cpu_s=run.cpu_s(), max_rss_kb=run.max_rss_kb(), detail=detail,
+                run.run_id, status=outcome, ended_at=run.ended_at or self.clock.now(), exit_code=exit_code,
+                signal=signum, cpu_s=run.cpu_s(), max_rss_kb=run.max_rss_kb(), detail=detail,
             )
             if not recorded and not run.noted:
                 # Recorded ended already (interrupted, after this daemon was declared dead).
                 run.log.add(
-                    stamp(now), f"[bgproc] the run ended ({outcome}{', ' + detail if detail else ''}) "
+                    stamp(run.ended_at or self.clock.now()),
+                    f"[bgproc] the run ended ({outcome}{', ' + detail if detail else ''}) "
                     "after it had been recorded as ended; that record stands",
                 )
                 run.noted = True
             written = self._write_log(run)
         self._written(run, written)
-        self.workers.close(run)
-        took = self.clock.monotonic() - (run.deadline - run.timeout_s)  # the deadline was start + timeout
-        self.reporter.finished(
-            run.run_id, run.task, outcome if recorded else f"{outcome} (not recorded)", detail, took
+        return recorded
+
+    def _write_outcome_cut(
+        self, run: ActiveRun, outcome: str, detail: str | None, fault: dbfaults.Fault
+    ) -> tuple[bool, str]:
+        """The database has no room for the run's log: write the outcome with the log cut
+        to its last lines (then to nothing but the line that says so), saying so in the
+        log. Raises sqlite3.Error if even that cannot be written. Returns whether it was
+        recorded, and what was cut."""
+        try:
+            return self._write_cut(run, outcome, detail, fault, CUT_LOG_BYTES)
+        except sqlite3.OperationalError as exc:
+            again = dbfaults.classify(exc)
+            if again is None or again.kind != dbfaults.FULL:
+                raise
+        return self._write_cut(run, outcome, detail, fault, 0)
+
+    def _write_cut(
+        self, run: ActiveRun, outcome: str, detail: str | None, fault: dbfaults.Fault, keep: int
+    ) -> tuple[bool, str]:
+        lost = run.log.cut(
+            keep,
+            f"{stamp(self.clock.now())} [bgproc] {fault}: the log is cut to its last {keep} bytes; "
+            "what came before them is not recorded",
         )
+        recorded = self._write_outcome(run, outcome, detail)
+        return recorded, f"database {fault.kind}: log cut to its last {keep} bytes ({lost} bytes not recorded)"
 
     def _detail(self, run: ActiveRun, outcome: str) -> str | None:
         how = run.how_ended()
@@ -778,6 +915,8 @@ class Daemon:
                     self._stop(run, "interrupted", mono)
 
     def _stop(self, run: ActiveRun, reason: str, mono: float, why: str | None = None) -> None:
+        if self._poll(run):
+            return  # its worker exited first: it ended as it ended, not stopped
         run.stop_reason = reason
         run.term_at = mono
         why = why or {
@@ -808,11 +947,15 @@ class Daemon:
         now = self.clock.now()
         self._record_unstarted()
         self.workers.sample(now)
-        dirty = [r for r in self.active.values() if r.log.dirty or r.progress_dirty]
+        dirty = [r for r in self.active.values() if not r.reaped and (r.log.dirty or r.progress_dirty)]
         if not dirty:
             return
-        with self.store.immediate():
-            written = [(run, self._write_log(run)) for run in dirty]
+        try:
+            with self.store.immediate():
+                written = [(run, self._write_log(run)) for run in dirty]
+        except sqlite3.Error as exc:
+            self._db_failed(exc)  # the logs wait in memory (bounded), the rest of the pass goes on
+            return
         for run, marks in written:
             self._written(run, marks)
 
@@ -1017,43 +1160,69 @@ class Daemon:
 
     def _shutdown(self) -> None:
         self.workers.discard_spare()
-        # Any run still here (an error in the loop) is stopped and recorded.
+        # Runs that ended are kept as they ended; any other run still here (an error in
+        # the loop, a database given up on) is stopped.
+        self._observe()
         mono = self.clock.monotonic()
         deadline = mono + self.config.kill_after_s
-        for run in self.active.values():
-            if run.stop_reason is None and not run.reaped:
+        for run in self._live():
+            if run.stop_reason is None:
                 self._stop(run, "interrupted", mono)
-        while self.active and self.clock.monotonic() < deadline:
-            try:
-                self._reap()
-            except sqlite3.Error:
-                break
-            if self.active:
+        while self._live() and self.clock.monotonic() < deadline:
+            self._observe()
+            if self._live():
                 self.clock.sleep(0.05)
-        for run in list(self.active.values()):
+        for run in self._live():
             self.workers.kill(run)
-            try:
-                self._finish(run)
-            except sqlite3.Error as exc:
-                self.reporter.event(f"run {run.run_id}: could not record its outcome ({exc})")
-                self.workers.close(run)
+            self._exited(run)
+        self._record_last()
         # Whatever of ours is still recorded running (a run that could not start and
         # whose error could not be written) ends interrupted, and the daemon stopped.
         try:
-            self._record_unstarted()
-            with self.store.immediate():
-                ids = self.store.interrupt_daemon_runs(
-                    self.id, self.clock.now(), "interrupted: the daemon stopped before the run started; not re-run"
-                )
-            for run_id in ids:
-                self.reporter.event(f"run {run_id} interrupted: it had not started")
+            if self._writable:
+                self._record_unstarted()
+                with self.store.immediate():
+                    ids = self.store.interrupt_daemon_runs(
+                        self.id, self.clock.now(), "interrupted: the daemon stopped before the run started; not re-run"
+                    )
+                for run_id in ids:
+                    self.reporter.event(f"run {run_id} interrupted: it had not started")
         except sqlite3.Error as exc:
-            self.reporter.event(f"could not record this daemon stopped ({exc})")
+            self.reporter.event(f"could not record this daemon stopped ({dbfaults.classify(exc) or exc})")
         if self._waker is not None:
             self._waker.close()
         self._restore_signals()
         self.reporter.event(f"daemon {self.id} stopped")
         self.reporter.close()
+
+    def _record_last(self) -> None:
+        """At shutdown: write the outcomes that wait, trying again with a growing delay
+        for up to ``record_wait_s``; then say, one line per run, what was not recorded."""
+        deadline = self.clock.monotonic() + self.config.record_wait_s
+        while self._pending and self._writable:
+            if self._outage.due(self.clock.monotonic()):
+                self._outage.attempt()
+                try:
+                    self._record_outcomes()
+                except sqlite3.Error:
+                    break  # waiting cannot help (corrupt)
+            left = deadline - self.clock.monotonic()
+            if not self._pending or left <= 0:
+                break
+            self.clock.sleep(min(left, max(0.01, self._outage.retry_at - self.clock.monotonic())))
+        why = self._given_up or (str(self._outage.fault) if self._outage.fault else "the database refused it")
+        for run in self._pending:
+            detail = self._detail(run, run.outcome or "error")
+            exit_code, signum = run.exit_status()
+            self.reporter.event(
+                f"run {run.run_id} ({run.task}) could not be recorded: it ended {run.outcome}"
+                + (f" ({detail})" if detail else "")
+                + f" at {iso_local(run.ended_at or self.clock.now())}, exit code {exit_code}"
+                + (f", signal {signum}" if signum else "")
+                + f"; {why}"
+            )
+            self.workers.close(run)
+        self._pending.clear()
 
     def _status_text(self) -> str:
         parts = [f"{len(self.active)}/{self.config.workers} running"]

@@ -157,6 +157,30 @@ class RunLog:
         if version == self._version:
             self._tail_dirty = self._dropped_dirty = False
 
+    def cut(self, keep: int, note: str) -> int:
+        """For a database with no room left: of what is not stored yet (the pending
+        head and the tail), keep the last whole lines within ``keep`` bytes, after the
+        line ``note``; the rest counts as dropped. Returns the bytes dropped now."""
+        lines = self._pending_head + [line for line, _ in self._tail]
+        kept: list[tuple[str, int]] = []
+        size = 0
+        for line in reversed(lines):
+            length = len(line.encode("utf-8"))
+            if size + length > keep:
+                break
+            kept.append((line, length))
+            size += length
+        lost = sum(len(line.encode("utf-8")) for line in lines) - size
+        self.head_bytes -= sum(len(line.encode("utf-8")) for line in self._pending_head)
+        self._pending_head = []
+        note_line = f"{note}\n"
+        self._tail = deque([(note_line, len(note_line.encode("utf-8"))), *reversed(kept)])
+        self._tail_bytes = size + self._tail[0][1]
+        self.dropped += lost
+        self._tail_dirty = self._dropped_dirty = True
+        self._version += 1
+        return lost
+
     def take(self) -> tuple[str, str | None, int]:
         """``pending`` and ``written`` at once (for a write that cannot fail)."""
         head, tail, dropped, mark = self.pending()

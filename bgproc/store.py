@@ -290,11 +290,13 @@ class Store:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
             self.conn.execute("COMMIT")
+        except BaseException:
+            # SQLite ends the transaction itself on some errors (a full disk, an I/O
+            # error): rolling back again would hide the error that matters.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def data_version(self) -> int:
         """Changes whenever another connection commits (``PRAGMA data_version``)."""
@@ -635,8 +637,9 @@ class Store:
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK TO claim")
-            self.conn.execute("RELEASE claim")
+            if self.conn.in_transaction:  # not ended by SQLite itself (see ``immediate``)
+                self.conn.execute("ROLLBACK TO claim")
+                self.conn.execute("RELEASE claim")
             raise
         else:
             self.conn.execute("RELEASE claim")

@@ -90,6 +90,8 @@ class ActiveRun:
     wait_status: int = 0
     usage: Any = None
     ended_at: datetime | None = None
+    ended_mono: float | None = None
+    outcome: str | None = None  # decided when reaped; written when the database allows
     noted: bool = False  # the log says the outcome came after the run was recorded ended
 
     @property

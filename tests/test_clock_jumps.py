@@ -51,7 +51,8 @@ def drive(daemon: Daemon, clock: FakeClock, seconds: float) -> None:
     daemon._wait = wait  # type: ignore[method-assign]
     try:
         while clock.monotonic() < end:
-            daemon._step()
+            daemon._iterate()  # one pass, as ``Daemon.run`` makes them
+            daemon._wait(daemon._pause)
     finally:
         daemon._wait = real_wait  # type: ignore[method-assign]
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -279,7 +280,7 @@ def test_free_slots_limit_claims_oldest_first(made: Made, store: Store, clock: F
     assert daemon._tick_at is None and not daemon._backlogged
     assert daemon._sleep_for(clock.now(), clock.monotonic()) > 60
     assert {request_row(store, i)["status"] for i in (ids[0], ids[2])} == {"scheduled"}
-    daemon.active = {run_id: object() for run_id, _, _ in first}  # type: ignore[misc]
+    daemon.active = {run_id: SimpleNamespace(reaped=False) for run_id, _, _ in first}  # type: ignore[misc]
     assert daemon.claim(clock.now()) == []  # no free slot
     daemon.active = {}
     assert [c[1].id for c in daemon.claim(clock.now())] == [ids[2], ids[0]]
@@ -633,11 +634,11 @@ def test_outcome_is_kept_when_writing_it_fails(
         raise sqlite3.OperationalError("database is locked")
 
     monkeypatch.setattr(store, "finish_run", finish_run)
-    with pytest.raises(sqlite3.OperationalError):
-        daemon._reap()
+    assert daemon._reap() == 1  # reaped, its outcome kept
+    assert run.reaped and run.outcome == "success" and daemon.active
     assert runs(store, request)[0]["status"] == "running"
     monkeypatch.setattr(store, "finish_run", original)
-    assert daemon._reap() == 1
+    assert daemon._reap() == 0 and not daemon.active
     (done,) = runs(store, request)
     assert done["status"] == "success" and done["exit_code"] == 0, done["detail"]
     log = query(store.path, "SELECT head FROM run_logs WHERE run_id = ?", done["id"])[0]["head"]
@@ -994,11 +995,10 @@ def test_the_retry_is_written_with_the_outcome_or_not_at_all(
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(store, "follow_up", broken)
-    with pytest.raises(sqlite3.OperationalError):
-        daemon._reap()
+    assert daemon._reap() == 1  # reaped; its outcome waits
     assert runs(store, request)[0]["status"] == "running" and reruns(store) == []  # neither
     monkeypatch.setattr(store, "follow_up", original)
-    assert daemon._reap() == 1
+    assert daemon._reap() == 0 and not daemon.active
     assert runs(store, request)[0]["status"] == "error" and len(reruns(store)) == 1  # both
     with pytest.raises(sqlite3.IntegrityError), store.immediate():  # and never twice
         store.conn.execute("UPDATE runs SET status = 'running' WHERE request_id = ?", (request,))
@@ -1068,7 +1068,7 @@ def test_a_retry_waits_for_a_free_worker(made: Made, store: Store, clock: FakeCl
     ((run_id, _, _),) = daemon.claim(clock.now())
     fail(store, run_id, clock.now())
     clock.advance(5)
-    daemon.active = {99: object()}  # type: ignore[dict-item]
+    daemon.active = {99: SimpleNamespace(reaped=False)}  # type: ignore[dict-item]
     assert daemon.claim(clock.now()) == [] and len(reruns(store)) == 1
     daemon.active = {}
     ((retry, record, _),) = daemon.claim(clock.now())

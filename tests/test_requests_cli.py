@@ -1153,7 +1153,7 @@ def test_a_locked_database_is_one_line_not_a_traceback(
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        assert_refused(cli("schedule", "Greet", "-p", "who=a"), "the database is busy or locked")
+        assert_refused(cli("schedule", "Greet", "-p", "who=a"), "the database is busy (database is locked)")
     finally:
         holder.execute("ROLLBACK")
         holder.close()
