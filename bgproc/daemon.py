@@ -18,7 +18,9 @@ The database may fail at any time (locked, full, read-only, an I/O error):
 a worker's exit is kept in memory as soon as it is reaped, and its outcome
 written, in order, when the database allows; meanwhile the loop goes on with
 what needs no database, and tries the database again after a growing delay
-(``dbfaults``). A corrupt database stops it with a non-zero status.
+(``dbfaults``). A database file deleted, replaced, truncated or made writable
+by others under the daemon (``dbfile``), or a corrupt database, stops it
+with a non-zero status.
 
 Daemons watch each other through heartbeats. A daemon is declared dead, and
 its running runs interrupted, only when its process is gone from this
@@ -49,6 +51,7 @@ from typing import Any
 from . import dbfaults, liveness
 from .claim import Claim, decide, decide_rerun, iso_local, slots_text
 from .clock import Clock
+from .dbfile import FileWatch
 from .records import DaemonRecord, RequestRecord, TaskRecord
 from .reporter import Reporter
 from .runlog import stamp
@@ -193,6 +196,7 @@ class Daemon:
         self._pending: list[ActiveRun] = []
         # The database condition (busy, full...) this daemon is in, if any.
         self._outage = dbfaults.Outage(lambda message: self.reporter.event(message))
+        self._file: FileWatch | None = None  # watched from start
         # Why the daemon gave up on its database (its file changed, it is corrupt), and
         # whether anything may still be written through its connection.
         self._given_up: str | None = None
@@ -223,7 +227,8 @@ class Daemon:
 
     def run(self) -> int:
         """Run until stopped (or, with ``once``, until what was due has run). Returns the
-        exit status: 0, or 1 when the daemon gave up on its database (corrupt)."""
+        exit status: 0, or 1 when the daemon gave up on its database (its file deleted,
+        replaced, truncated or made writable by others, or the database corrupt)."""
         self._start()
         try:
             while not self._iterate():
@@ -262,6 +267,7 @@ class Daemon:
         except OSError as exc:
             self.reporter.event(f"no wake-up FIFO ({exc}); watching the database instead")
             self._waker = None
+        self._file = self.store.file_watch()
         self._prune(now)
         self.reap_dead_daemons(now)
         self._ensure_spare()
@@ -273,6 +279,10 @@ class Daemon:
         exit, else ``_pause`` says how long to wait for events before the next pass.
         While the database fails (busy, full...), passes that need no database go on
         (signals, reaping, deadlines), and it is tried again after a growing delay."""
+        problem = self._file.check() if self._file is not None else None
+        if problem is not None:
+            self._give_up(problem.text, not problem.gone)
+            return True
         if not self._outage.due(self.clock.monotonic()):
             return self._step_offline()
         self._outage.attempt()
@@ -283,7 +293,10 @@ class Daemon:
             if fault is None:
                 raise  # a bug in bgproc, not a condition of the database
             if fault.fatal:
-                self._give_up(str(fault), True)
+                # A file deleted or replaced under the connection can read as corrupt:
+                # say what happened to it, if that is what happened.
+                problem = self._file.check() if self._file is not None else None
+                self._give_up(*((problem.text, not problem.gone) if problem else (str(fault), True)))
                 return True
             self._outage.failed(fault, self.clock.monotonic())
             return self._step_offline()

@@ -24,6 +24,7 @@ from typing import Any
 import sqlite_utils
 
 from . import filesafety, wakeup
+from .dbfile import FileWatch
 from .errors import NotFound, RegistryError, StateError, StoreError
 from .records import DaemonRecord, RequestRecord, RunRecord, TaskRecord
 from .reruns import FollowUp, RetryPolicy, follow_up
@@ -205,6 +206,7 @@ class Store:
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
         # Where a retry's jitter comes from (0 to 1); tests make it steady.
         self.jitter: Callable[[], float] = random.random
+        self._watch: FileWatch | None = None
 
     # ------------------------------------------------------------------
     # Opening
@@ -254,6 +256,20 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+        if self._watch is not None:
+            # Only now: closing it drops this process's locks on the file (see dbfile).
+            self._watch.close()
+            self._watch = None
+
+    def file_watch(self) -> FileWatch:
+        """A watch on the database file: whether it is still the one opened (see
+        ``dbfile``). Its descriptor stays open until the store is closed."""
+        if self._watch is None:
+            try:
+                self._watch = FileWatch(self.path, os.open(self.path, os.O_RDONLY))
+            except OSError as exc:
+                raise StoreError(f"cannot open database {self.path}: {exc.strerror}") from None
+        return self._watch
 
     def __enter__(self) -> Store:
         return self

@@ -1,8 +1,9 @@
-"""The database failing under a daemon: locked, full, read-only, an I/O error,
-corrupt. Workers' exits are kept in memory and their outcomes written when the
-database allows; each condition is named, said once, and waited out with a
-growing delay. In-process tests drive ``Daemon._iterate`` (one pass of the loop)
-with a ``FakeClock``."""
+"""The database failing under a daemon: locked, full, read-only, an I/O error, its
+file deleted or replaced. Workers' exits are kept in memory and their outcomes
+written when the database allows; each condition is named, said once, and waited
+out with a growing delay; a database file that is no longer the daemon's own stops
+the daemon. In-process tests drive ``Daemon._iterate`` (one pass of the loop) with
+a ``FakeClock``; the file tests run a real daemon."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import Any
 
 import pytest
 import test_daemon_tick
-from conftest import query
+from conftest import query, wait_until
+from daemon_tasks.helpers import DaemonProcess, register, run_of, schedule
 from test_daemon_tick import T0, Made, make, runs
 
 from bgproc import requests
@@ -335,6 +337,91 @@ def test_the_command_line_names_the_condition(
     assert code == 1
     assert err.startswith(f"bgproc: error: {named}") and err.count("\n") == 1, err
     assert query(db, "SELECT COUNT(*) AS n FROM requests")[0]["n"] == before
+
+
+# ----------------------------------------------------------------------
+# The database file changed under a running daemon: it stops, and says why
+
+
+def log_head(db: Path, run_id: int) -> str:
+    rows = query(db, "SELECT head FROM run_logs WHERE run_id = ?", run_id)
+    return rows[0]["head"] if rows else ""
+
+
+@pytest.fixture(scope="module")
+def _no_daemon_left_behind() -> Iterator[None]:
+    yield
+    DaemonProcess.kill_leftovers()
+
+
+@pytest.mark.daemon
+@pytest.mark.usefixtures("_no_daemon_left_behind")
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ("delete", "was deleted"),
+        ("truncate", "was truncated (0 bytes)"),
+        ("replace", "was replaced by another file"),
+        ("chmod", "became writable by others (mode 666; run: chmod 600"),
+    ],
+)
+def test_a_daemon_whose_database_file_changes_stops_its_runs_and_exits_non_zero(
+    db: Path, tmp_path: Path, change: str, said: str
+) -> None:
+    from daemon_tasks.helpers import pid_alive
+
+    register(db)
+    other = tmp_path / "other" / "bgproc.db"
+    if change == "replace":
+        register(other)  # closed: no WAL beside it
+    proc = DaemonProcess(db, "--workers", "1", "--kill-after", "1")
+    proc.wait_started()
+    sleeping = schedule(db, "Sleep", "-p", "seconds=600")
+    run = wait_until(lambda: (r := run_of(db, sleeping)) and "sleeping" in log_head(db, r["id"]) and r, 30)
+    worker = run["pid"]
+    if change == "delete":
+        db.unlink()
+    elif change == "truncate":
+        os.truncate(db, 0)
+    elif change == "replace":
+        replacement = other.read_bytes()
+        os.replace(other, db)
+    else:
+        db.chmod(0o666)
+    assert proc.proc.wait(30) == 1, proc.output()
+    output = proc.output()
+    (line,) = [line for line in output.splitlines() if "; stopping: " in line]
+    assert f"the database file {db} {said}" in line
+    assert "no new runs, the 1 running stopped now, exit status 1" in line
+    assert "Traceback" not in output
+    assert not pid_alive(worker)
+    if change == "chmod":  # still the daemon's own database: the run is recorded
+        assert run_of(db, sleeping)["status"] == "interrupted"
+    else:  # nothing recorded where nobody looks; the log says what was not
+        assert "could not be recorded: it ended interrupted" in output
+    if change == "replace":
+        assert db.read_bytes() == replacement  # the daemon wrote nothing to the new database
+
+
+def test_the_file_watch_reads_the_header_only_when_the_file_changed(store: Store) -> None:
+    watch = store.file_watch()
+    assert watch.check() is None
+    before = store.path.stat()
+    with open(store.path, "r+b") as file:  # in place: the same inode
+        file.write(b"not SQLite at all")
+    os.utime(store.path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert watch.check() is None  # same size and time: not read (a stat per pass, no more)
+    os.utime(store.path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    problem = watch.check()
+    assert problem is not None and problem.gone and "was overwritten (it has no SQLite header" in problem.text
+
+
+def test_a_file_cut_mid_page_is_truncated(store: Store) -> None:
+    watch = store.file_watch()
+    os.truncate(store.path, 5000)
+    problem = watch.check()
+    assert problem is not None and problem.gone
+    assert "was truncated or overwritten (5000 bytes, not a whole number of 4096-byte pages)" in problem.text
 
 
 def test_a_cut_log_keeps_its_last_whole_lines_after_the_note() -> None:
