@@ -4,8 +4,10 @@ A daemon's connection keeps the file it opened: if the file at its path is
 deleted, truncated or replaced, the daemon would go on running work and
 recording it where nobody looks, and never serve the database now at that path.
 ``FileWatch.check`` notices, cheaply enough to run at every pass of the loop:
-one ``stat`` of the path (identity, mode, size, modification time), and a read
-of the 100-byte SQLite header only when the size or modification time changed.
+one ``stat`` of the path (identity, owner, mode, size, modification time), and
+a read of the 100-byte SQLite header only when the size or modification time
+changed. A file given to another user or opened to others is a problem too, as
+``filesafety`` refuses it at open.
 
 The header is read through a descriptor opened once, beside the connection, and
 closed only after it: closing any descriptor of the database file drops every
@@ -16,9 +18,11 @@ could then take the database for unused, checkpoint it and delete its WAL).
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import StoreError
+from .filesafety import check_database_file
 
 MAGIC = b"SQLite format 3\x00"
 HEADER_SIZE = 100
@@ -49,7 +53,8 @@ class FileWatch:
 
     def check(self) -> FileProblem | None:
         """What happened to the file since it was opened, or None while the path holds
-        the same, safe, database file."""
+        the same database file, still as safe as ``filesafety`` wants it at open
+        (another user's now, or open to others, is a problem too)."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -61,11 +66,10 @@ class FileWatch:
                 f"the database file {self.path} was replaced by another file (inode {self._identity[1]} is now "
                 f"{st.st_ino})", gone=True,
             )
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return FileProblem(
-                f"the database file {self.path} became writable by others (mode {stat.S_IMODE(st.st_mode):o}; "
-                f"run: chmod 600 {self.path})", gone=False,
-            )
+        try:
+            check_database_file(self.path, st)  # as at open: its owner and mode
+        except StoreError as exc:
+            return FileProblem(str(exc), gone=False)
         if (st.st_size, st.st_mtime_ns) == self._seen:
             return None
         self._seen = (st.st_size, st.st_mtime_ns)

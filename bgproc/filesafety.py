@@ -129,6 +129,13 @@ def _check_directory_owner(db: Path) -> None:
         )
 
 
+def check_database_file(db: Path, info: os.stat_result) -> None:
+    """Refuse (StoreError) a database file, ``info`` its stat, that is not a regular
+    file of this user's without group or other access (at open, and under a daemon)."""
+    if _posix():
+        _check_database_file(db, info)
+
+
 def _check_database_file(db: Path, info: os.stat_result) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise StoreError(f"database {db} is not a regular file; choose another path with --db")

@@ -362,7 +362,10 @@ def _no_daemon_left_behind() -> Iterator[None]:
         ("delete", "was deleted"),
         ("truncate", "was truncated (0 bytes)"),
         ("replace", "was replaced by another file"),
-        ("chmod", "became writable by others (mode 666; run: chmod 600"),
+        ("chmod", "is writable by others (mode 666); run: chmod 600"),
+        pytest.param(
+            "chown", "belongs to nobody", marks=pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+        ),
     ],
 )
 def test_a_daemon_whose_database_file_changes_stops_its_runs_and_exits_non_zero(
@@ -386,16 +389,18 @@ def test_a_daemon_whose_database_file_changes_stops_its_runs_and_exits_non_zero(
     elif change == "replace":
         replacement = other.read_bytes()
         os.replace(other, db)
-    else:
+    elif change == "chmod":
         db.chmod(0o666)
+    else:
+        os.chown(db, 65534, 65534)  # another local user's now
     assert proc.proc.wait(30) == 1, proc.output()
     output = proc.output()
     (line,) = [line for line in output.splitlines() if "; stopping: " in line]
-    assert f"the database file {db} {said}" in line
+    assert f"{db} {said}" in line
     assert "no new runs, the 1 running stopped now, exit status 1" in line
     assert "Traceback" not in output
     assert not pid_alive(worker)
-    if change == "chmod":  # still the daemon's own database: the run is recorded
+    if change in ("chmod", "chown"):  # still the file the daemon opened: the run is recorded
         assert run_of(db, sleeping)["status"] == "interrupted"
     else:  # nothing recorded where nobody looks; the log says what was not
         assert "could not be recorded: it ended interrupted" in output
