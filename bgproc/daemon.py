@@ -1212,25 +1212,28 @@ class Daemon:
         """At shutdown: write the outcomes that wait, trying again with a growing delay
         for up to ``record_wait_s``; then say, one line per run, what was not recorded."""
         deadline = self.clock.monotonic() + self.config.record_wait_s
+        hopeless: str | None = None
         while self._pending and self._writable:
             if self._outage.due(self.clock.monotonic()):
                 self._outage.attempt()
                 try:
                     self._record_outcomes()
-                except sqlite3.Error:
-                    break  # waiting cannot help (corrupt)
+                except sqlite3.Error as exc:
+                    hopeless = str(dbfaults.classify(exc) or exc)  # waiting cannot help (corrupt)
+                    break
             left = deadline - self.clock.monotonic()
             if not self._pending or left <= 0:
                 break
             self.clock.sleep(min(left, max(0.01, self._outage.retry_at - self.clock.monotonic())))
-        why = self._given_up or (str(self._outage.fault) if self._outage.fault else "the database refused it")
+        why = self._given_up or hopeless or str(self._outage.fault or "the database refused it")
         for run in self._pending:
             detail = self._detail(run, run.outcome or "error")
             exit_code, signum = run.exit_status()
             self.reporter.event(
                 f"run {run.run_id} ({run.task}) could not be recorded: it ended {run.outcome}"
                 + (f" ({detail})" if detail else "")
-                + f" at {iso_local(run.ended_at or self.clock.now())}, exit code {exit_code}"
+                + f" at {iso_local(run.ended_at or self.clock.now())}"
+                + (f", exit code {exit_code}" if exit_code is not None else "")
                 + (f", signal {signum}" if signum else "")
                 + f"; {why}"
             )
