@@ -192,6 +192,8 @@ class Daemon:
         self._pause = 0.0  # how long the loop waits for events after a pass
         # Runs that could not start, whose error could not be written yet: run id -> detail.
         self._unrecorded: dict[int, str] = {}
+        # Runs claimed whose start waits for the database to take their pid.
+        self._to_start: list[tuple[int, RequestRecord, TaskRecord]] = []
         # Runs whose worker exited, in that order, whose outcome is not written yet.
         self._pending: list[ActiveRun] = []
         # The database condition (busy, full...) this daemon is in, if any.
@@ -308,7 +310,8 @@ class Daemon:
         ended is kept in memory), deadlines. True when the daemon should exit."""
         self._handle_signals()
         self._renew_leases(self.clock.monotonic())
-        self._observe()
+        if self._observe():
+            self._due_stale = True  # slots freed: claim when the database is back
         mono = self.clock.monotonic()
         self._enforce_deadlines(mono)
         if self.stopping and not self._live():
@@ -344,13 +347,15 @@ class Daemon:
             self._last_poll = mono
             self._check_cancels()
         claimed: list[int] = []
+        if self._to_start and not self.stopping:
+            self._start_delayed()
         if not self.stopping and self._should_tick(now):
             claimed = self.tick(now, self._started_at if self.config.once else None)
         if mono - self._last_flush >= self.config.flush_s:
             self._flush()
         if mono - self._last_beat >= self.config.heartbeat_s:
             self._beat(now)
-        if not self.active and (self.stopping or (self.config.once and not claimed)):
+        if not self.active and (self.stopping or (self.config.once and not claimed and not self._to_start)):
             return True
         if self.reporter.live:
             self.reporter.status(self._status_text())
@@ -451,14 +456,30 @@ class Daemon:
         start it. Returns the ids of the runs claimed (started, or recorded as failed
         to start)."""
         claimed = self.claim(now, due_by)
-        for run_id, request, task in claimed:
-            try:
-                self._spawn(run_id, request, task)
-            except Exception as exc:  # noqa: BLE001 - the run fails, not the daemon (nor the others)
-                self._spawn_failed(run_id, request.task, exc)
+        for item in claimed:
+            self._start_claimed(item)
         if claimed:
             self._ensure_spare()
         return [c[0] for c in claimed]
+
+    def _start_claimed(self, item: tuple[int, RequestRecord, TaskRecord]) -> None:
+        """Start a claimed run. A database that refuses the pid's write for now (busy,
+        an I/O error) delays the start to a later pass: the run is claimed, so it
+        must not fail for that; anything else fails the run, not the daemon."""
+        run_id, request, task = item
+        try:
+            self._spawn(run_id, request, task)
+        except sqlite3.Error as exc:
+            self._db_failed(exc)
+            self._to_start.append(item)
+        except Exception as exc:  # noqa: BLE001 - the run fails, not the daemon (nor the others)
+            self._spawn_failed(run_id, request.task, exc)
+
+    def _start_delayed(self) -> None:
+        """Start the claimed runs whose start the database delayed, oldest first."""
+        delayed, self._to_start = self._to_start, []
+        for item in delayed:
+            self._start_claimed(item)
 
     def claim(self, now: datetime, due_by: datetime | None = None) -> list[tuple[int, RequestRecord, TaskRecord]]:
         """The claim pass of ``tick``, without starting anything: records the runs,
@@ -466,7 +487,7 @@ class Daemon:
         self._note_wall(now)
         by = due_by or self._due_by(now)
         # A run whose worker exited holds no slot, even while its outcome waits to be written.
-        free = self.config.workers - len(self._live())
+        free = self.config.workers - len(self._live()) - len(self._to_start)
         claimed: list[tuple[int, RequestRecord, TaskRecord]] = []
         self._events = []  # told after the commit, never while holding the lock
         self._backlogged = False
@@ -746,6 +767,7 @@ class Daemon:
         detail = f"could not start the worker: {type(exc).__name__}: {exc}"
         self.reporter.event(f"run {run_id} ({task}): {detail}")
         self._unrecorded[run_id] = detail
+        self._due_stale = True  # the slot it was claimed for is free again
         self._record_unstarted()
 
     def _record_unstarted(self) -> None:

@@ -583,7 +583,7 @@ def test_a_run_that_cannot_start_is_an_error_and_the_others_start(
     def set_run_pid(run_id: int, pid: int) -> None:
         calls.append(pid)
         if len(calls) == 1:
-            raise sqlite3.OperationalError("disk I/O error")
+            raise OSError(24, "Too many open files")
         original(run_id, pid)
 
     monkeypatch.setattr(store, "set_run_pid", set_run_pid)
@@ -591,13 +591,42 @@ def test_a_run_that_cannot_start_is_an_error_and_the_others_start(
     assert len(daemon.tick(clock.now())) == 2
     (failed,) = runs(store, first)
     assert failed["status"] == "error" and failed["ended_at"]
-    assert "could not start the worker" in failed["detail"] and "disk I/O error" in failed["detail"]
+    assert "could not start the worker" in failed["detail"] and "Too many open files" in failed["detail"]
     wait_until(lambda: not os.path.exists(f"/proc/{calls[0]}"), 10)  # its worker went
     assert [r.request_id for r in daemon.active.values()] == [second]
     wait_reaped(daemon)
     assert runs(store, second)[0]["status"] == "success"
     daemon._shutdown()
     assert query(store.path, "SELECT COUNT(*) AS n FROM runs WHERE status = 'running'")[0]["n"] == 0
+
+
+def test_a_run_whose_pid_the_database_refuses_starts_at_a_later_pass(
+    made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claimed run must not fail for a database that is busy for a moment: it
+    starts once the database takes its pid, and holds its worker slot meanwhile."""
+    first = new_request(store, T0, now=True)
+    second = new_request(store, T0 + timedelta(microseconds=1), now=True)
+    clock.advance(1)
+    original, calls = store.set_run_pid, []
+
+    def set_run_pid(run_id: int, pid: int) -> None:
+        calls.append(pid)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        original(run_id, pid)
+
+    monkeypatch.setattr(store, "set_run_pid", set_run_pid)
+    daemon = make(made, store, clock, workers=1)
+    assert len(daemon.tick(clock.now())) == 1
+    assert not daemon.active and runs(store, first)[0]["status"] == "running"
+    assert daemon.tick(clock.now()) == []  # its slot stays taken: the second waits
+    clock.advance(5)
+    daemon._iterate()  # the database is back: the run starts
+    assert [r.request_id for r in daemon.active.values()] == [first]
+    wait_reaped(daemon)
+    assert runs(store, first)[0]["status"] == "success"
+    assert runs(store, second) == [] or runs(store, second)[0]["status"] in ("running", "success")
 
 
 def test_shutdown_interrupts_runs_still_recorded_running(
