@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bgproc.clock import FakeClock
 from bgproc.daemon import Daemon, DaemonConfig
-from bgproc.reporter import Reporter
+from bgproc.daemon.reporter import Reporter
 from bgproc.store import Store, ts
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

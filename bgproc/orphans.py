@@ -14,7 +14,7 @@ import sqlite3
 from datetime import datetime
 
 from . import liveness
-from .claim import iso_local
+from .daemon.claim import iso_local
 from .store import Store
 
 

@@ -32,8 +32,8 @@ from typing import Any
 import msgpack
 
 from . import liveness
+from .daemon.runlog import RunLog, stamp
 from .records import RequestRecord, TaskRecord
-from .runlog import RunLog, stamp
 from .worker import EXIT_CANCELLED, FDS_ENV, WORKDIR_PREFIX, pack_job, peak_rss_kb
 
 READ_CHUNK = 64 * 1024

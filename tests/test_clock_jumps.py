@@ -14,9 +14,9 @@ from conftest import query
 from test_daemon_tick import T0, Made, make, new_request, other_daemon, request_row, runs, t, wait_reaped
 
 from bgproc import requests
-from bgproc.claim import decide
 from bgproc.clock import FakeClock
 from bgproc.daemon import Daemon
+from bgproc.daemon.claim import decide
 from bgproc.store import Store
 from bgproc.timing import TimingOptions
 

@@ -430,7 +430,7 @@ def test_a_file_cut_mid_page_is_truncated(store: Store) -> None:
 
 
 def test_a_cut_log_keeps_its_last_whole_lines_after_the_note() -> None:
-    from bgproc.runlog import RunLog
+    from bgproc.daemon.runlog import RunLog
 
     log = RunLog(1000)
     for i in range(100):

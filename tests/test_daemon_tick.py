@@ -22,13 +22,13 @@ from conftest import query, wait_until
 from daemon_tasks.helpers import register
 
 from bgproc import requests
-from bgproc.claim import decide
 from bgproc.clock import Clock, FakeClock
 from bgproc.daemon import Daemon, DaemonConfig
+from bgproc.daemon.claim import decide
+from bgproc.daemon.reporter import Reporter
 from bgproc.liveness import place as _place
 from bgproc.liveness import proc_start as _proc_start
 from bgproc.records import DaemonRecord
-from bgproc.reporter import Reporter
 from bgproc.store import Store
 from bgproc.timing import TimingOptions
 
@@ -412,7 +412,7 @@ def test_a_runs_peak_memory_is_its_own_or_none() -> None:
     # never reported as the run's, even when the worker's own peak could not be read.
     from types import SimpleNamespace
 
-    from bgproc.runlog import RunLog
+    from bgproc.daemon.runlog import RunLog
     from bgproc.workers import ActiveRun
 
     run = ActiveRun(

@@ -193,7 +193,7 @@ def test_worker_whose_output_nobody_reads_still_stops(tmp_path: Path, workers: l
 def test_run_whose_worker_stopped_it_is_recorded_interrupted(tmp_path: Path) -> None:
     from bgproc.clock import Clock
     from bgproc.daemon import Daemon
-    from bgproc.reporter import Reporter
+    from bgproc.daemon.reporter import Reporter
     from bgproc.store import Store
 
     db = tmp_path / "data" / "bgproc.db"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bgproc.daemon.runlog import MAX_LINE, RunLog
 from bgproc.records import RunRecord
-from bgproc.runlog import MAX_LINE, RunLog
 
 WHEN = datetime(2026, 5, 1, 7, 30, 0, 123000, tzinfo=UTC)
 

@@ -18,8 +18,8 @@ from conftest import ROOT, bgproc_env, run_bgproc, wait_until
 from rich.console import Console
 
 from bgproc import monitor
+from bgproc.daemon.reporter import Reporter
 from bgproc.records import RunRecord, TaskRecord
-from bgproc.reporter import Reporter
 from bgproc.safetext import escape, json_text
 from bgproc.worker import record_lines
 

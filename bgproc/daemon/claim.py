@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .records import RequestRecord
-from .timing import BACKLOG_LIMIT
+from ..records import RequestRecord
+from ..timing import BACKLOG_LIMIT
 
 
 @dataclass(frozen=True, kw_only=True)

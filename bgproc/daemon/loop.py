@@ -48,16 +48,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import dbfaults, liveness
+from .. import dbfaults, liveness
+from ..clock import Clock
+from ..dbfile import FileWatch
+from ..records import DaemonRecord, RequestRecord, TaskRecord
+from ..store import DueRerun, Store, UnloadableRequest
+from ..wakeup import Waker
+from ..workers import ActiveRun, Workers
 from .claim import Claim, decide, decide_rerun, iso_local, slots_text
-from .clock import Clock
-from .dbfile import FileWatch
-from .records import DaemonRecord, RequestRecord, TaskRecord
 from .reporter import Reporter
 from .runlog import stamp
-from .store import DueRerun, Store, UnloadableRequest
-from .wakeup import Waker
-from .workers import ActiveRun, Workers
 
 # How long one write waits for a lock before the loop gets on with everything else.
 DAEMON_BUSY_TIMEOUT_MS = 500

@@ -11,8 +11,8 @@ import shutil
 import sys
 from typing import TextIO
 
-from .clock import Clock
-from .safetext import escape
+from ..clock import Clock
+from ..safetext import escape
 
 _CLEAR = "\r\x1b[2K"
 
