@@ -771,6 +771,13 @@ def daemon(
     spare: Annotated[
         bool, typer.Option("--spare/--no-spare", help="Keep one worker started ahead, so a run starts in milliseconds.")
     ] = True,
+    startup_timeout: Annotated[
+        float,
+        typer.Option(
+            "--startup-timeout", min=1, metavar="SECONDS",
+            help="How long a worker may take to start its task (imports, loading); the timeout counts from then.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Run due work, each run in its own subprocess, until stopped (or --once)."""
     import os
@@ -788,6 +795,7 @@ def daemon(
         kill_after_s=kill_after,
         log_limit=log_limit,
         spare=spare,
+        startup_timeout_s=startup_timeout,
         **intervals,  # type: ignore[arg-type]
     )
     with _store(ctx, create=True) as store:

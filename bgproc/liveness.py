@@ -11,14 +11,6 @@ import os
 import socket
 
 
-def exited(pid: int) -> bool:
-    """Whether our child ``pid`` has exited (without reaping it)."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-
-
 def pid_alive(pid: int) -> bool:
     """Whether a process runs (an exited, unreaped zombie does not)."""
     try:

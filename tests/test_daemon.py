@@ -375,7 +375,7 @@ def test_spare_worker_waits_idle_and_goes_with_the_daemon(db: Path) -> None:
     # One worker is started ahead and waits for a job, using no CPU.
     (spare,) = wait_until(lambda: children(proc.pid), 30)
     with open(f"/proc/{spare}/cmdline", "rb") as cmdline:
-        assert b"bgproc.worker" in cmdline.read()
+        assert b"bgproc.child" in cmdline.read()
     # The next run gets it; a new spare takes its place.
     request = schedule(db, "Noop")
     run = wait_finished(db, request)

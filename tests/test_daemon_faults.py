@@ -145,7 +145,7 @@ def test_a_forked_child_of_the_task_sends_no_events() -> None:
 
     import msgpack
 
-    from bgproc.worker import EventSink
+    from bgproc.child import EventSink
 
     read_fd, write_fd = os.pipe()
     sink = EventSink(write_fd)
@@ -161,7 +161,8 @@ def test_a_forked_child_of_the_task_sends_no_events() -> None:
 
 
 def test_exit_code_mapping() -> None:
-    from bgproc.worker import EXIT_ERROR, exit_code
+    from bgproc.child import exit_code
+    from bgproc.daemon.protocol import EXIT_ERROR
 
     assert [exit_code(v) for v in (None, 0, 3, 255, True)] == [0, 0, 3, 255, 1]
     assert [exit_code(v) for v in (256, -1, 512, "message", 2.0)] == [EXIT_ERROR] * 5
@@ -180,9 +181,12 @@ def _duration(run: dict[str, Any]) -> float:
 
 
 def test_hang_past_timeout_is_stopped(faults: Faults) -> None:
+    # Proof that the task started (its run() writes the file), from when its timeout counts.
+    wait_until((faults.tmp / "hang.child").exists, 60)
     run = faults.finished("hang")
     assert run["status"] == "timeout"
-    assert "timeout" in run["detail"]
+    assert "passed its timeout of 1s" in run["detail"]
+    assert "hanging" in run["log"]
     assert 0.9 <= _duration(run) < 20  # stopped at its timeout, not left to hang
     assert not pid_alive(run["pid"])
     # The whole process group goes: the task's own child too.
@@ -191,6 +195,7 @@ def test_hang_past_timeout_is_stopped(faults: Faults) -> None:
 
 
 def test_sigterm_ignored_is_killed_after_grace(faults: Faults) -> None:
+    wait_until((faults.tmp / "ignore.child").exists, 60)  # proof that the task started
     run = faults.finished("ignore")
     assert run["status"] == "timeout"
     assert run["signal"] == signal.SIGKILL

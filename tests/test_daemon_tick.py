@@ -412,8 +412,8 @@ def test_a_runs_peak_memory_is_its_own_or_none() -> None:
     # never reported as the run's, even when the worker's own peak could not be read.
     from types import SimpleNamespace
 
+    from bgproc.daemon.active import ActiveRun
     from bgproc.daemon.runlog import RunLog
-    from bgproc.workers import ActiveRun
 
     run = ActiveRun(
         run_id=1, request_id=1, task="Noop", proc=None, output_fd=-1, events_fd=-1, lifeline_fd=-1,

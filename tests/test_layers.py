@@ -16,13 +16,14 @@ ALLOWED = {
     # task: connection.db, opened lazily; demo: reads the sample application's own table
     "sqlite_utils": {"store", "task", "demo"},
     "cron_descriptor": {"timing"},
-    "msgpack": {"params", "worker", "workers"},
+    "msgpack": {"params", "child", "daemon"},
     "platformdirs": {"store"},
 }
-# Modules the worker may import: the task API, the codec, and what they need.
-WORKER_MAY_IMPORT = {
-    "bgproc", "bgproc.worker", "bgproc.task", "bgproc.params", "bgproc.errors", "bgproc.loader",
-    "bgproc.filesafety",
+# Modules the child (a worker process) may import: the task API, the codec, the
+# loader, file safety, the worker protocol, and what they need.
+CHILD_MAY_IMPORT = {
+    "bgproc", "bgproc.child", "bgproc.lifeline", "bgproc.task", "bgproc.params", "bgproc.errors",
+    "bgproc.loader", "bgproc.filesafety", "bgproc.daemon", "bgproc.daemon.protocol",
 }
 
 
@@ -53,15 +54,23 @@ def test_store_and_services_do_not_import_the_command_line() -> None:
         assert "from .cli import" not in source and "bgproc.cli" not in source, path.name
 
 
-def test_worker_imports_only_the_task_api_and_the_codec() -> None:
+def test_child_imports_only_the_task_api_the_codec_and_the_protocol() -> None:
     watched = "('bgproc.', 'sqlite_utils', 'typer', 'rich', 'click', 'cron_descriptor')"
     code = (
-        "import sys, bgproc.worker; "
+        "import sys, bgproc.child; "
         f"print('\\n'.join(sorted(m for m in sys.modules if m == 'bgproc' or m.startswith({watched}))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = {m for m in out.split() if not m.startswith("bgproc.params.")}  # the codec's own modules
-    assert loaded <= WORKER_MAY_IMPORT, f"the worker also loads {sorted(loaded - WORKER_MAY_IMPORT)}"
+    assert loaded <= CHILD_MAY_IMPORT, f"the child also loads {sorted(loaded - CHILD_MAY_IMPORT)}"
+
+
+def test_the_worker_protocol_is_the_standard_library_and_msgpack_only() -> None:
+    path = PACKAGE / "daemon" / "protocol.py"
+    outside = _imports(path) - set(sys.stdlib_module_names) - {"__future__", "msgpack"}
+    assert not outside, f"bgproc/daemon/protocol.py imports {sorted(outside)}"
+    relative = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom) and n.level]
+    assert not relative, "bgproc/daemon/protocol.py imports other bgproc modules"
 
 
 def test_importing_bgproc_is_light() -> None:
@@ -72,8 +81,14 @@ def test_importing_bgproc_is_light() -> None:
 
 
 def test_workers_find_bgproc_and_relative_pythonpath_entries_from_their_own_directory(tmp_path: Path) -> None:
-    from bgproc.workers import worker_pythonpath
+    from bgproc.daemon.pool import worker_pythonpath
 
     entries = worker_pythonpath(f"relative/dir{':'}/abs/dir").split(":")
     assert entries[0] == str(PACKAGE.parent)
     assert entries[1] == str(Path("relative/dir").absolute()) and entries[2] == "/abs/dir"
+
+
+def test_nothing_uses_waitid() -> None:
+    # macOS has no os.waitid before Python 3.13, and bgproc declares >= 3.11: the pool
+    # polls its own children with wait4/waitpid and WNOHANG instead.
+    assert not [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "waitid" in p.read_text()]

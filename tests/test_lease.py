@@ -24,7 +24,7 @@ from daemon_tasks.tasks import BodyParams, FloodParams, HangParams
 
 from bgproc import params as params_codec
 from bgproc.daemon import DaemonConfig, overrides_for_tests
-from bgproc.worker import EXIT_CANCELLED, FDS_ENV, pack_job
+from bgproc.daemon.protocol import EXIT_CANCELLED, FDS_ENV, Job
 
 LEASE_LINE = "no word from the daemon for"
 
@@ -71,7 +71,7 @@ def test_test_overrides_are_checked() -> None:
 
 
 class Worker:
-    """``python -m bgproc.worker`` given one job, as the daemon gives it."""
+    """``python -m bgproc.child`` given one job, as the daemon gives it."""
 
     def __init__(self, tmp: Path, task: str, params: Any, lease: tuple[float, float] | None) -> None:
         job_r, self.job_w = os.pipe()
@@ -80,18 +80,18 @@ class Worker:
         env[FDS_ENV] = f"{job_r},{events_w}"
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bgproc.worker"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "bgproc.child"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, pass_fds=(job_r, events_w), env=env, cwd=tmp, start_new_session=True,
         )
         os.close(job_r)
         os.close(events_w)
         lease_s, grace_s = lease or (None, None)
-        job = {
-            "run_id": 7, "request_id": 3, "task": task, "import_path": f"daemon_tasks.tasks:{task}",
-            "search_path": str(ROOT / "tests"), "params": params_codec.encode(params), "user": "tester",
-            "app_db": str(tmp / "app.db"), "lease_s": lease_s, "lease_grace_s": grace_s,
-        }
-        os.write(self.job_w, pack_job(job))
+        job = Job(
+            run_id=7, request_id=3, task=task, import_path=f"daemon_tasks.tasks:{task}",
+            search_path=str(ROOT / "tests"), params=params_codec.encode(params), user="tester",
+            app_db=str(tmp / "app.db"), lease_s=lease_s, lease_grace_s=grace_s,
+        )
+        os.write(self.job_w, job.pack())
 
     def renew(self) -> None:
         os.write(self.job_w, b"\0")
@@ -136,7 +136,7 @@ def test_worker_without_renewal_stops_its_task_within_its_lease(tmp_path: Path, 
     assert code == EXIT_CANCELLED
     # One line says why; not the daemon's stop message.
     assert out.count(LEASE_LINE) == 1 and "stopping run 7" in out and "the daemon stopped run" not in out
-    assert [e["t"] for e in events] == ["lease", "ended"]
+    assert [e["t"] for e in events] == ["started", "lease", "ended"]
     assert not pid_alive(child)  # what the task started went with it
 
 
@@ -151,7 +151,7 @@ def test_worker_renewed_in_time_runs_to_the_end(tmp_path: Path, workers: list[Wo
     code, out, events = worker.finish()
     assert [n[0] for n in notes(body)] == ["start", "end"]
     assert code == 0 and LEASE_LINE not in out
-    assert [e["t"] for e in events] == ["ended"]
+    assert [e["t"] for e in events] == ["started", "ended"]
 
 
 def test_worker_without_a_lease_waits_for_its_daemon(tmp_path: Path, workers: list[Worker]) -> None:
@@ -171,7 +171,7 @@ def test_task_that_ignores_the_stop_is_killed_after_the_grace(tmp_path: Path, wo
     started = time.monotonic()
     code, out, events = worker.finish()
     assert code == -signal.SIGKILL and time.monotonic() - started < 10
-    assert out.count(LEASE_LINE) == 1 and [e["t"] for e in events] == ["lease"]
+    assert out.count(LEASE_LINE) == 1 and [e["t"] for e in events] == ["started", "lease"]
     assert not pid_alive(child)
 
 

@@ -18,10 +18,10 @@ from conftest import ROOT, bgproc_env, run_bgproc, wait_until
 from rich.console import Console
 
 from bgproc import monitor
+from bgproc.child import record_lines
 from bgproc.daemon.reporter import Reporter
 from bgproc.records import RunRecord, TaskRecord
 from bgproc.safetext import escape, json_text
-from bgproc.worker import record_lines
 
 FIXTURE = str(Path(__file__).resolve().parent / "fixtures" / "spoof_tasks.py")
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ a signal pipe (SIGTERM, SIGINT, SIGCHLD), and each worker's output and
 event pipes. Between events it sleeps until the earliest thing it must do:
 the next due fire, a timeout, a log flush, a heartbeat. Signal handlers
 only note the signal; the loop acts on it. The worker processes themselves
-(starting, pipes, reaping) are ``workers.Workers``'s.
+(starting, pipes, reaping) are ``pool.Pool``'s.
 
 Claiming a slot is one ``BEGIN IMMEDIATE`` transaction that creates the run
 row and advances the request, so each slot is claimed once however many
@@ -54,8 +54,9 @@ from ..dbfile import FileWatch
 from ..records import DaemonRecord, RequestRecord, TaskRecord
 from ..store import DueRerun, Store, UnloadableRequest
 from ..wakeup import Waker
-from ..workers import ActiveRun, Workers
+from .active import ActiveRun
 from .claim import Claim, decide, decide_rerun, iso_local, slots_text
+from .pool import Pool
 from .reporter import Reporter
 from .runlog import stamp
 
@@ -90,6 +91,9 @@ class DaemonConfig:
     spare: bool = True  # keep a worker started ahead (not with once)
     keep_daemons_s: float = 7 * 86400.0  # stopped daemons' rows are kept this long
     record_wait_s: float = 10.0  # at shutdown, how long outcomes the database refuses are tried again
+    # How long a worker may take to start (interpreter, imports, loading the task)
+    # before the run's own timeout, counted from then, applies.
+    startup_timeout_s: float = 60.0
 
     def worker_lease(self) -> tuple[float, float] | None:
         """How long a worker goes on without a renewal from this daemon, and the grace
@@ -204,12 +208,13 @@ class Daemon:
         self._given_up: str | None = None
         self._writable = True
         self.exit_status = 0
-        self.workers = Workers(
+        self.workers = Pool(
             db_path=str(store.path),
             app_db=os.path.abspath(os.environ.get("BGPROC_APP_DB") or str(store.path)),
             log_limit=config.log_limit,
             selector=self._selector,
             now=lambda: self.clock.now(),  # late-bound: tests swap the daemon's clock
+            mono=lambda: self.clock.monotonic(),
         )
 
     @property
@@ -759,7 +764,7 @@ class Daemon:
             raise
         self.workers.start(
             launched, run_id=run_id, request=request, task=task, timeout_s=timeout_s,
-            deadline=self.clock.monotonic() + timeout_s, lease=self._lease,
+            startup_s=self.config.startup_timeout_s, lease=self._lease,
         )
         self.reporter.event(f"started run {run_id} ({request.task}) as pid {launched.proc.pid}")
 
@@ -863,7 +868,7 @@ class Daemon:
             recorded, cut = self._write_outcome_cut(run, outcome, detail, fault)
         self.workers.close(run)
         assert run.ended_mono is not None
-        took = run.ended_mono - (run.deadline - run.timeout_s)  # the deadline was start + timeout
+        took = run.ended_mono - run.spawned_mono
         shown = detail if cut is None else f"{detail}; {cut}" if detail else cut
         self.reporter.finished(run.run_id, run.task, outcome if recorded else f"{outcome} (not recorded)", shown, took)
 
@@ -917,7 +922,7 @@ class Daemon:
     def _detail(self, run: ActiveRun, outcome: str) -> str | None:
         how = run.how_ended()
         if outcome == "timeout":
-            return f"passed its timeout of {run.timeout_s:g}s; stopped ({how or 'exited'})"
+            return f"{run.timeout_why()}; stopped ({how or 'exited'})"
         if outcome == "cancelled":
             return f"cancelled on request ({how or 'exited'})"
         if outcome == "interrupted" and run.stop_reason is None and run.lease_expired:
@@ -955,7 +960,7 @@ class Daemon:
         run.stop_reason = reason
         run.term_at = mono
         why = why or {
-            "timeout": f"passed its timeout of {run.timeout_s:g}s",
+            "timeout": run.timeout_why(),
             "cancelled": "cancel requested",
             "interrupted": "the daemon is stopping",
         }.get(reason, reason)
