@@ -27,7 +27,7 @@ from daemon_tasks.helpers import register
 from bgproc import requests
 from bgproc.clock import utcnow
 from bgproc.daemon import Daemon, DaemonConfig
-from bgproc.reporter import Reporter
+from bgproc.daemon.reporter import Reporter
 from bgproc.store import Store
 from bgproc.timing import TimingOptions
 
