@@ -694,7 +694,7 @@ def test_shutdown_under_a_fake_clock_ends(made: Made, store: Store, clock: FakeC
 def test_reporter_and_follow_read_the_injected_clock(store: Store) -> None:
     from rich.console import Console
 
-    from bgproc.follow import follow_runs
+    from bgproc.cli.follow import follow_runs
 
     stream = io.StringIO()
     Reporter(stream, live=False, clock=FakeClock(T0)).event("hello")

@@ -42,3 +42,12 @@ def test_ci_runs_the_test_command_that_readme_gives() -> None:
     assert quickstart[0].endswith("bgproc demo"), "the first quickstart command runs the sample"
     assert quickstart[1].endswith(command), "the second quickstart command runs the tests as CI does"
     assert "install -e '.[test]'" in quickstart[1] and "install -e '.[test]'" in "\n".join(ci)
+
+
+def test_readme_layout_names_every_module_of_the_command_line() -> None:
+    rows = [line for line in README.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`([\w/]+\.py)`", row.split("|")[1])}
+    modules = {path.relative_to(ROOT / "bgproc").as_posix() for path in (ROOT / "bgproc" / "cli").glob("*.py")}
+    missing = modules - named - {"cli/__init__.py"}
+    assert not missing, f"README's layout omits {sorted(missing)}"
+    assert {name for name in named if name.startswith("cli/")} <= modules, "README's layout names a cli module gone"

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import Result
 
-from bgproc import monitor
+from bgproc.cli import render
 from bgproc.errors import BgprocError, TimingError
 from bgproc.requests import retry_policy
 from bgproc.timing import TimingOptions, format_duration, parse_duration, parse_timing, parse_when
@@ -149,7 +149,7 @@ def test_one_formatter_in_four_styles(seconds: float, spec: str, compact: str, w
         spec, compact, words, rough,
     ]
     assert format_duration(timedelta(seconds=seconds), "spec") == spec
-    assert monitor.duration_text(seconds) == compact
+    assert render.duration_text(seconds) == compact
 
 
 def test_what_the_formatter_writes_the_grammar_reads_back() -> None:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 
-from bgproc import monitor, views
+from bgproc import views
+from bgproc.cli import render
 from bgproc.records import RunRecord
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -33,18 +34,18 @@ def _text(renderable: object, width: int = 140) -> str:
 
 def test_control_characters_in_logs_are_shown_escaped() -> None:
     run = _run(log_head="12:00:00.000 \x1b[31mred\x1b[0m and a bell\x07\n")
-    text = _text(monitor.run_detail(run, NOW))
+    text = _text(render.run_detail(run, NOW))
     assert "\x1b" not in text and "\x07" not in text
     assert "\\x1b[31mred" in text and "\\x07" in text
 
 
 def test_markup_in_logs_is_not_interpreted() -> None:
     run = _run(log_head="12:00:00.000 [bold]not bold[/bold]\n")
-    assert "[bold]not bold[/bold]" in _text(monitor.run_detail(run, NOW))
+    assert "[bold]not bold[/bold]" in _text(render.run_detail(run, NOW))
 
 
 def test_detail_shows_provenance_lateness_cpu_and_memory() -> None:
-    text = _text(monitor.run_detail(_run(), NOW))
+    text = _text(render.run_detail(_run(), NOW))
     for expected in ("schedule", "1.0s", "1m 04s", "pid 4321", "0.250s", "40.0 MiB", "code 0"):
         assert expected in text
 
@@ -52,32 +53,32 @@ def test_detail_shows_provenance_lateness_cpu_and_memory() -> None:
 def test_dropped_log_is_marked_between_head_and_tail() -> None:
     run = _run(log_head="12:00:00.000 first\n", log_tail="12:00:09.000 last\n", log_dropped=1234)
     assert run.log == "12:00:00.000 first\n[... 1234 bytes of log dropped ...]\n12:00:09.000 last\n"
-    assert "1234 bytes dropped" in _text(monitor.run_detail(run, NOW))
+    assert "1234 bytes dropped" in _text(render.run_detail(run, NOW))
 
 
 def test_table_shows_the_last_log_line_without_its_timestamp() -> None:
     run = _run(log_head=None, log_tail="12:00:00.000 one\n12:00:01.000 two\n\n")
-    text = _text(monitor.runs_table([run], NOW))
+    text = _text(render.runs_table([run], NOW))
     assert "two" in text and "12:00:01.000" not in text
 
 
 def test_running_runs_show_elapsed_time_and_a_progress_bar() -> None:
     run = _run(status="running", ended_at=None, exit_code=None, progress_done=3, progress_total=4,
                progress_message="step 3 of 4")
-    text = _text(monitor.runs_table([run], NOW))
+    text = _text(render.runs_table([run], NOW))
     assert "running" in text and "1m 04s" in text and "75%" in text and "step 3 of 4" in text
 
 
 def test_killed_runs_name_the_signal() -> None:
-    text = _text(monitor.run_detail(_run(status="error", exit_code=None, signal=11), NOW))
+    text = _text(render.run_detail(_run(status="error", exit_code=None, signal=11), NOW))
     assert "killed by SIGSEGV" in text
 
 
 def test_durations_read_well() -> None:
-    assert monitor.duration_text(None) == "-"
-    assert monitor.duration_text(2.25) == "2.2s"
-    assert monitor.duration_text(125) == "2m 05s"
-    assert monitor.duration_text(3 * 3600 + 61) == "3h 01m"
+    assert render.duration_text(None) == "-"
+    assert render.duration_text(2.25) == "2.2s"
+    assert render.duration_text(125) == "2m 05s"
+    assert render.duration_text(3 * 3600 + 61) == "3h 01m"
 
 
 def test_run_json_carries_the_documented_keys() -> None:
@@ -110,8 +111,8 @@ def _store_with_a_running_run(tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_following_a_run_through_a_pipe_streams_its_log_then_its_outcome(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bgproc.cli.follow import follow_run
     from bgproc.clock import FakeClock
-    from bgproc.follow import follow_run
 
     store, run_id = _store_with_a_running_run(tmp_path)
 
@@ -138,8 +139,8 @@ def test_following_a_run_through_a_pipe_streams_its_log_then_its_outcome(tmp_pat
 
 
 def test_following_executions_through_a_pipe_prints_a_table_per_change(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bgproc.cli.follow import follow_runs
     from bgproc.clock import FakeClock
-    from bgproc.follow import follow_runs
     from bgproc.store import Store
 
     store, run_id = _store_with_a_running_run(tmp_path)
@@ -168,7 +169,7 @@ def test_following_executions_through_a_pipe_prints_a_table_per_change(tmp_path)
 
 
 def test_a_followed_log_whose_tail_rolls_says_what_was_dropped_and_repeats_nothing() -> None:
-    from bgproc.follow import _LogStream
+    from bgproc.cli.follow import _LogStream
 
     stream = _LogStream()
     first = _run(log_head="h1\nh2\n", log_tail="t1\nt2\n", log_dropped=10)
@@ -185,8 +186,8 @@ def test_following_as_json_streams_a_line_per_change(tmp_path) -> None:  # type:
     import io
     import json
 
+    from bgproc.cli.follow import follow_json
     from bgproc.clock import FakeClock
-    from bgproc.follow import follow_json
 
     store, run_id = _store_with_a_running_run(tmp_path)
 
@@ -216,8 +217,8 @@ def test_following_as_json_tells_the_end_of_a_run_that_left_the_filter(tmp_path)
     import io
     import json
 
+    from bgproc.cli.follow import follow_json
     from bgproc.clock import FakeClock
-    from bgproc.follow import follow_json
 
     store, run_id = _store_with_a_running_run(tmp_path)
 

@@ -231,7 +231,8 @@ def test_bad_task_attributes_are_refused_at_registration(
 def test_the_monitor_shows_attempts(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from bgproc import monitor, views
+    from bgproc import views
+    from bgproc.cli import render
     from bgproc.records import RunRecord
 
     def run(**fields: Any) -> RunRecord:
@@ -250,13 +251,13 @@ def test_the_monitor_shows_attempts(tmp_path: Path) -> None:
             console.print(renderable)
         return capture.get()
 
-    detail = shown(monitor.run_detail(run(), NOW))
+    detail = shown(render.run_detail(run(), NOW))
     assert re.search(r"attempt +2 of 4, retries run 17", detail) and re.search(r"followed by +run 19 \(retry\)", detail)
-    recovered = shown(monitor.run_detail(run(reason="recovery", attempt=1, retries=0, followed_by=None), NOW))
+    recovered = shown(render.run_detail(run(reason="recovery", attempt=1, retries=0, followed_by=None), NOW))
     assert re.search(r"attempt +1, recovers run 17", recovered)
-    table = shown(monitor.runs_table([run(), run(id=20, reason="recovery", retry_of=19)], NOW))
+    table = shown(render.runs_table([run(), run(id=20, reason="recovery", retry_of=19)], NOW))
     assert "error 2/4" in table and "error recovery" in table
-    plain = shown(monitor.runs_table([run(reason="now", attempt=1, retries=0, retry_of=None)], NOW))
+    plain = shown(render.runs_table([run(reason="now", attempt=1, retries=0, retry_of=None)], NOW))
     assert "1/1" not in plain
     document = views.run_json(run())
     assert (document["attempt"], document["retry_of"]) == (2, 17)

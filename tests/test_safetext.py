@@ -17,8 +17,8 @@ import pytest
 from conftest import ROOT, bgproc_env, run_bgproc, wait_until
 from rich.console import Console
 
-from bgproc import monitor
 from bgproc.child import record_lines
+from bgproc.cli import render
 from bgproc.daemon.reporter import Reporter
 from bgproc.records import RunRecord, TaskRecord
 from bgproc.safetext import escape, json_text
@@ -101,26 +101,26 @@ def test_connection_log_records_are_split_on_newlines_only() -> None:
 
 def test_the_monitor_shows_them_escaped() -> None:
     run = _run()
-    table = _text(monitor.runs_table([run], NOW, width=200))
+    table = _text(render.runs_table([run], NOW, width=200))
     assert _clean(table) and "Spoof\\u202eexe.txt" in table and f"last {SHOWN}"[:40] in table
-    detail = _text(monitor.run_detail(run, NOW))
+    detail = _text(render.run_detail(run, NOW))
     assert _clean(detail)
     for shown in ("Spoof\\u202eexe.txt", "host\\u202e:1:abc", f"exit code 1 {SHOWN}", f"first {SHOWN}"):
         assert shown in detail
     # Nothing from the run is read as markup either.
-    marked = _text(monitor.runs_table([_run(task="[bold]T[/bold]", log_head="", detail="[red]x")], NOW))
+    marked = _text(render.runs_table([_run(task="[bold]T[/bold]", log_head="", detail="[red]x")], NOW))
     assert "[bold]T[/bold]" in marked and "[red]x" in marked
 
 
 def test_progress_messages_are_shown_escaped() -> None:
     run = _run(status="running", ended_at=None, progress_done=1.0, progress_total=2.0, progress_message=SPOOF)
-    assert monitor.progress_line(run) == f"1/2 (50%) {SHOWN}"
-    for renderable in (monitor.runs_table([run], NOW, width=200), monitor.run_detail(run, NOW)):
+    assert render.progress_line(run) == f"1/2 (50%) {SHOWN}"
+    for renderable in (render.runs_table([run], NOW, width=200), render.run_detail(run, NOW)):
         assert _clean(_text(renderable))
 
 
 def test_the_last_log_line_is_whole_across_a_line_separator() -> None:
-    assert monitor.last_line(f"12:00:00.000 before\u2028after {RLO}\n") == "before\\u2028after \\u202e"
+    assert render.last_line(f"12:00:00.000 before\u2028after {RLO}\n") == "before\\u2028after \\u202e"
 
 
 def test_the_tasks_table_shows_them_escaped() -> None:
@@ -129,7 +129,7 @@ def test_the_tasks_table_shows_them_escaped() -> None:
         fields=[{"name": "note", "type": "str", "required": False, "default": RLO}], timeout_s=60,
         search_path=None, registered_at=NOW, updated_at=NOW, params_type="SpoofParams",
     )
-    text = _text(monitor.tasks_table([task]))
+    text = _text(render.tasks_table([task]))
     assert _clean(text) and "Spoof\\u202eexe.txt" in text and "d\\u202e\\u2028e" in text
 
 
@@ -145,7 +145,7 @@ def test_the_daemons_event_lines_show_them_escaped() -> None:
 
 
 def test_piped_follow_of_a_run_shows_them_escaped() -> None:
-    from bgproc.follow import follow_run
+    from bgproc.cli.follow import follow_run
 
     class OneRun:
         def get_run(self, run_id: int) -> RunRecord:
@@ -161,8 +161,8 @@ def test_piped_follow_of_a_run_shows_them_escaped() -> None:
 
 
 def test_follow_json_writes_them_as_json_escapes() -> None:
+    from bgproc.cli.follow import follow_json
     from bgproc.clock import FakeClock
-    from bgproc.follow import follow_json
 
     class OneRun:
         def get_run(self, run_id: int) -> RunRecord:

@@ -18,10 +18,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .records import RequestRecord, RunRecord, TaskRecord
-from .reruns import RetryPolicy, attempt_text
-from .safetext import escape
-from .timing import format_duration
+from ..records import RequestRecord, RunRecord, TaskRecord
+from ..reruns import RetryPolicy, attempt_text
+from ..safetext import escape
+from ..timing import format_duration
 
 STATUS_STYLE = {
     "running": "bold cyan",
@@ -53,7 +53,7 @@ def local_time(value: datetime | None, zone: str | None = None, *, date: bool = 
 
 
 def _system_zone() -> str:
-    from .localzone import system_zone_name
+    from ..localzone import system_zone_name
 
     return system_zone_name()
 

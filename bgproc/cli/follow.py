@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import monitor, orphans
-from .clock import Clock
-from .safetext import escape, json_text
-from .store import Store
+from .. import orphans
+from ..clock import Clock
+from ..safetext import escape, json_text
+from ..store import Store
+from . import render
 
 REFRESH_S = 0.25
 REDRAW_S = 1.0  # elapsed times and progress move even when nothing is written
@@ -48,8 +49,8 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
     clock = clock or Clock()
     pause = _pauser(store, clock)
 
-    def render(runs: list[Any] | None = None) -> Any:
-        return monitor.runs_table(
+    def table(runs: list[Any] | None = None) -> Any:
+        return render.runs_table(
             store.list_runs(**filters) if runs is None else runs, clock.now(),
             title="Executions (Ctrl-C to stop)", width=console.width,
         )
@@ -62,7 +63,7 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
             # progress report or log line (those would flood a file).
             runs = store.list_runs(**filters)
             shown = _signature(runs)
-            console.print(render(runs))
+            console.print(table(runs))
             while True:
                 pause()
                 current = store.runs_changed_marker()
@@ -71,14 +72,14 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
                     runs = store.list_runs(**filters)
                     if _signature(runs) != shown:
                         shown = _signature(runs)
-                        console.print(render(runs))
-        with Live(render(), console=console, auto_refresh=False, transient=False) as live:
+                        console.print(table(runs))
+        with Live(table(), console=console, auto_refresh=False, transient=False) as live:
             while True:
                 pause()
                 current = store.runs_changed_marker()
                 if current != marker or clock.monotonic() - drawn >= REDRAW_S:
                     marker, drawn = current, clock.monotonic()
-                    live.update(render(), refresh=True)
+                    live.update(table(), refresh=True)
 
 
 def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = None) -> None:
@@ -98,19 +99,19 @@ def follow_run(store: Store, run_id: int, console: Any, clock: Clock | None = No
                     console.out(escape(text, lines=True), end="", highlight=False)
                 if run.progress_done is not None and _progress_of(run) != progress:
                     progress = _progress_of(run)
-                    console.print(f"[progress] {monitor.progress_line(run)}", highlight=False, markup=False)
+                    console.print(f"[progress] {render.progress_line(run)}", highlight=False, markup=False)
                 if run.status != "running":
-                    ended = f"run {run.id} {run.status} after {monitor.duration_text(run.duration_s())}"
+                    ended = f"run {run.id} {run.status} after {render.duration_text(run.duration_s())}"
                     ended += f": {escape(run.detail)}" if run.detail else ""
                     console.print(ended, highlight=False, markup=False)
                     return
                 pause()
                 run = store.get_run(run_id)
-        with Live(monitor.run_detail(run, clock.now()), console=console, auto_refresh=False) as live:
+        with Live(render.run_detail(run, clock.now()), console=console, auto_refresh=False) as live:
             while run.status == "running":
                 pause()
                 run = store.get_run(run_id)
-                live.update(monitor.run_detail(run, clock.now()), refresh=True)
+                live.update(render.run_detail(run, clock.now()), refresh=True)
 
 
 def follow_json(
@@ -119,7 +120,7 @@ def follow_json(
     """A stream for scripts: one JSON object per line (the ``monitor --json`` run
     object, without its log) for each run as it is first seen, and again whenever
     its status, progress or end changes. With ``run_id``, that run until it ends."""
-    from . import views
+    from .. import views
 
     clock = clock or Clock()
     pause = _pauser(store, clock)

@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import monitor, registry, requests
-from .clock import utcnow
-from .daemon import Daemon, DaemonConfig
-from .localzone import system_zone_name
-from .store import Store
+from .. import registry, requests
+from ..clock import utcnow
+from ..daemon import Daemon, DaemonConfig
+from ..localzone import system_zone_name
+from ..store import Store
+from . import render
 
 TITLE = "Activity created by background task"
 
@@ -25,7 +26,7 @@ def _sample_target() -> str:
     """The sample module: from the current directory, else beside the bgproc sources."""
     if (Path.cwd() / "sample_tasks" / "activities.py").is_file():
         return "sample_tasks.activities"
-    beside = Path(__file__).resolve().parent.parent / "sample_tasks" / "activities.py"
+    beside = Path(__file__).resolve().parents[2] / "sample_tasks" / "activities.py"
     if beside.is_file():
         return str(beside)
     return "sample_tasks.activities"  # fails with the registry's clear message
@@ -53,9 +54,9 @@ def run_demo(store: Store, delay_s: float, console: Any) -> int:
 
     console.print(f"[bold]4.[/] bgproc monitor --request {request.id}")
     runs = store.list_runs(request_id=request.id, limit=5)
-    console.print(monitor.runs_table(runs, utcnow(), width=console.width))
+    console.print(render.runs_table(runs, utcnow(), width=console.width))
     if runs:
-        console.print(monitor.run_detail(store.get_run(runs[0].id), utcnow()))
+        console.print(render.run_detail(store.get_run(runs[0].id), utcnow()))
 
     rows = _created_activities(store)
     ok = bool(runs) and runs[0].status == "success" and bool(rows)

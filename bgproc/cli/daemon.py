@@ -1,0 +1,85 @@
+"""Commands that run work: daemon, and demo (the sample end to end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import BgprocError
+from .app import app, db_path, open_store, stdout_console
+
+
+@app.command()
+def daemon(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=1024, metavar="N", help="Runs at once (default: the number of CPUs)."),
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="Run what is due now, wait for it, exit.")] = False,
+    grace: Annotated[
+        float,
+        typer.Option("--grace", min=0, metavar="SECONDS", help="On SIGTERM/SIGINT, how long running runs may finish."),
+    ] = 30.0,
+    kill_after: Annotated[
+        float,
+        typer.Option("--kill-after", min=0, metavar="SECONDS", help="After SIGTERM to a run, how long before SIGKILL."),
+    ] = 5.0,
+    log_limit: Annotated[
+        int,
+        typer.Option(
+            "--log-limit", min=1024, max=1 << 30, metavar="BYTES", help="Process log kept per run (head and tail)."
+        ),
+    ] = 1024 * 1024,
+    spare: Annotated[
+        bool, typer.Option("--spare/--no-spare", help="Keep one worker started ahead, so a run starts in milliseconds.")
+    ] = True,
+    startup_timeout: Annotated[
+        float,
+        typer.Option(
+            "--startup-timeout", min=1, metavar="SECONDS",
+            help="How long a worker may take to start its task (imports, loading); the timeout counts from then.",
+        ),
+    ] = 60.0,
+) -> None:
+    """Run due work, each run in its own subprocess, until stopped (or --once)."""
+    import os
+
+    from ..daemon import TEST_CONFIG_ENV, Daemon, DaemonConfig, overrides_for_tests
+
+    try:
+        intervals, hostname = overrides_for_tests(os.environ.get(TEST_CONFIG_ENV, ""))
+    except ValueError as exc:
+        raise BgprocError(f"{exc}; unset it (it is for bgproc's own tests)") from None
+    config = DaemonConfig(
+        workers=workers or os.cpu_count() or 1,
+        once=once,
+        grace_s=grace,
+        kill_after_s=kill_after,
+        log_limit=log_limit,
+        spare=spare,
+        startup_timeout_s=startup_timeout,
+        **intervals,  # type: ignore[arg-type]
+    )
+    with open_store(ctx, create=True) as store:
+        code = Daemon(store, config, hostname=hostname).run()
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    delay: Annotated[float, typer.Option("--delay", min=0, metavar="SECONDS", help="The sample task's wait.")] = 3.0,
+) -> None:
+    """Register the sample, schedule it, run the daemon once, and show the monitor."""
+    from ..store import Store
+    from .demo import run_demo
+
+    # Without --db or BGPROC_DB the demo keeps to its own file in the current directory.
+    path = db_path(ctx) or Path("bgproc-demo.db")
+    with Store.open(path) as store:
+        code = run_demo(store, delay, stdout_console())
+    raise typer.Exit(code)
+
