@@ -42,6 +42,7 @@ def test_ci_runs_the_test_command_that_readme_gives() -> None:
     assert quickstart[0].endswith("bgproc demo"), "the first quickstart command runs the sample"
     assert quickstart[1].endswith(command), "the second quickstart command runs the tests as CI does"
     assert "install -e '.[test]'" in quickstart[1] and "install -e '.[test]'" in "\n".join(ci)
+    assert "ruff check bgproc tests benchmarks sample_tasks" in ci and "mypy bgproc" in ci, "CI lints and types"
 
 
 def test_readme_layout_names_every_module_of_the_command_line() -> None:
