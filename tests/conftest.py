@@ -1,5 +1,6 @@
 """Shared test helpers: a database per test, the command line in-process or as a
-real subprocess, polling with a deadline, and database snapshots."""
+real subprocess, polling with a deadline, and database snapshots; and the fast
+lane's rule held: a test not marked ``daemon`` starts no daemon and no worker."""
 
 from __future__ import annotations
 
@@ -29,6 +30,43 @@ class Result:
         import json
 
         return json.loads(self.out)
+
+
+# The worker's module, by its names before and after the daemon's split.
+WORKER_MODULES = {"bgproc.worker", "bgproc.child"}
+
+
+def starts_a_daemon_or_worker(args: Any) -> bool:
+    """Whether a command line runs a worker, or `bgproc daemon` or `bgproc demo`."""
+    argv = [str(a) for a in args] if isinstance(args, list | tuple) else str(args).split()
+    rest: list[str] = []
+    if len(argv) > 1 and Path(argv[0]).name == "bgproc":
+        rest = argv[1:]
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-m" and argv[i + 1] in WORKER_MODULES:
+            return True
+        if arg == "-m" and argv[i + 1] == "bgproc":
+            rest = argv[i + 2 :]
+    while rest[:1] == ["--db"]:
+        rest = rest[2:]
+    return bool(rest) and rest[0] in ("daemon", "demo")
+
+
+@pytest.fixture(autouse=True)
+def _fast_lane_starts_no_daemon(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast lane (`-m "not daemon"`) runs no real daemon and no worker process:
+    a test that starts one without the ``daemon`` mark fails, in either lane."""
+    if request.node.get_closest_marker("daemon") is not None:
+        return
+
+    class Guarded(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, args: Any, *rest: Any, **options: Any) -> None:
+            if starts_a_daemon_or_worker(args):
+                # pytest.fail is a BaseException: the daemon's own error handling cannot swallow it
+                pytest.fail(f"this test starts {args!r}; mark it @pytest.mark.daemon", pytrace=False)
+            super().__init__(args, *rest, **options)
+
+    monkeypatch.setattr(subprocess, "Popen", Guarded)
 
 
 @pytest.fixture

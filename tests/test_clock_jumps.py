@@ -72,6 +72,7 @@ def make_request(other: Store, when: datetime, task: str = "Noop", **timing: Any
 # Set back
 
 
+@pytest.mark.daemon
 def test_clock_set_back_an_hour_does_not_stall_the_daemon(
     made: Made, store: Store, other: Store, clock: FakeClock
 ) -> None:
@@ -110,6 +111,7 @@ def test_clock_set_back_an_hour_does_not_stall_the_daemon(
         daemon._shutdown()
 
 
+@pytest.mark.daemon
 def test_a_fire_due_before_the_clock_was_set_back_runs_at_once(
     made: Made, store: Store, clock: FakeClock
 ) -> None:
@@ -142,6 +144,7 @@ def test_a_slot_claimed_once_the_clock_is_behind_it_moves_the_request_past_it(st
         assert claim.next_run_at == T0 + timedelta(minutes=1)  # not T0 again
 
 
+@pytest.mark.daemon
 def test_clock_set_back_runs_no_slot_twice(made: Made, store: Store, clock: FakeClock) -> None:
     minutely = new_request(store, T0, every="1m")
     daily = new_request(store, T0, daily=True, start=T0)
@@ -170,6 +173,7 @@ def test_clock_set_back_runs_no_slot_twice(made: Made, store: Store, clock: Fake
 # Set forward
 
 
+@pytest.mark.daemon
 def test_clock_set_forward_a_day_is_one_catch_up_per_request(made: Made, store: Store, clock: FakeClock) -> None:
     timings: dict[str, dict[str, Any]] = {
         "every": {"every": "1m"},

@@ -313,6 +313,7 @@ def test_more_due_than_a_batch_is_claimed_in_several_passes(made: Made, store: S
     assert passes == [ids[0:2], ids[2:4], ids[4:5]]
 
 
+@pytest.mark.daemon
 def test_next_fire_sets_the_sleep(made: Made, store: Store, clock: FakeClock) -> None:
     new_request(store, T0, every="10s")
     daemon = make(made, store, clock)
@@ -572,6 +573,7 @@ def test_a_claim_pass_costs_the_same_whatever_the_backlog(made: Made, store: Sto
 # Starting workers, recording outcomes
 
 
+@pytest.mark.daemon
 def test_a_run_that_cannot_start_is_an_error_and_the_others_start(
     made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -600,6 +602,7 @@ def test_a_run_that_cannot_start_is_an_error_and_the_others_start(
     assert query(store.path, "SELECT COUNT(*) AS n FROM runs WHERE status = 'running'")[0]["n"] == 0
 
 
+@pytest.mark.daemon
 def test_a_run_whose_pid_the_database_refuses_starts_at_a_later_pass(
     made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -629,6 +632,7 @@ def test_a_run_whose_pid_the_database_refuses_starts_at_a_later_pass(
     assert runs(store, second) == [] or runs(store, second)[0]["status"] in ("running", "success")
 
 
+@pytest.mark.daemon
 def test_shutdown_interrupts_runs_still_recorded_running(
     made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -649,6 +653,7 @@ def test_shutdown_interrupts_runs_still_recorded_running(
     assert query(store.path, "SELECT stopped_at FROM daemons")[0]["stopped_at"]
 
 
+@pytest.mark.daemon
 def test_outcome_is_kept_when_writing_it_fails(
     made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -674,6 +679,7 @@ def test_outcome_is_kept_when_writing_it_fails(
     assert "noop done" in log
 
 
+@pytest.mark.daemon
 def test_shutdown_under_a_fake_clock_ends(made: Made, store: Store, clock: FakeClock) -> None:
     request = new_request(store, T0, "IgnoreTerm")
     daemon = make(made, store, clock, kill_after_s=2.0)
@@ -861,6 +867,7 @@ def test_daemon_declared_dead_claims_nothing_and_goes_on_under_a_new_id(
     assert store.heartbeat(daemon.id, clock.now())
 
 
+@pytest.mark.daemon
 def test_daemon_declared_dead_stops_its_runs_and_the_record_stands(
     made: Made, store: Store, clock: FakeClock
 ) -> None:
@@ -981,6 +988,7 @@ def fail(store: Store, run_id: int, now: datetime, status: str = "error") -> Non
         assert store.finish_run(run_id, status=status, ended_at=now)
 
 
+@pytest.mark.daemon
 def test_a_failed_run_is_retried_with_backoff_until_its_retries_are_spent(
     made: Made, store: Store, clock: FakeClock
 ) -> None:
@@ -1010,6 +1018,7 @@ def test_a_failed_run_is_retried_with_backoff_until_its_retries_are_spent(
     assert request_row(store, request)["status"] == "complete"  # a one-time request is retried all the same
 
 
+@pytest.mark.daemon
 def test_the_retry_is_written_with_the_outcome_or_not_at_all(
     made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1050,6 +1059,7 @@ def test_backoff_doubles_up_to_its_cap(made: Made, store: Store, clock: FakeCloc
     assert [r["attempt"] for r in runs(store, request)] == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.daemon
 def test_never_a_retry_of_a_cancelled_run(made: Made, store: Store, clock: FakeClock) -> None:
     request = new_request(store, T0, "Hang", now=True, retries=3, retry_delay="1s")
     daemon = make(made, store, clock, kill_after_s=1.0)

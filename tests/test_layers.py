@@ -61,9 +61,9 @@ def _place(path: Path) -> str:
 
 def test_third_party_libraries_stay_in_their_layer() -> None:
     for path in sorted(PACKAGE.rglob("*.py")):
-        place = _place(path)
+        place, imported = _place(path), _imports(path)
         for library, allowed in ALLOWED.items():
-            if library in _imports(path):
+            if library in imported:
                 assert any(place == a or (a.endswith("/") and place.startswith(a)) for a in allowed), (
                     f"bgproc/{place} imports {library}; only {sorted(allowed)} may"
                 )

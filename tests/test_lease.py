@@ -122,6 +122,7 @@ def notes(path: Path) -> list[list[str]]:
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.daemon
 def test_worker_without_renewal_stops_its_task_within_its_lease(tmp_path: Path, workers: list[Worker]) -> None:
     body, child_file = tmp_path / "body", tmp_path / "child"
     params = BodyParams(path=str(body), seconds=30, child_pid_file=str(child_file))
@@ -140,6 +141,7 @@ def test_worker_without_renewal_stops_its_task_within_its_lease(tmp_path: Path, 
     assert not pid_alive(child)  # what the task started went with it
 
 
+@pytest.mark.daemon
 def test_worker_renewed_in_time_runs_to_the_end(tmp_path: Path, workers: list[Worker]) -> None:
     body = tmp_path / "body"
     worker = Worker(tmp_path, "Body", BodyParams(path=str(body), seconds=1.5), lease=(0.6, 0.5))
@@ -154,6 +156,7 @@ def test_worker_renewed_in_time_runs_to_the_end(tmp_path: Path, workers: list[Wo
     assert [e["t"] for e in events] == ["started", "ended"]
 
 
+@pytest.mark.daemon
 def test_worker_without_a_lease_waits_for_its_daemon(tmp_path: Path, workers: list[Worker]) -> None:
     body = tmp_path / "body"
     worker = Worker(tmp_path, "Body", BodyParams(path=str(body), seconds=1.0), lease=None)
@@ -162,6 +165,7 @@ def test_worker_without_a_lease_waits_for_its_daemon(tmp_path: Path, workers: li
     assert code == 0 and [n[0] for n in notes(body)] == ["start", "end"]
 
 
+@pytest.mark.daemon
 def test_task_that_ignores_the_stop_is_killed_after_the_grace(tmp_path: Path, workers: list[Worker]) -> None:
     child_file = tmp_path / "child"
     worker = Worker(tmp_path, "IgnoreTerm", HangParams(child_pid_file=str(child_file)), lease=(0.5, 0.5))
@@ -175,6 +179,7 @@ def test_task_that_ignores_the_stop_is_killed_after_the_grace(tmp_path: Path, wo
     assert not pid_alive(child)
 
 
+@pytest.mark.daemon
 def test_worker_whose_output_nobody_reads_still_stops(tmp_path: Path, workers: list[Worker]) -> None:
     # A stopped daemon reads nothing: the task blocks writing its output, and so would
     # a lease line written before the stop.
@@ -190,6 +195,7 @@ def test_worker_whose_output_nobody_reads_still_stops(tmp_path: Path, workers: l
 # The daemon side
 
 
+@pytest.mark.daemon
 def test_run_whose_worker_stopped_it_is_recorded_interrupted(tmp_path: Path) -> None:
     from bgproc.clock import Clock
     from bgproc.daemon import Daemon
