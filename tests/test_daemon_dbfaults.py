@@ -76,6 +76,7 @@ def holder(store: Store) -> Iterator[sqlite3.Connection]:
 # Outcomes: kept at once, written when the database allows
 
 
+@pytest.mark.daemon
 def test_runs_that_end_while_the_database_is_locked_keep_their_outcome(
     made: Made, store: Store, clock: FakeClock, holder: sqlite3.Connection
 ) -> None:
@@ -118,6 +119,7 @@ class ReleasingClock(FakeClock):
             self.holder.execute("COMMIT")
 
 
+@pytest.mark.daemon
 def test_shutdown_writes_the_outcomes_that_wait_when_the_database_allows(
     made: Made, store: Store, holder: sqlite3.Connection
 ) -> None:
@@ -136,6 +138,7 @@ def test_shutdown_writes_the_outcomes_that_wait_when_the_database_allows(
     assert query(store.path, "SELECT stopped_at FROM daemons")[0]["stopped_at"]
 
 
+@pytest.mark.daemon
 def test_shutdown_says_what_it_could_not_record(made: Made, store: Store, holder: sqlite3.Connection) -> None:
     ids = [request(store, offset_us=i) for i in range(2)]
     clock = ReleasingClock(holder, after_s=float("inf"))
@@ -170,6 +173,7 @@ def fill_up(store: Store, spare_pages: int) -> None:
     store.conn.execute(f"PRAGMA max_page_count = {pages + spare_pages}")
 
 
+@pytest.mark.daemon
 def test_a_full_database_records_the_outcome_with_the_log_cut_and_claiming_goes_on(
     made: Made, store: Store, clock: FakeClock
 ) -> None:
@@ -195,6 +199,7 @@ def test_a_full_database_records_the_outcome_with_the_log_cut_and_claiming_goes_
     assert runs(store, after)[0]["status"] == "success"
 
 
+@pytest.mark.daemon
 def test_a_full_database_at_shutdown_records_the_outcome_with_the_log_cut(
     made: Made, store: Store, clock: FakeClock
 ) -> None:
@@ -242,6 +247,7 @@ def busy(store: Store, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     return release
 
 
+@pytest.mark.daemon
 @pytest.mark.parametrize(
     ("condition", "named", "most_attempts"),
     [(read_only, "read-only", 16), (io_error, "I/O error", 16), (busy, "busy", 70)],
