@@ -57,6 +57,7 @@ def slow_run(made: Made, store: Store, clock: FakeClock, gate: Path, **config: f
     return daemon, request, run
 
 
+@pytest.mark.daemon
 def test_a_slow_import_does_not_eat_the_runs_timeout(made: Made, store: Store, clock: FakeClock, gate: Path) -> None:
     daemon, request, run = slow_run(made, store, clock, gate)
     clock.advance(30)  # half a minute into its import: past its timeout of 1 s
@@ -72,6 +73,7 @@ def test_a_slow_import_does_not_eat_the_runs_timeout(made: Made, store: Store, c
     assert done["started_at"] == done["planned_at"]  # still the time it was claimed
 
 
+@pytest.mark.daemon
 def test_a_run_that_does_not_start_within_the_startup_limit_is_stopped_as_timed_out(
     made: Made, store: Store, clock: FakeClock, gate: Path
 ) -> None:
