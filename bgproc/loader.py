@@ -12,6 +12,7 @@ import importlib.machinery
 import importlib.util
 import sys
 from types import ModuleType
+from typing import Any
 
 from . import filesafety
 from .errors import BgprocError, RegistryError
@@ -31,7 +32,7 @@ def one_line(exc: BaseException) -> str:
 ADDED_SEARCH_PATHS: set[str] = set()
 
 
-def load_task_class(import_path: str, search_path: str | None) -> type[BackgroundTask]:
+def load_task_class(import_path: str, search_path: str | None) -> type[BackgroundTask[Any]]:
     """Import ``module:Qualname`` (its top-level package from ``search_path``) and check it is a task."""
     module_name, _, qualname = import_path.partition(":")
     try:

@@ -100,7 +100,7 @@ class BackgroundTask(Generic[P]):
                         continue
                     if arg is None or arg is type(None):
                         return NoParams
-                    return arg
+                    return typing.cast(type, arg)
         return NoParams
 
     @classmethod

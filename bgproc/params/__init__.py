@@ -139,11 +139,11 @@ def describe_fields(cls: type) -> list[dict[str, Any]]:
     return out
 
 
-def _default(f: dataclasses.Field, path: str) -> Any:
+def _default(f: dataclasses.Field[Any], path: str) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
     try:
-        return f.default_factory()  # type: ignore[misc,operator]
+        return f.default_factory()  # type: ignore[operator]
     except Exception as exc:  # noqa: BLE001 - user code
         raise ParamsError(f"{path}: its default_factory raised {type(exc).__name__}: {exc}") from None
 

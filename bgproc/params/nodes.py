@@ -83,7 +83,9 @@ def encode_items(
     return out
 
 
-def encode_dict(value: dict, item: Node, path: str, stack: tuple[int, ...], depth: int, exact: bool) -> dict:
+def encode_dict(
+    value: dict[str, Any], item: Node, path: str, stack: tuple[int, ...], depth: int, exact: bool
+) -> dict[str, Any]:
     out = {}
     for k, v in value.items():
         if not isinstance(k, str):

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from ..errors import ParamsError
@@ -272,7 +272,10 @@ class DecimalNode(StringFormNode):
 _FRACTIONAL_OFFSET = re.compile(r"([+-])(\d\d):(\d\d):(\d\d)\.(\d{1,6})$")
 
 
-def _exact_offset(value: Any, text: str) -> Any:
+_Instant = TypeVar("_Instant", datetime, time)
+
+
+def _exact_offset(value: _Instant, text: str) -> _Instant:
     """Python 3.11 reads an offset under one second (``+00:00:00.5``) as UTC; read it exactly."""
     match = _FRACTIONAL_OFFSET.search(text.strip())
     if match is None or value.tzinfo is None:

@@ -44,7 +44,7 @@ _US_PER_DAY = 86_400_000_000
 
 def pack(tree: Any) -> bytes:
     """The bytes of an encoded tree (plain values and extension types), within the size limit."""
-    data = msgpack.packb(tree, use_bin_type=True)
+    data: bytes = msgpack.packb(tree, use_bin_type=True)
     if len(data) > MAX_BYTES:
         raise ParamsError(
             f"params: {len(data)} bytes serialized, over the limit of {MAX_BYTES}; "
