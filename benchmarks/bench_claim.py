@@ -29,7 +29,8 @@ from pathlib import Path
 from bgproc.clock import FakeClock
 from bgproc.daemon import Daemon, DaemonConfig
 from bgproc.daemon.reporter import Reporter
-from bgproc.store import Store, ts
+from bgproc.store.sqlite import SQLiteStore as Store
+from bgproc.store.sqlite import ts
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -18,7 +18,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bgproc.store import Store, ts
+from bgproc.store.sqlite import SQLiteStore as Store
+from bgproc.store.sqlite import ts
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

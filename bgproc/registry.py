@@ -24,9 +24,9 @@ from types import ModuleType
 from . import params as params_codec
 from .errors import BgprocError, ParamsError, RegistryError
 from .loader import ADDED_SEARCH_PATHS, import_module_from, load_task_class, one_line
-from .records import TaskRecord
 from .reruns import MAX_RETRIES
 from .store import Store
+from .store.records import TaskRecord
 from .task import BackgroundTask
 from .timing import parse_duration
 

@@ -15,9 +15,9 @@ from typing import Any
 from . import params as params_codec
 from . import registry
 from .errors import BgprocError, ParamsError, RegistryError, StateError, TimingError
-from .records import RequestRecord, TaskRecord
 from .reruns import MAX_RETRIES
-from .store import Store
+from .store import Store, open_store
+from .store.records import RequestRecord, TaskRecord
 from .task import BackgroundTask
 from .timing import AT_GRACE, Timing, TimingOptions, parse_duration, parse_timing
 
@@ -232,7 +232,7 @@ def plan_reschedule(
 
 
 def _open(db: str | Path | None) -> Store:
-    return Store.open(db, create=False)
+    return open_store(db, create=False)
 
 
 def start_new(

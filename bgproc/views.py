@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from . import params as params_codec
 from .errors import ParamsError
-from .records import RequestRecord, RunRecord, TaskRecord
 from .reruns import RetryPolicy
+from .store.records import RequestRecord, RunRecord, TaskRecord
 from .timing import Timing
 
 

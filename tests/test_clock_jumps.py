@@ -16,8 +16,8 @@ from test_daemon_tick import T0, Made, make, new_request, other_daemon, request_
 from bgproc import requests
 from bgproc.clock import FakeClock
 from bgproc.daemon import Daemon
-from bgproc.daemon.claim import decide
-from bgproc.store import Store
+from bgproc.store.decide import decide
+from bgproc.store.sqlite import SQLiteStore as Store
 from bgproc.timing import TimingOptions
 
 HOUR = 3600.0

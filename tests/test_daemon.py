@@ -28,7 +28,7 @@ from daemon_tasks.helpers import (
 )
 
 from bgproc import start_new
-from bgproc.store import Store
+from bgproc.store.sqlite import SQLiteStore as Store
 from bgproc.timing import Timing
 
 pytestmark = pytest.mark.daemon

@@ -24,7 +24,8 @@ from test_daemon_tick import T0, Made, make, runs
 from bgproc import requests
 from bgproc.clock import FakeClock
 from bgproc.daemon import CUT_LOG_BYTES, Daemon
-from bgproc.store import Store
+from bgproc.errors import StoreCorrupt, StoreIOError
+from bgproc.store.sqlite import SQLiteStore as Store
 from bgproc.timing import TimingOptions
 
 # The fixtures of the daemon's hand-driven tests: a store copied from a template, a
@@ -226,9 +227,7 @@ def read_only(store: Store, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Non
 
 def io_error(store: Store, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     def failing(*args: Any, **kwargs: Any) -> bool:
-        exc = sqlite3.OperationalError("disk I/O error")
-        exc.sqlite_errorcode = sqlite3.SQLITE_IOERR_WRITE  # type: ignore[attr-defined]
-        raise exc
+        raise StoreIOError("disk I/O error")
 
     original = store.finish_run
     monkeypatch.setattr(store, "finish_run", failing)
@@ -282,9 +281,7 @@ def test_a_corrupt_database_stops_the_daemon(
     made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def corrupt(*args: Any, **kwargs: Any) -> None:
-        exc = sqlite3.DatabaseError("database disk image is malformed")
-        exc.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # type: ignore[attr-defined]
-        raise exc
+        raise StoreCorrupt("database disk image is malformed")
 
     daemon = make(made, store, clock)
     monkeypatch.setattr(store, "next_due_at", corrupt)
@@ -309,8 +306,8 @@ def test_the_command_line_names_the_condition(
     template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     condition: str, named: str,
 ) -> None:
-    from bgproc import store as store_module
     from bgproc.cli import run
+    from bgproc.store.sqlite import connection
 
     db = tmp_path / "data" / "bgproc.db"
     db.parent.mkdir(mode=0o700)
@@ -325,15 +322,14 @@ def test_the_command_line_names_the_condition(
         elif condition == "read-only":
             store.conn.execute("PRAGMA query_only = 1")
         elif condition == "I/O error":
-            exc = sqlite3.OperationalError("disk I/O error")
-            exc.sqlite_errorcode = sqlite3.SQLITE_IOERR_FSYNC  # type: ignore[attr-defined]
+            exc = StoreIOError("disk I/O error")
             monkeypatch.setattr(store, "insert_request", lambda **kwargs: (_ for _ in ()).throw(exc))
         return store
 
-    monkeypatch.setattr(store_module.Store, "open", open_in_condition)
+    monkeypatch.setattr(Store, "open", open_in_condition)
     holder = sqlite3.connect(db, isolation_level=None)
     if condition == "busy":
-        monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 20)
+        monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 20)
         holder.execute("BEGIN IMMEDIATE")
     before = query(db, "SELECT COUNT(*) AS n FROM requests")[0]["n"]
     capsys.readouterr()
@@ -415,7 +411,7 @@ def test_a_daemon_whose_database_file_changes_stops_its_runs_and_exits_non_zero(
 
 
 def test_the_file_watch_reads_the_header_only_when_the_file_changed(store: Store) -> None:
-    watch = store.file_watch()
+    watch = store.watch()
     assert watch.check() is None
     before = store.path.stat()
     with open(store.path, "r+b") as file:  # in place: the same inode
@@ -428,7 +424,7 @@ def test_the_file_watch_reads_the_header_only_when_the_file_changed(store: Store
 
 
 def test_a_file_cut_mid_page_is_truncated(store: Store) -> None:
-    watch = store.file_watch()
+    watch = store.watch()
     os.truncate(store.path, 5000)
     problem = watch.check()
     assert problem is not None and problem.gone

@@ -24,12 +24,13 @@ from daemon_tasks.helpers import register
 from bgproc import requests
 from bgproc.clock import Clock, FakeClock
 from bgproc.daemon import Daemon, DaemonConfig
-from bgproc.daemon.claim import decide
 from bgproc.daemon.reporter import Reporter
+from bgproc.errors import StoreBusy, StoreConflict, StoreIOError
 from bgproc.liveness import place as _place
 from bgproc.liveness import proc_start as _proc_start
-from bgproc.records import DaemonRecord
-from bgproc.store import Store
+from bgproc.store.decide import decide
+from bgproc.store.records import DaemonRecord
+from bgproc.store.sqlite import SQLiteStore as Store
 from bgproc.timing import TimingOptions
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -616,7 +617,7 @@ def test_a_run_whose_pid_the_database_refuses_starts_at_a_later_pass(
     def set_run_pid(run_id: int, pid: int) -> None:
         calls.append(pid)
         if len(calls) == 1:
-            raise sqlite3.OperationalError("disk I/O error")
+            raise StoreIOError("disk I/O error")
         original(run_id, pid)
 
     monkeypatch.setattr(store, "set_run_pid", set_run_pid)
@@ -639,7 +640,7 @@ def test_shutdown_interrupts_runs_still_recorded_running(
     request = new_request(store, T0, now=True)
 
     def fail(*args: Any, **kwargs: Any) -> bool:
-        raise sqlite3.OperationalError("disk I/O error")
+        raise StoreIOError("disk I/O error")
 
     monkeypatch.setattr(store, "set_run_pid", fail)
     monkeypatch.setattr(store, "finish_run", fail)
@@ -665,7 +666,7 @@ def test_outcome_is_kept_when_writing_it_fails(
     original = store.finish_run
 
     def finish_run(*args: Any, **kwargs: Any) -> bool:
-        raise sqlite3.OperationalError("database is locked")
+        raise StoreBusy("database is locked")
 
     monkeypatch.setattr(store, "finish_run", finish_run)
     assert daemon._reap() == 1  # reaped, its outcome kept
@@ -731,7 +732,7 @@ def other_daemon(store: Store, daemon_id: str, host: str, pid: int, beat: dateti
 
 
 def beat_other(store: Store, daemon_id: str, when: datetime) -> None:
-    assert store.heartbeat(daemon_id, when)
+    assert store.beat(daemon_id, when)
 
 
 @pytest.fixture
@@ -857,14 +858,14 @@ def test_daemon_declared_dead_claims_nothing_and_goes_on_under_a_new_id(
     old = daemon.id
     with store.immediate():
         store.interrupt_daemon_runs(old, clock.now(), "interrupted: declared dead")
-    assert not store.heartbeat(old, clock.now())
+    assert not store.beat(old, clock.now())
     request = new_request(store, T0, now=True)
     assert daemon.claim(clock.now()) == []  # nothing claimed under the dead id
     assert runs(store, request) == []
     assert daemon.id != old and "declared dead" in daemon.reporter.stream.getvalue()  # type: ignore[attr-defined]
     ((run_id, _, _),) = daemon.claim(clock.now())
     assert runs(store, request)[0]["daemon_id"] == daemon.id
-    assert store.heartbeat(daemon.id, clock.now())
+    assert store.beat(daemon.id, clock.now())
 
 
 @pytest.mark.daemon
@@ -1038,7 +1039,7 @@ def test_the_retry_is_written_with_the_outcome_or_not_at_all(
     monkeypatch.setattr(store, "follow_up", original)
     assert daemon._reap() == 0 and not daemon.active
     assert runs(store, request)[0]["status"] == "error" and len(reruns(store)) == 1  # both
-    with pytest.raises(sqlite3.IntegrityError), store.immediate():  # and never twice
+    with pytest.raises(StoreConflict), store.immediate():  # and never twice
         store.conn.execute("UPDATE runs SET status = 'running' WHERE request_id = ?", (request,))
         store.finish_run(runs(store, request)[0]["id"], status="error", ended_at=clock.now())
 

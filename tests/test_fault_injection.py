@@ -1,21 +1,18 @@
 """Store operations fail at random while a daemon runs a hundred requests.
 
-In the manner of Quartz's flaky-JDBC test: every call the daemon makes on its
-store fails, one in five, before it does anything, as "database is locked" or
-as a disk I/O error. The daemon must ride it out: every one-time request runs
-exactly once, every recurring request accounts for each of its slots exactly
-once (a run, or a skipped or missed row that counts it), no occurrence is
-recorded twice and no run is left ``running``.
+In the manner of Quartz's flaky-JDBC test: every call the daemon makes of an
+operation of the store interface fails, one in five, before it does anything,
+as "database is locked" or as a disk I/O error. The daemon must ride it out:
+every one-time request runs exactly once, every recurring request accounts for
+each of its slots exactly once (a run, or a skipped or missed row that counts
+it), no occurrence is recorded twice and no run is left ``running``.
 """
 
 from __future__ import annotations
 
 import random
-import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,9 @@ from bgproc import requests
 from bgproc.clock import utcnow
 from bgproc.daemon import Daemon, DaemonConfig
 from bgproc.daemon.reporter import Reporter
+from bgproc.errors import StoreBusy, StoreFault, StoreIOError
 from bgproc.store import Store
+from bgproc.store.sqlite import SQLiteStore
 from bgproc.timing import TimingOptions
 
 RATE = 0.2
@@ -37,51 +36,43 @@ RECURRING = 20
 SLOTS = 5  # each recurring request: every second, from its start to its finish
 
 
-def _fault(rng: random.Random) -> sqlite3.OperationalError:
+def _fault(rng: random.Random) -> StoreFault:
     if rng.random() < 0.5:
-        error = sqlite3.OperationalError("database is locked")
-        error.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
-    else:
-        error = sqlite3.OperationalError("disk I/O error")
-        error.sqlite_errorcode = sqlite3.SQLITE_IOERR  # type: ignore[attr-defined]
-    return error
+        return StoreBusy("database is locked")
+    return StoreIOError("disk I/O error")
+
+
+# Every operation of the store interface: a unit of work that a database refuses as a whole.
+OPERATIONS = {
+    name for name, value in vars(Store).items()
+    if not name.startswith("_") and callable(value) and not isinstance(value, property)
+}
 
 
 class FlakyStore:
-    """A store whose operations fail at random, before they touch the database. An
-    operation is a transaction (``immediate()``, whatever runs inside it) or a call
-    made outside one: the unit that a database refuses as a whole."""
+    """A store whose operations fail at random, before they touch the database: each
+    call of an operation of the store interface fails with ``rate``, as the store
+    says "busy" or "I/O error"."""
 
     def __init__(self, store: Store, rate: float, seed: int) -> None:
         self._store = store
         self._rate = rate
         self._rng = random.Random(seed)
-        self._depth = 0  # inside a transaction: its calls are part of it
         self.armed = False
         self.injected = 0
         self.calls = 0
 
     def _maybe_fail(self) -> None:
-        if not self.armed or self._depth:
+        if not self.armed:
             return
         self.calls += 1
         if self._rng.random() < self._rate:
             self.injected += 1
             raise _fault(self._rng)
 
-    @contextmanager
-    def immediate(self) -> Iterator[None]:
-        self._maybe_fail()
-        with self._store.immediate():
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._store, name)
-        if name.startswith("_") or not callable(value):
+        if name not in OPERATIONS:
             return value
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -101,7 +92,7 @@ def _schedule(store: Store, timing: TimingOptions) -> int:
 def test_a_daemon_whose_store_fails_one_call_in_five_loses_and_doubles_nothing(tmp_path: Path) -> None:
     db = tmp_path / "data" / "bgproc.db"
     register(db)
-    with Store.open(db) as setup:
+    with SQLiteStore.open(db) as setup:
         one_time = [_schedule(setup, TimingOptions(now=True)) for _ in range(ONE_TIME)]
         start = (utcnow() + timedelta(seconds=3)).replace(microsecond=0)
         finish = start + timedelta(seconds=SLOTS - 1)
@@ -110,7 +101,7 @@ def test_a_daemon_whose_store_fails_one_call_in_five_loses_and_doubles_nothing(t
             for _ in range(RECURRING)
         ]
 
-    store = Store.open(db)
+    store = SQLiteStore.open(db)
     flaky = FlakyStore(store, RATE, seed=20261202)
     daemon = Daemon(flaky, DaemonConfig(workers=4), reporter=Reporter(stream=open(tmp_path / "daemon.log", "w")))  # type: ignore[arg-type]
     failure: list[BaseException] = []

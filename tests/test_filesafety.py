@@ -16,7 +16,7 @@ from conftest import Result, run_bgproc, snapshot
 from daemon_tasks.helpers import monitor_run, run_of, schedule
 
 from bgproc.errors import StoreError
-from bgproc.store import Store
+from bgproc.store.sqlite import SQLiteStore as Store
 
 NOBODY = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")

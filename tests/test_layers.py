@@ -127,3 +127,44 @@ def test_nothing_uses_waitid() -> None:
     # macOS has no os.waitid before Python 3.13, and bgproc declares >= 3.11: the pool
     # polls its own children with wait4/waitpid and WNOHANG instead.
     assert not [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "waitid" in p.read_text()]
+
+
+# Where SQLite may be named: the SQLite store, the task API's application database
+# (``connection.db``) and the demo (it reads the sample application's table).
+SQLITE_PLACES = ("store/sqlite/", "task.py", "demo.py", "cli/demo.py")
+# What only a store may touch: its transactions and its connection.
+STORE_INTERNALS = {"immediate", "savepoint", "conn", "data_version"}
+
+
+def _names(tree: ast.AST) -> set[str]:
+    """Every module imported, name used and attribute read in ``tree``."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(f".{node.attr}")
+    return names
+
+
+def test_only_the_sqlite_store_names_sqlite() -> None:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        place = path.relative_to(PACKAGE).as_posix()
+        if place.startswith(SQLITE_PLACES):
+            continue
+        used = _names(ast.parse(path.read_text())) & {"sqlite3", "sqlite_utils"}
+        assert not used, f"bgproc/{place} names {sorted(used)}: only {SQLITE_PLACES} may"
+
+
+def test_only_a_store_touches_its_transactions_and_connection() -> None:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        place = path.relative_to(PACKAGE).as_posix()
+        if place.startswith("store/") or place == "task.py":  # task.py: its own connection.db
+            continue
+        used = {name[1:] for name in _names(ast.parse(path.read_text())) if name.startswith(".")} & STORE_INTERNALS
+        assert not used, f"bgproc/{place} uses a store's {sorted(used)}: call a store operation instead"
+

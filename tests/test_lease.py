@@ -200,7 +200,7 @@ def test_run_whose_worker_stopped_it_is_recorded_interrupted(tmp_path: Path) -> 
     from bgproc.clock import Clock
     from bgproc.daemon import Daemon
     from bgproc.daemon.reporter import Reporter
-    from bgproc.store import Store
+    from bgproc.store.sqlite import SQLiteStore as Store
 
     db = tmp_path / "data" / "bgproc.db"
     register(db)

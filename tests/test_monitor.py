@@ -8,7 +8,7 @@ from rich.console import Console
 
 from bgproc import views
 from bgproc.cli import render
-from bgproc.records import RunRecord
+from bgproc.store.records import RunRecord
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -90,7 +90,8 @@ def test_run_json_carries_the_documented_keys() -> None:
 
 
 def _store_with_a_running_run(tmp_path):  # type: ignore[no-untyped-def]
-    from bgproc.store import Store, ts
+    from bgproc.store.sqlite import SQLiteStore as Store
+    from bgproc.store.sqlite import ts
     from bgproc.timing import Timing
 
     store = Store.open(tmp_path / "bg.db")
@@ -141,7 +142,7 @@ def test_following_a_run_through_a_pipe_streams_its_log_then_its_outcome(tmp_pat
 def test_following_executions_through_a_pipe_prints_a_table_per_change(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from bgproc.cli.follow import follow_runs
     from bgproc.clock import FakeClock
-    from bgproc.store import Store
+    from bgproc.store.sqlite import SQLiteStore as Store
 
     store, run_id = _store_with_a_running_run(tmp_path)
 

@@ -27,7 +27,7 @@ from conftest import ROOT, SAMPLE, Result, query, run_bgproc, snapshot
 import bgproc
 from bgproc import params as P
 from bgproc.errors import BgprocError, ParamsError, RegistryError, StoreError, TimingError
-from bgproc.store import Store
+from bgproc.store.sqlite import SQLiteStore as Store
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GOOD = FIXTURES / "good_tasks.py"
@@ -1146,10 +1146,10 @@ def test_a_locked_database_is_one_line_not_a_traceback(
 ) -> None:
     import sqlite3
 
-    import bgproc.store
+    import bgproc.store.sqlite.connection
 
     ok(cli("register", str(GOOD)))
-    monkeypatch.setattr(bgproc.store, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(bgproc.store.sqlite.connection, "BUSY_TIMEOUT_MS", 50)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:

@@ -233,7 +233,7 @@ def test_the_monitor_shows_attempts(tmp_path: Path) -> None:
 
     from bgproc import views
     from bgproc.cli import render
-    from bgproc.records import RunRecord
+    from bgproc.store.records import RunRecord
 
     def run(**fields: Any) -> RunRecord:
         base: dict[str, Any] = {

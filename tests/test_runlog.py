@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bgproc.daemon.runlog import MAX_LINE, RunLog
-from bgproc.records import RunRecord
+from bgproc.store.records import RunRecord
 
 WHEN = datetime(2026, 5, 1, 7, 30, 0, 123000, tzinfo=UTC)
 

@@ -20,8 +20,8 @@ from rich.console import Console
 from bgproc.child import record_lines
 from bgproc.cli import render
 from bgproc.daemon.reporter import Reporter
-from bgproc.records import RunRecord, TaskRecord
 from bgproc.safetext import escape, json_text
+from bgproc.store.records import RunRecord, TaskRecord
 
 FIXTURE = str(Path(__file__).resolve().parent / "fixtures" / "spoof_tasks.py")
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ from test_daemon_tick import T0, Made, make, new_request, runs, wait_reaped
 from bgproc.clock import FakeClock
 from bgproc.daemon import Daemon
 from bgproc.daemon.active import ActiveRun
-from bgproc.store import Store
+from bgproc.store.sqlite import SQLiteStore as Store
 
 SLOW_FILE = str(Path(__file__).resolve().parent / "daemon_tasks" / "slow_start.py")
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bgproc.errors import StoreError
-from bgproc.store import MIGRATIONS, Store, ts
+from bgproc.errors import StoreConflict, StoreError
+from bgproc.store.sqlite import MIGRATIONS, ts
+from bgproc.store.sqlite import SQLiteStore as Store
 from bgproc.timing import Timing
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -142,9 +143,9 @@ def test_a_second_record_of_one_occurrence_is_refused_by_the_database(tmp_path: 
         with store.immediate():
             store.finish_run(first, status="success", ended_at=NOW)
         for reason in ("schedule", "catch-up", "now"):
-            with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            with pytest.raises(StoreConflict, match="UNIQUE"):
                 record("running", reason)
-        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        with pytest.raises(StoreConflict, match="UNIQUE"):
             record("error", "manual")
         assert store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 5
 

@@ -8,7 +8,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -40,28 +39,28 @@ app = typer.Typer(
 
 @dataclass
 class State:
-    db: Path | None
+    db: str | None
 
 
 @app.callback()
 def _root(
     ctx: typer.Context,
     db: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--db",
             envvar="BGPROC_DB",
-            metavar="PATH",
-            help="Database file (default: bgproc.db in the user's data directory); refused in a "
-            "directory others can write, or when another user owns it.",
+            metavar="PATH_OR_URL",
+            help="Database: a file path or sqlite:///ABSOLUTE/PATH (default: bgproc.db in the user's data "
+            "directory); refused in a directory others can write, or when another user owns it.",
         ),
     ] = None,
 ) -> None:
     ctx.obj = State(db)
 
 
-def db_path(ctx: typer.Context) -> Path | None:
-    """The database that --db or BGPROC_DB names, if any."""
+def db_target(ctx: typer.Context) -> str | None:
+    """The database that --db or BGPROC_DB names (a path or a URL), if any."""
     state: State | None = ctx.obj
     return state.db if state else None
 
@@ -69,9 +68,9 @@ def db_path(ctx: typer.Context) -> Path | None:
 @contextmanager
 def open_store(ctx: typer.Context, *, create: bool = False) -> Iterator[Store]:
     """The database; only commands that start something new may create it."""
-    from ..store import Store
+    from .. import store as stores
 
-    store = Store.open(db_path(ctx), create=create)
+    store = stores.open_store(db_target(ctx), create=create)
     try:
         yield store
     finally:

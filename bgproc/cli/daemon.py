@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import BgprocError
-from .app import app, db_path, open_store, stdout_console
+from .app import app, db_target, open_store, stdout_console
 
 
 @app.command()
@@ -74,12 +74,12 @@ def demo(
     delay: Annotated[float, typer.Option("--delay", min=0, metavar="SECONDS", help="The sample task's wait.")] = 3.0,
 ) -> None:
     """Register the sample, schedule it, run the daemon once, and show the monitor."""
-    from ..store import Store
+    from .. import store as stores
     from .demo import run_demo
 
     # Without --db or BGPROC_DB the demo keeps to its own file in the current directory.
-    path = db_path(ctx) or Path("bgproc-demo.db")
-    with Store.open(path) as store:
+    target = db_target(ctx) or Path("bgproc-demo.db")
+    with stores.open_store(target) as store:
         code = run_demo(store, delay, stdout_console())
     raise typer.Exit(code)
 

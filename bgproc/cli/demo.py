@@ -34,7 +34,7 @@ def _sample_target() -> str:
 
 def run_demo(store: Store, delay_s: float, console: Any) -> int:
     now = utcnow()
-    console.print(f"[bold]1.[/] bgproc register sample_tasks.activities   (database {store.path})")
+    console.print(f"[bold]1.[/] bgproc register sample_tasks.activities   (database {store.target})")
     for result in registry.register(store, [_sample_target()], now):
         console.print(f"   registered {result.module}: {', '.join(t.name for t in result.tasks)}")
 
@@ -67,7 +67,7 @@ def run_demo(store: Store, delay_s: float, console: Any) -> int:
         )
     console.print(
         ("[green]demo succeeded[/]" if ok else "[red]demo failed[/]")
-        + f"; explore with: bgproc --db {store.path} monitor"
+        + f"; explore with: bgproc --db {store.target} monitor"
     )
     return 0 if ok else 1
 
@@ -77,7 +77,10 @@ def _created_activities(store: Store) -> list[dict[str, Any]]:
     (the sample application's own table, not bgproc's)."""
     import sqlite_utils
 
-    app = sqlite_utils.Database(os.environ.get("BGPROC_APP_DB") or store.path)
+    app_db = os.environ.get("BGPROC_APP_DB") or store.path
+    if app_db is None:
+        return []
+    app = sqlite_utils.Database(app_db)
     try:
         table = app["activities"]
         if not table.exists():

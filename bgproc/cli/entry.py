@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import functools
 import re
-import sqlite3
 import sys
 from typing import Any
 
 import typer
 
-from .. import dbfaults
 from ..errors import BgprocError
 from ..safetext import escape
 from .app import app
@@ -48,12 +46,6 @@ def run(argv: list[str] | None = None) -> int:
     except BgprocError as exc:
         sys.stderr.write(f"bgproc: error: {_one_line(str(exc))}\n")
         return exc.exit_code
-    except sqlite3.Error as exc:
-        fault = dbfaults.classify(exc)
-        if fault is None:
-            raise  # a bug in bgproc: its traceback is what helps
-        sys.stderr.write(f"bgproc: error: {fault.explain()}\n")
-        return 1
     except BrokenPipeError:
         return 0
     return result if isinstance(result, int) else 0

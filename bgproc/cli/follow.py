@@ -55,7 +55,7 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
             title="Executions (Ctrl-C to stop)", width=console.width,
         )
 
-    marker = store.runs_changed_marker()
+    marker = store.changes()
     drawn = clock.monotonic()
     with _until_stopped():
         if not console.is_terminal:
@@ -66,7 +66,7 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
             console.print(table(runs))
             while True:
                 pause()
-                current = store.runs_changed_marker()
+                current = store.changes()
                 if current != marker:
                     marker = current
                     runs = store.list_runs(**filters)
@@ -76,7 +76,7 @@ def follow_runs(store: Store, filters: dict[str, Any], console: Any, clock: Cloc
         with Live(table(), console=console, auto_refresh=False, transient=False) as live:
             while True:
                 pause()
-                current = store.runs_changed_marker()
+                current = store.changes()
                 if current != marker or clock.monotonic() - drawn >= REDRAW_S:
                     marker, drawn = current, clock.monotonic()
                     live.update(table(), refresh=True)

@@ -18,9 +18,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..records import RequestRecord, RunRecord, TaskRecord
 from ..reruns import RetryPolicy, attempt_text
 from ..safetext import escape
+from ..store.records import RequestRecord, RunRecord, TaskRecord
 from ..timing import format_duration
 
 STATUS_STYLE = {

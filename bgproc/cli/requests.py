@@ -148,7 +148,7 @@ def _params_text(params_json: str | None, params_file: Path | None) -> str | Non
 def _preview(planned: Any, now: Any) -> dict[str, Any]:
     """The request object that schedule would write (id null)."""
     from .. import views
-    from ..records import RequestRecord
+    from ..store.records import RequestRecord
 
     record = RequestRecord(
         id=0,

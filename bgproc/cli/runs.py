@@ -41,7 +41,7 @@ def monitor_command(
 ) -> None:
     """Show executions, newest first: process, start, end, duration, status and log."""
     from .. import views
-    from ..records import RUN_STATUSES
+    from ..store.records import RUN_STATUSES
     from . import render
 
     if status is not None and status not in RUN_STATUSES:

@@ -1,6 +1,7 @@
-"""The daemon: the loop (``loop.py``), what to do with a due request
-(``claim.py``), a run's log (``runlog.py``), the operator's event lines
-(``reporter.py``).
+"""The daemon: the loop (``loop.py``), a run's log (``runlog.py``), the operator's
+event lines (``reporter.py``), how it lives through a failing database
+(``outage.py``). What to do with a due request is the claim pass's, in the
+store (``bgproc.store.decide``).
 
 Importing the package loads none of them: the child imports
 ``bgproc.daemon.protocol`` at every run and must stay light, so the loop's
@@ -12,13 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .claim import Claim, decide
     from .loop import CUT_LOG_BYTES, TEST_CONFIG_ENV, Daemon, DaemonConfig, overrides_for_tests
 
-__all__ = ["CUT_LOG_BYTES", "TEST_CONFIG_ENV", "Claim", "Daemon", "DaemonConfig", "decide", "overrides_for_tests"]
+__all__ = ["CUT_LOG_BYTES", "TEST_CONFIG_ENV", "Daemon", "DaemonConfig", "overrides_for_tests"]
 
 _HOMES = {
-    "Claim": "claim", "decide": "claim",
     "Daemon": "loop", "DaemonConfig": "loop", "TEST_CONFIG_ENV": "loop", "overrides_for_tests": "loop",
     "CUT_LOG_BYTES": "loop",
 }

@@ -8,18 +8,16 @@ the next due fire, a timeout, a log flush, a heartbeat. Signal handlers
 only note the signal; the loop acts on it. The worker processes themselves
 (starting, pipes, reaping) are ``pool.Pool``'s.
 
-Claiming a slot is one ``BEGIN IMMEDIATE`` transaction that creates the run
-row and advances the request, so each slot is claimed once however many
-daemons share the database. What to do with each due request is decided by
-``decide`` (pure: no I/O, "now" an argument). The daemon, never the worker,
-records how a run ended.
+Claiming is the store's: one transaction (``Store.claim_due``) records the runs
+and advances the requests, so each slot is claimed once however many daemons
+share the database. The daemon, never the worker, records how a run ended.
 
 The database may fail at any time (locked, full, read-only, an I/O error):
 a worker's exit is kept in memory as soon as it is reaped, and its outcome
 written, in order, when the database allows; meanwhile the loop goes on with
 what needs no database, and tries the database again after a growing delay
-(``dbfaults``). A database file deleted, replaced, truncated or made writable
-by others under the daemon (``dbfile``), or a corrupt database, stops it
+(``outage``). A database file deleted, replaced, truncated or made writable
+by others under the daemon (``Store.watch``), or a corrupt database, stops it
 with a non-zero status.
 
 Daemons watch each other through heartbeats. A daemon is declared dead, and
@@ -37,25 +35,23 @@ declare this one dead and run the request again (``DaemonConfig.worker_lease``).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import selectors
 import signal
 import socket
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import dbfaults, liveness
+from .. import liveness, orphans
 from ..clock import Clock
-from ..dbfile import FileWatch
-from ..records import DaemonRecord, RequestRecord, TaskRecord
-from ..store import DueRerun, Store, UnloadableRequest
-from ..wakeup import Waker
+from ..errors import StoreError, StoreFault, StoreFull
+from ..store import ClaimedRun, LogWrite, Notifier, Store, Watch
+from ..store.decide import iso_local
+from ..store.records import DaemonRecord, RequestRecord, TaskRecord
 from .active import ActiveRun
-from .claim import Claim, decide, decide_rerun, iso_local, slots_text
+from .outage import Outage
 from .pool import Pool
 from .reporter import Reporter
 from .runlog import stamp
@@ -64,9 +60,6 @@ from .runlog import stamp
 DAEMON_BUSY_TIMEOUT_MS = 500
 # How often stopped daemons' rows are pruned (each `daemon --once` adds one).
 PRUNE_EVERY_S = 3600.0
-# Own heartbeats that must be written while another daemon's stays unchanged before
-# it is declared dead: they prove the database took writes meanwhile.
-OWN_BEATS_TO_EXPIRE = 2
 # On a full disk an outcome is recorded with its log cut to its last lines, this many
 # bytes (then to nothing but the line that says so, if that does not fit either).
 CUT_LOG_BYTES = 16 * 1024
@@ -167,7 +160,7 @@ class Daemon:
         self.stop_deadline: float | None = None
         self._signals: list[int] = []
         self._selector = selectors.DefaultSelector()
-        self._waker: Waker | None = None
+        self._waker: Notifier | None = None
         self._last_flush = 0.0
         self._last_beat = 0.0
         self._last_renewal = 0.0  # workers' leases last renewed (monotonic)
@@ -178,39 +171,37 @@ class Daemon:
         # Other daemons' heartbeats as last seen: id -> (value, monotonic time first
         # seen with that value, own heartbeats written by then).
         self._observed: dict[str, tuple[datetime, float, int]] = {}
-        self._data_version = -1
+        self._changes: object = None  # the store's change marker as last seen
         self._started_at: datetime | None = None
         # Claiming: the next time a claim pass has something to do (None: nothing
         # scheduled), whether that is known, and whether the last pass left work behind.
         self._tick_at: datetime | None = None
         self._due_stale = True
         self._backlogged = False
-        self._again = False  # this pass left something to start in the next one
         # The wall clock as the last pass read it, and, after it was set back, the time it
         # had reached: what was due by then stays due until claimed (see ``_note_wall``).
         self._wall_seen: datetime | None = None
         self._set_back_from: datetime | None = None
         self._registered = False  # a row in the daemons table (tests may drive claim() without one)
         self._poll_s = config.poll_s  # how often to look at the database unprompted
-        self._events: list[str] = []
         self._pause = 0.0  # how long the loop waits for events after a pass
         # Runs that could not start, whose error could not be written yet: run id -> detail.
         self._unrecorded: dict[int, str] = {}
         # Runs claimed whose start waits for the database to take their pid.
-        self._to_start: list[tuple[int, RequestRecord, TaskRecord]] = []
+        self._to_start: list[ClaimedRun] = []
         # Runs whose worker exited, in that order, whose outcome is not written yet.
         self._pending: list[ActiveRun] = []
         # The database condition (busy, full...) this daemon is in, if any.
-        self._outage = dbfaults.Outage(lambda message: self.reporter.event(message))
-        self._file: FileWatch | None = None  # watched from start
+        self._outage = Outage(lambda message: self.reporter.event(message))
+        self._file: Watch | None = None  # watched from start
         # Why the daemon gave up on its database (its file changed, it is corrupt), and
         # whether anything may still be written through its connection.
         self._given_up: str | None = None
         self._writable = True
         self.exit_status = 0
         self.workers = Pool(
-            db_path=str(store.path),
-            app_db=os.path.abspath(os.environ.get("BGPROC_APP_DB") or str(store.path)),
+            target=store.target,
+            app_db=_app_db(store),
             log_limit=config.log_limit,
             selector=self._selector,
             now=lambda: self.clock.now(),  # late-bound: tests swap the daemon's clock
@@ -265,21 +256,20 @@ class Daemon:
         self._last_beat = self._last_renewal = self.clock.monotonic()
         self._install_signals()
         try:
-            self._waker = Waker(self.store.path, self.id.replace(":", "_"))
-            if self._waker.available:
-                self._selector.register(self._waker.fileno(), selectors.EVENT_READ, ("wake", None))
-                # Whatever changes requests or asks for a cancel wakes us through the
-                # FIFO; looking unprompted is a safety net, as often as the heartbeat.
-                self._poll_s = max(self.config.poll_s, self.config.heartbeat_s)
-        except OSError as exc:
-            self.reporter.event(f"no wake-up FIFO ({exc}); watching the database instead")
-            self._waker = None
-        self._file = self.store.file_watch()
+            self._waker = self.store.listen(self.id.replace(":", "_"))
+        except StoreError as exc:
+            self.reporter.event(f"{exc}; watching the database instead")
+        if self._waker is not None:
+            self._selector.register(self._waker.fileno(), selectors.EVENT_READ, ("wake", None))
+            # Whatever changes requests or asks for a cancel wakes us; looking
+            # unprompted is a safety net, as often as the heartbeat.
+            self._poll_s = max(self.config.poll_s, self.config.heartbeat_s)
+        self._file = self.store.watch()
         self._prune(now)
         self.reap_dead_daemons(now)
         self._ensure_spare()
         mode = "once" if self.config.once else f"{self.config.workers} worker(s)"
-        self.reporter.event(f"daemon {self.id} started on {self.store.path} ({mode})")
+        self.reporter.event(f"daemon {self.id} started on {self.store.target} ({mode})")
 
     def _iterate(self) -> bool:
         """One pass of the loop, whatever the database does; True when the daemon should
@@ -295,15 +285,12 @@ class Daemon:
         self._outage.attempt()
         try:
             done = self._step()
-        except sqlite3.Error as exc:
-            fault = dbfaults.classify(exc)
-            if fault is None:
-                raise  # a bug in bgproc, not a condition of the database
+        except StoreFault as fault:
             if fault.fatal:
                 # A file deleted or replaced under the connection can read as corrupt:
                 # say what happened to it, if that is what happened.
                 problem = self._file.check() if self._file is not None else None
-                self._give_up(*((problem.text, not problem.gone) if problem else (str(fault), True)))
+                self._give_up(*((problem.text, not problem.gone) if problem else (fault.condition, True)))
                 return True
             self._outage.failed(fault, self.clock.monotonic())
             return self._step_offline()
@@ -448,9 +435,9 @@ class Daemon:
                 self.workers.ready(kind, run)
 
     def _changed(self) -> bool:
-        version = self.store.data_version()
-        changed = version != self._data_version
-        self._data_version = version
+        marker = self.store.changes()
+        changed = marker != self._changes
+        self._changes = marker
         return changed
 
     # ------------------------------------------------------------------
@@ -467,15 +454,15 @@ class Daemon:
             self._ensure_spare()
         return [c[0] for c in claimed]
 
-    def _start_claimed(self, item: tuple[int, RequestRecord, TaskRecord]) -> None:
+    def _start_claimed(self, item: ClaimedRun) -> None:
         """Start a claimed run. A database that refuses the pid's write for now (busy,
         an I/O error) delays the start to a later pass: the run is claimed, so it
         must not fail for that; anything else fails the run, not the daemon."""
         run_id, request, task = item
         try:
             self._spawn(run_id, request, task)
-        except sqlite3.Error as exc:
-            self._db_failed(exc)
+        except StoreFault as fault:
+            self._db_failed(fault)
             self._to_start.append(item)
         except Exception as exc:  # noqa: BLE001 - the run fails, not the daemon (nor the others)
             self._spawn_failed(run_id, request.task, exc)
@@ -486,256 +473,33 @@ class Daemon:
         for item in delayed:
             self._start_claimed(item)
 
-    def claim(self, now: datetime, due_by: datetime | None = None) -> list[tuple[int, RequestRecord, TaskRecord]]:
-        """The claim pass of ``tick``, without starting anything: records the runs,
-        skipped slots and errors, advances the requests; returns the runs to start."""
+    def claim(self, now: datetime, due_by: datetime | None = None) -> list[ClaimedRun]:
+        """The claim pass of ``tick``, without starting anything: the store records the
+        runs, skipped slots and errors, and advances the requests; returns the runs to
+        start."""
         self._note_wall(now)
         by = due_by or self._due_by(now)
         # A run whose worker exited holds no slot, even while its outcome waits to be written.
         free = self.config.workers - len(self._live()) - len(self._to_start)
-        claimed: list[tuple[int, RequestRecord, TaskRecord]] = []
-        self._events = []  # told after the commit, never while holding the lock
         self._backlogged = False
-        self._again = False
-        # A cheap read first: take the write lock only when something is due.
-        first = self.store.next_due_at()
-        if first is None or first > by:
-            self._tick_at, self._due_stale = first, False
-            self._caught_up(first)
-            return []
-        declared_dead = False
-        acted = 0
-        busy: set[int] = set()
-        due: list[RequestRecord | UnloadableRequest | DueRerun] = []
-        more = False
-        with self.store.immediate():
-            if self._registered and self.store.daemon_stopped(self.id):
-                # Declared dead by another daemon: claim nothing under this id.
-                declared_dead = True
-            else:
-                # No more than the free workers can start: a backlog costs nothing here.
-                work = self.store.due_requests(by, max(0, min(free, self.config.claim_batch)))
-                due, more = work.items, work.more
-                busy = self.store.busy_requests() if due else set()
-            for item in due:
-                if isinstance(item, DueRerun):
-                    request_id = item.request_id
-                    result, did = self._claim_rerun(item, now, request_id in busy, free - len(claimed))
-                else:
-                    request_id = item.id
-                    result, did = self._claim_one(item, now, by, request_id in busy, free - len(claimed))
-                acted += did
-                if result is not None:
-                    claimed.append(result)
-                    busy.add(request_id)
-            # Rows were acted on, workers are left and more waits behind them (a
-            # request could not be loaded, its task is gone...): another pass at once.
-            self._backlogged = more and len(claimed) < free and acted > 0
-            # Everything due by now was acted on, waits for its previous run (a run
-            # ending wakes us), or waits for a worker (one ending wakes us): the next
-            # pass is at the next fire after now.
-            self._tick_at = self.store.next_due_at(after=max(now, by))
-        self._due_stale = self._again  # only once committed: a pass that failed is tried again
+        result = self.store.claim_due(
+            self.id, now, by, free, limit=self.config.claim_batch, registered=self._registered
+        )
+        # Only once committed: a pass that failed is tried again.
+        self._tick_at, self._backlogged, self._due_stale = result.next_due, result.more, False
         if self._set_back_from is not None:
             self._caught_up(self.store.next_due_at())
-        for message in self._events:
+        for message in result.events:
             self.reporter.event(message)
-        if declared_dead:
+        if result.declared_dead:
             self._declared_dead(now)
-        return claimed
+        return result.runs
 
     def _caught_up(self, first: datetime | None) -> None:
         """After the clock was set back: once the earliest due fire (``first``) is past
         the time the clock had reached, what was due then is all claimed."""
         if self._set_back_from is not None and (first is None or first > self._set_back_from):
             self._set_back_from = None
-
-    def _claim_one(
-        self, item: RequestRecord | UnloadableRequest, now: datetime, by: datetime, busy: bool, free: int
-    ) -> tuple[tuple[int, RequestRecord, TaskRecord] | None, int]:
-        """Decide and record one due request (inside the claim transaction); returns
-        the run to start, if any, and 1 if anything was written."""
-        if isinstance(item, UnloadableRequest):
-            self._reject(item, now)
-            return None, 1
-        try:
-            with self.store.savepoint():
-                decision = decide(item, now=now, due_by=by, busy=busy, free=free)
-                if decision.action == "wait":
-                    return None, 0
-                started = self._apply(item, decision, now)
-                if decision.manual and started is not None:
-                    self._after_manual(item, now, by, free - 1)
-                return started, 1
-        except sqlite3.OperationalError:
-            raise  # the database, not this request
-        except sqlite3.IntegrityError as exc:
-            # The schema refused a second record of an occurrence (a bug in claiming):
-            # nothing runs twice; the request stops with an error run that says so.
-            manual = item.manual_at is not None and item.manual_at <= by
-            self._reject(
-                UnloadableRequest(
-                    id=item.id, task=item.task, manual=manual, planned_at=None,
-                    reason=f"its run at {iso_local(item.manual_at if manual else item.next_run_at)} is already "
-                    f"recorded ({exc})",
-                ),
-                now,
-            )
-            return None, 1
-        except Exception as exc:  # noqa: BLE001 - one request that cannot be handled must not stop the rest
-            manual = item.manual_at is not None and item.manual_at <= by
-            self._reject(
-                UnloadableRequest(
-                    id=item.id, task=item.task, reason=f"{type(exc).__name__}: {exc}",
-                    planned_at=item.manual_at if manual else item.next_run_at, manual=manual,
-                ),
-                now,
-            )
-            return None, 1
-
-    def _claim_rerun(
-        self, item: DueRerun, now: datetime, busy: bool, free: int
-    ) -> tuple[tuple[int, RequestRecord, TaskRecord] | None, int]:
-        """Decide and record one retry or recovery due (inside the claim transaction):
-        a new run linked to the run it follows up, or nothing if it must wait or is
-        dropped (at most once: a follow-up that cannot be made is not tried again)."""
-        request = item.request
-        if isinstance(request, UnloadableRequest):
-            self._drop_rerun(item, f"{item.reason} dropped: its request cannot be loaded")
-            self._reject(request, now)
-            return None, 1
-        try:
-            with self.store.savepoint():
-                decision = decide_rerun(
-                    request, reason=item.reason, attempt=item.attempt, retry_of=item.run_id, due_at=item.due_at,
-                    busy=busy, free=free,
-                )
-                if decision.action == "wait":
-                    return None, 0
-                task = self.store.get_task(request.task)
-                if decision.action == "drop" or task is None:
-                    why = decision.why or f"{item.reason} dropped: task {request.task!r} is no longer registered"
-                    self._drop_rerun(item, why)
-                    return None, 1
-                run_id = self.store.insert_run(
-                    request_id=request.id, task=request.task, status="running", now=now, reason=item.reason,
-                    planned_at=item.due_at, started_at=now, daemon_id=self.id, attempt=item.attempt,
-                    retry_of=item.run_id,
-                )
-                self.store.take_rerun(item.id)
-        except sqlite3.OperationalError:
-            raise  # the database, not this follow-up
-        except Exception as exc:  # noqa: BLE001 - one follow-up that cannot be made must not stop the rest
-            self._drop_rerun(item, f"{item.reason} dropped: {type(exc).__name__}: {exc}")
-            return None, 1
-        self._events.append(
-            f"claimed run {run_id} (request {request.id}, {request.task}, {item.reason} of run {item.run_id}, "
-            f"attempt {item.attempt})"
-        )
-        return (run_id, request, task), 1
-
-    def _drop_rerun(self, item: DueRerun, why: str) -> None:
-        self.store.take_rerun(item.id)
-        self.store.add_run_note(item.run_id, why)
-        self._events.append(f"run {item.run_id}: {why}")
-
-    def _after_manual(self, request: RequestRecord, now: datetime, by: datetime, free: int) -> None:
-        """A manual run just started: a scheduled slot due as well meets it as it
-        would any running run (skipped, or started in a later pass if overlap is
-        allowed), rather than being left due behind it."""
-        rest = dataclasses.replace(request, manual_at=None)
-        follow = decide(rest, now=now, due_by=by, busy=True, free=free)
-        if follow.action == "skip":
-            self._apply(rest, follow, now)
-        elif follow.action == "start":
-            self._again = True  # overlap allowed: the next pass starts it
-
-    def _record_skip(self, request: RequestRecord, decision: Claim, now: datetime) -> None:
-        """One ``skipped`` row per run that blocked its slots: while the same run goes
-        on, further skipped slots extend the row (a per-second request behind a
-        ten-minute run is one row, not six hundred)."""
-        assert decision.planned_at is not None
-        # As on ``missed`` rows, missed_count counts the slots after planned_at.
-        last = decision.missed_until or decision.planned_at
-        previous = self.store.latest_run_row(request.id)
-        if previous is not None and previous.status == "skipped" and previous.planned_at is not None:
-            further = (previous.missed_count or 0) + 1 + decision.missed
-            self.store.extend_skipped(
-                previous.id, count=further, until=last,
-                detail=f"the previous run was still going; {further + 1} slots skipped, "
-                f"{iso_local(previous.planned_at)} up to {iso_local(last)}",
-            )
-            return
-        self.store.insert_run(
-            request_id=request.id, task=request.task, status="skipped", now=now,
-            reason="schedule", planned_at=decision.planned_at, detail=decision.why,
-            missed_count=decision.missed or None, missed_until=decision.missed_until,
-        )
-
-    def _apply(
-        self, request: RequestRecord, decision: Claim, now: datetime
-    ) -> tuple[int, RequestRecord, TaskRecord] | None:
-        planned = decision.planned_at
-        if decision.action == "skip":
-            self._record_skip(request, decision, now)
-            self._advance(request, decision, now)
-            self._events.append(
-                f"request {request.id} ({request.task}): slot {iso_local(planned)} skipped, previous run still going"
-            )
-            return None
-        task = self.store.get_task(request.task)
-        run_id = self.store.insert_run(
-            request_id=request.id, task=request.task, status="running", now=now, reason=decision.reason,
-            planned_at=planned, started_at=now, daemon_id=self.id,
-        )
-        if decision.missed:
-            self.store.insert_run(
-                request_id=request.id, task=request.task, status="missed", now=now,
-                planned_at=planned, missed_count=decision.missed, missed_until=decision.missed_until,
-                detail=f"{slots_text(decision.missed)} after {iso_local(planned)} up to "
-                f"{iso_local(decision.missed_until)} fell due before a daemon could run them; "
-                f"coalesced into run {run_id}",
-            )
-        if decision.manual:
-            self.store.clear_manual_run(request.id)
-        elif decision.advance:
-            self._advance(request, decision, now)
-        if task is None:
-            self.store.finish_run(
-                run_id, status="error", ended_at=now,
-                detail=f"task {request.task!r} is not registered; register its module again",
-            )
-            self._events.append(f"run {run_id}: task {request.task} is not registered")
-            return None
-        self._events.append(
-            f"claimed run {run_id} (request {request.id}, {request.task}, {decision.reason}, "
-            f"planned {iso_local(planned)})"
-        )
-        return run_id, request, task
-
-    def _advance(self, request: RequestRecord, decision: Claim, now: datetime) -> None:
-        """Move the request on to its next fire; a schedule with none left is complete,
-        and the operator is told why (its finish, or the end of the calendar)."""
-        self.store.advance_request(request.id, decision.next_run_at, now)
-        if decision.next_run_at is None and request.timing.recurring:
-            self._events.append(f"request {request.id} ({request.task}) is complete: {request.timing.end_reason()}")
-
-    def _reject(self, item: UnloadableRequest, now: datetime) -> None:
-        """A due request that cannot be loaded or handled: an error run says why, and
-        the request is unscheduled so that it does not fail again at every pass."""
-        detail = (
-            f"request {item.id} cannot be run: {item.reason}; it is unscheduled. "
-            f"Fix the cause (a time zone missing from this host's tzdata, a damaged timing), "
-            f"then reschedule it"
-        )
-        run_id = self.store.insert_run(
-            request_id=item.id, task=item.task, status="running", now=now,
-            reason="manual" if item.manual else "schedule", planned_at=item.planned_at, started_at=now,
-            daemon_id=self.id,
-        )
-        self.store.finish_run(run_id, status="error", ended_at=now, detail=detail)
-        self.store.unschedule_unloadable(item.id, now)
-        self._events.append(f"run {run_id}: {detail}")
 
     # ------------------------------------------------------------------
     # Starting runs, recording how they ended
@@ -751,14 +515,13 @@ class Daemon:
             self.reporter.event(f"could not start a spare worker ({exc}); starting workers on demand")
 
     def _spawn(self, run_id: int, request: RequestRecord, task: TaskRecord) -> None:
-        """Hand a claimed run to a worker. Raises (OSError, sqlite3.Error) with no
-        worker left behind; ``tick`` then records the run as an error."""
+        """Hand a claimed run to a worker. Raises (OSError, StoreError) with no worker
+        left behind; ``tick`` then records the run as an error."""
         timeout_s = request.timeout_s or task.timeout_s
         launched = self.workers.take_spare() or self.workers.launch()
         try:
             # Before the job is sent: a run never goes on without its pid recorded.
-            with self.store.immediate():
-                self.store.set_run_pid(run_id, launched.proc.pid)
+            self.store.set_run_pid(run_id, launched.proc.pid)
         except BaseException:
             self.workers.discard(launched)
             raise
@@ -777,23 +540,19 @@ class Daemon:
 
     def _record_unstarted(self) -> None:
         """Record the runs that could not start as errors (retried until written)."""
-        if not self._unrecorded:
-            return
-        try:
-            with self.store.immediate():
-                for run_id, detail in self._unrecorded.items():
-                    self.store.finish_run(run_id, status="error", ended_at=self.clock.now(), detail=detail)
-        except sqlite3.Error as exc:
-            self._db_failed(exc)
-            return
-        self._unrecorded.clear()
+        for run_id, detail in list(self._unrecorded.items()):
+            try:
+                self.store.finish_run(run_id, status="error", ended_at=self.clock.now(), detail=detail)
+            except StoreFault as fault:
+                self._db_failed(fault)
+                return
+            del self._unrecorded[run_id]
 
-    def _db_failed(self, exc: sqlite3.Error) -> None:
+    def _db_failed(self, fault: StoreFault) -> None:
         """A write that can wait failed: note the condition (said once), or raise what
-        waiting cannot help (a bug, a corrupt database)."""
-        fault = dbfaults.classify(exc)
-        if fault is None or fault.fatal:
-            raise exc
+        waiting cannot help (a corrupt database)."""
+        if fault.fatal:
+            raise fault
         self._outage.failed(fault, self.clock.monotonic())
 
     def _reap(self) -> int:
@@ -847,13 +606,13 @@ class Daemon:
         while self._pending:
             try:
                 self._finish(self._pending[0])
-            except sqlite3.Error as exc:
-                self._db_failed(exc)
+            except StoreFault as fault:
+                self._db_failed(fault)
                 return
             self._pending.pop(0)
 
     def _finish(self, run: ActiveRun) -> None:
-        """Write an exited run's outcome and let the run go (raises sqlite3.Error if it
+        """Write an exited run's outcome and let the run go (raises ``StoreFault`` if it
         cannot be written: nothing is lost, call again). On a full disk the outcome is
         written with the log cut to its tail rather than held back."""
         outcome = run.outcome or "error"
@@ -861,10 +620,7 @@ class Daemon:
         cut = None
         try:
             recorded = self._write_outcome(run, outcome, detail)
-        except sqlite3.OperationalError as exc:
-            fault = dbfaults.classify(exc)
-            if fault is None or fault.kind != dbfaults.FULL:
-                raise
+        except StoreFull as fault:
             recorded, cut = self._write_outcome_cut(run, outcome, detail, fault)
         self.workers.close(run)
         assert run.ended_mono is not None
@@ -874,46 +630,45 @@ class Daemon:
 
     def _write_outcome(self, run: ActiveRun, outcome: str, detail: str | None) -> bool:
         """One transaction: the run's outcome and the rest of its log. Returns False if
-        the run was recorded ended already (that record stands)."""
+        the run was recorded ended already (that record stands: the log says so)."""
         exit_code, signum = run.exit_status()
-        with self.store.immediate():
-            recorded = self.store.finish_run(
-                run.run_id, status=outcome, ended_at=run.ended_at or self.clock.now(), exit_code=exit_code,
-                signal=signum, cpu_s=run.cpu_s(), max_rss_kb=run.max_rss_kb(), detail=detail,
+        write, marks = self._log_write(run)
+        recorded = self.store.finish_run(
+            run.run_id, status=outcome, ended_at=run.ended_at or self.clock.now(), exit_code=exit_code,
+            signal=signum, cpu_s=run.cpu_s(), max_rss_kb=run.max_rss_kb(), detail=detail, log=write,
+        )
+        self._written(run, marks)
+        if not recorded and not run.noted:
+            # Recorded ended already (interrupted, after this daemon was declared dead).
+            run.log.add(
+                stamp(run.ended_at or self.clock.now()),
+                f"[bgproc] the run ended ({outcome}{', ' + detail if detail else ''}) "
+                "after it had been recorded as ended; that record stands",
             )
-            if not recorded and not run.noted:
-                # Recorded ended already (interrupted, after this daemon was declared dead).
-                run.log.add(
-                    stamp(run.ended_at or self.clock.now()),
-                    f"[bgproc] the run ended ({outcome}{', ' + detail if detail else ''}) "
-                    "after it had been recorded as ended; that record stands",
-                )
-                run.noted = True
-            written = self._write_log(run)
-        self._written(run, written)
+            run.noted = True
+            write, marks = self._log_write(run)
+            self.store.write_logs([write] if write is not None else [])
+            self._written(run, marks)
         return recorded
 
     def _write_outcome_cut(
-        self, run: ActiveRun, outcome: str, detail: str | None, fault: dbfaults.Fault
+        self, run: ActiveRun, outcome: str, detail: str | None, fault: StoreFull
     ) -> tuple[bool, str]:
         """The database has no room for the run's log: write the outcome with the log cut
         to its last lines (then to nothing but the line that says so), saying so in the
-        log. Raises sqlite3.Error if even that cannot be written. Returns whether it was
+        log. Raises ``StoreFault`` if even that cannot be written. Returns whether it was
         recorded, and what was cut."""
         try:
             return self._write_cut(run, outcome, detail, fault, CUT_LOG_BYTES)
-        except sqlite3.OperationalError as exc:
-            again = dbfaults.classify(exc)
-            if again is None or again.kind != dbfaults.FULL:
-                raise
-        return self._write_cut(run, outcome, detail, fault, 0)
+        except StoreFull:
+            return self._write_cut(run, outcome, detail, fault, 0)
 
     def _write_cut(
-        self, run: ActiveRun, outcome: str, detail: str | None, fault: dbfaults.Fault, keep: int
+        self, run: ActiveRun, outcome: str, detail: str | None, fault: StoreFull, keep: int
     ) -> tuple[bool, str]:
         lost = run.log.cut(
             keep,
-            f"{stamp(self.clock.now())} [bgproc] {fault}: the log is cut to its last {keep} bytes; "
+            f"{stamp(self.clock.now())} [bgproc] {fault.condition}: the log is cut to its last {keep} bytes; "
             "what came before them is not recorded",
         )
         recorded = self._write_outcome(run, outcome, detail)
@@ -990,27 +745,28 @@ class Daemon:
         dirty = [r for r in self.active.values() if not r.reaped and (r.log.dirty or r.progress_dirty)]
         if not dirty:
             return
+        writes = [(run, *self._log_write(run)) for run in dirty]
         try:
-            with self.store.immediate():
-                written = [(run, self._write_log(run)) for run in dirty]
-        except sqlite3.Error as exc:
-            self._db_failed(exc)  # the logs wait in memory (bounded), the rest of the pass goes on
+            self.store.write_logs([write for _, write, _ in writes if write is not None])
+        except StoreFault as fault:
+            self._db_failed(fault)  # the logs wait in memory (bounded), the rest of the pass goes on
             return
-        for run, marks in written:
+        for run, _, marks in writes:
             self._written(run, marks)
 
-    def _write_log(self, run: ActiveRun) -> tuple[Any, Any]:
-        """Write a run's new log lines and progress (inside ``immediate()``); returns
-        what to pass to ``_written`` once committed."""
+    def _log_write(self, run: ActiveRun) -> tuple[LogWrite | None, tuple[Any, Any]]:
+        """A run's new log lines and progress to write (None: nothing new), and what to
+        pass to ``_written`` once committed."""
         log_mark = progress = None
+        head, tail, dropped = "", None, None
         if run.log.dirty:
             head, tail, dropped, log_mark = run.log.pending()
-            self.store.write_log(run.run_id, append_head=head, tail=tail, dropped=dropped)
         if run.progress_dirty and run.progress is not None:
             progress = run.progress
-            done, total, message = progress
-            self.store.set_progress(run.run_id, done, total, message)
-        return log_mark, progress
+        if log_mark is None and progress is None:
+            return None, (None, None)
+        write = LogWrite(run_id=run.run_id, append_head=head, tail=tail, dropped=dropped, progress=progress)
+        return write, (log_mark, progress)
 
     def _written(self, run: ActiveRun, marks: tuple[Any, Any]) -> None:
         log_mark, progress = marks
@@ -1038,7 +794,7 @@ class Daemon:
     def _beat(self, now: datetime) -> None:
         """Heartbeat; learn if this daemon was declared dead; reap dead daemons."""
         self._last_beat = self.clock.monotonic()
-        if self.store.heartbeat(self.id, now):
+        if self.store.beat(self.id, now):
             self._beats += 1
         else:
             self._declared_dead(now)
@@ -1070,10 +826,9 @@ class Daemon:
                 run, "interrupted", mono,
                 why="this daemon was declared dead by another one and the run recorded interrupted",
             )
-        with self.store.immediate():
-            self.store.interrupt_daemon_runs(
-                old, now, f"interrupted: daemon {old} was declared dead while the run was starting; not re-run"
-            )
+        self.store.interrupt_daemon_runs(
+            old, now, f"interrupted: daemon {old} was declared dead while the run was starting; not re-run"
+        )
         # Registered first: until the new id is recorded the old one (stopped) stays, so
         # nothing is claimed and the next pass or heartbeat tries again.
         new = self._new_id()
@@ -1084,67 +839,28 @@ class Daemon:
 
     def reap_dead_daemons(self, now: datetime) -> None:
         """Mark the runs of daemons that died interrupted, and runs still recorded
-        ``running`` under a daemon that stopped."""
+        ``running`` under a daemon that stopped (``Store.settle_orphans``)."""
         mono = self.clock.monotonic()
-        live = self.store.live_daemons()
-        for gone in set(self._observed) - {d.id for d in live}:
+        settled = self.store.settle_orphans(now, lambda other: self._dead(other, mono), daemon=self.id)
+        for gone in set(self._observed) - {d.id for d in settled.live}:
             del self._observed[gone]
-        for other in live:
-            if other.id == self.id or self._dead(other, mono) is None:
-                continue
-            # Look again holding the write lock: it may have beaten meanwhile, and
-            # another daemon may have reaped it first.
-            with self.store.immediate():
-                fresh = self.store.get_daemon(other.id)
-                why = None if fresh is None or fresh.stopped_at is not None else self._dead(fresh, mono)
-                ids = (
-                    [] if why is None else
-                    self.store.interrupt_daemon_runs(other.id, now, f"interrupted: daemon {other.id} {why}; not re-run")
-                )
-            if why is not None:
-                self._observed.pop(other.id, None)
-                self.reporter.event(f"daemon {other.id} {why}: declared dead")
-                for run_id in ids:
-                    self.reporter.event(f"run {run_id} interrupted: daemon {other.id} {why}")
-                self._due_stale = True  # its requests may be claimable now
-        if not self.store.orphaned_runs():
-            return
-        done = []
-        with self.store.immediate():
-            for run_id, daemon_id in self.store.orphaned_runs():
-                if daemon_id == self.id:
-                    continue  # our own row says stopped: the next heartbeat tells us
-                detail = f"interrupted: daemon {daemon_id} had stopped while the run was recorded running; not re-run"
-                if self.store.interrupt_run(run_id, now, detail):
-                    done.append((run_id, daemon_id))
-        for run_id, daemon_id in done:
+        for dead in settled.dead:
+            self._observed.pop(dead.id, None)
+            self.reporter.event(f"daemon {dead.id} {dead.why}: declared dead")
+            for run_id in dead.runs:
+                self.reporter.event(f"run {run_id} interrupted: daemon {dead.id} {dead.why}")
+        for run_id, daemon_id in settled.orphans:
             self.reporter.event(f"run {run_id} interrupted: daemon {daemon_id} had stopped")
-        if done:
-            self._due_stale = True
+        if settled.dead or settled.orphans:
+            self._due_stale = True  # their requests may be claimable now
 
     def _dead(self, other: DaemonRecord, mono: float) -> str | None:
-        """Why ``other`` is dead, or None while it may be alive."""
-        place, _ = liveness.parse_host(other.host)
-        if liveness.same_place(place, self.place):
-            # Its pid can be checked here: trust nothing else. A stopped or suspended
-            # daemon whose process exists is alive, however old its heartbeat.
-            if other.pid == os.getpid() or liveness.gone_here(other.host, other.pid, self.place):
-                return "is no longer running"
-            return None
-        # Elsewhere: dead when its heartbeat has not changed over the expiry, on our own
-        # monotonic clock, while our own heartbeats were written (the database took
-        # writes). Its timestamp is compared with nothing: clocks of two hosts differ.
-        seen = self._observed.get(other.id)
-        if seen is None or seen[0] != other.heartbeat_at:
-            self._observed[other.id] = (other.heartbeat_at, mono, self._beats)
-            return None
-        waited = mono - seen[1]
-        if waited >= self.config.heartbeat_expiry_s and self._beats - seen[2] >= OWN_BEATS_TO_EXPIRE:
-            return (
-                f"stopped heartbeating (no heartbeat seen for {waited:.0f}s; "
-                f"its last, by its clock, {iso_local(seen[0])})"
-            )
-        return None
+        """Why ``other`` is dead, or None while it may be alive: the rule the command
+        line judges by too (``orphans.why_dead``), with this daemon's sightings."""
+        return orphans.why_dead(
+            other, here=self.place, mono=mono, seen=self._observed, own_beats=self._beats,
+            expiry_s=self.config.heartbeat_expiry_s,
+        )
 
     # ------------------------------------------------------------------
     # Signals and shutdown
@@ -1221,14 +937,13 @@ class Daemon:
         try:
             if self._writable:
                 self._record_unstarted()
-                with self.store.immediate():
-                    ids = self.store.interrupt_daemon_runs(
-                        self.id, self.clock.now(), "interrupted: the daemon stopped before the run started; not re-run"
-                    )
+                ids = self.store.interrupt_daemon_runs(
+                    self.id, self.clock.now(), "interrupted: the daemon stopped before the run started; not re-run"
+                )
                 for run_id in ids:
                     self.reporter.event(f"run {run_id} interrupted: it had not started")
-        except sqlite3.Error as exc:
-            self.reporter.event(f"could not record this daemon stopped ({dbfaults.classify(exc) or exc})")
+        except StoreError as exc:
+            self.reporter.event(f"could not record this daemon stopped ({_said(exc)})")
         if self._waker is not None:
             self._waker.close()
         self._restore_signals()
@@ -1245,14 +960,16 @@ class Daemon:
                 self._outage.attempt()
                 try:
                     self._record_outcomes()
-                except sqlite3.Error as exc:
-                    hopeless = str(dbfaults.classify(exc) or exc)  # waiting cannot help (corrupt)
+                except StoreError as exc:
+                    hopeless = _said(exc)  # waiting cannot help (corrupt)
                     break
             left = deadline - self.clock.monotonic()
             if not self._pending or left <= 0:
                 break
             self.clock.sleep(min(left, max(0.01, self._outage.retry_at - self.clock.monotonic())))
-        why = self._given_up or hopeless or str(self._outage.fault or "the database refused it")
+        why = self._given_up or hopeless or (
+            self._outage.fault.condition if self._outage.fault else "the database refused it"
+        )
         for run in self._pending:
             detail = self._detail(run, run.outcome or "error")
             exit_code, signum = run.exit_status()
@@ -1278,4 +995,16 @@ class Daemon:
         return ", ".join(parts)
 
 
-__all__ = ["Claim", "Daemon", "DaemonConfig", "decide"]
+def _said(exc: StoreError) -> str:
+    """A store error in the daemon's log: a condition in its short words."""
+    return exc.condition if isinstance(exc, StoreFault) else str(exc)
+
+
+def _app_db(store: Store) -> str:
+    """The application database a task's connection opens: ``BGPROC_APP_DB``, else the
+    store's own file (none for a store that is not kept in a file)."""
+    chosen = os.environ.get("BGPROC_APP_DB") or (str(store.path) if store.path is not None else "")
+    return os.path.abspath(chosen) if chosen else ""
+
+
+__all__ = ["Daemon", "DaemonConfig"]

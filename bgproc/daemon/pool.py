@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..records import RequestRecord, TaskRecord
+from ..store.records import RequestRecord, TaskRecord
 from . import protocol
 from .active import ActiveRun
 from .pipes import Pipes
@@ -63,14 +63,14 @@ class Pool:
     def __init__(
         self,
         *,
-        db_path: str,
+        target: str,
         app_db: str,
         log_limit: int,
         selector: selectors.BaseSelector,
         now: Callable[[], datetime],
         mono: Callable[[], float],
     ) -> None:
-        self.db_path = db_path
+        self.target = target  # the store, as open_store takes it (the worker's BGPROC_DB)
         self.app_db = app_db
         self.log_limit = log_limit
         self.runs: dict[int, ActiveRun] = {}
@@ -117,7 +117,7 @@ class Pool:
         env = dict(os.environ)
         env[protocol.FDS_ENV] = f"{job_r},{events_w}"
         env["PYTHONUNBUFFERED"] = "1"
-        env["BGPROC_DB"] = self.db_path
+        env["BGPROC_DB"] = self.target
         env["BGPROC_APP_DB"] = self.app_db
         env["PYTHONPATH"] = worker_pythonpath(env.get("PYTHONPATH", ""))
         return env

@@ -1,6 +1,7 @@
-"""What the daemon does with one due request: start a run, skip the slot, or wait.
+"""What a claim pass does with one due request: start a run, skip the slot, or wait.
 
-Pure: no I/O, "now" an argument, so each rule is tested without processes.
+Pure: no I/O, "now" an argument, so each rule is tested without processes. Every
+store's claim pass (``claiming``) applies these rules inside its transaction.
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..records import RequestRecord
 from ..timing import BACKLOG_LIMIT
+from .records import RequestRecord
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .reruns import RetryPolicy
-from .timing import Timing
+from ..reruns import RetryPolicy
+from ..timing import Timing
 
 RUN_STATUSES = (
     "running", "success", "error", "timeout", "cancelled", "interrupted", "skipped", "missed",

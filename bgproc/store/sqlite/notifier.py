@@ -1,11 +1,11 @@
-"""Waking daemons when requests change, without polling.
+"""The SQLite store's wake-ups: FIFOs beside the database file.
 
 Each daemon owns a FIFO in ``<database>.wake/``; a command that changes
 requests writes one byte to every FIFO there after it commits. A daemon
 selects on its FIFO, so it notices a new request within milliseconds and
 an idle daemon sleeps without using CPU. A FIFO without a reader belongs to
 a daemon that is gone and is removed. Where FIFOs do not exist (Windows),
-notify does nothing and daemons fall back to watching ``PRAGMA data_version``.
+notify does nothing and daemons fall back to watching ``Store.changes()``.
 """
 
 from __future__ import annotations
@@ -50,14 +50,20 @@ def notify(db_path: Path) -> None:
             os.close(fd)
 
 
-class Waker:
-    """A daemon's end: a FIFO to select on."""
+class FifoNotifier:
+    """A daemon's end: a FIFO to select on (``Notifier``)."""
 
-    def __init__(self, db_path: Path, daemon_id: str) -> None:
-        self.path: Path | None = None
-        self._read = self._keep = -1
+    def __init__(self, db_path: Path, path: Path, read: int, keep: int) -> None:
+        self._db_path = db_path
+        self.path: Path | None = path
+        self._read, self._keep = read, keep
+
+    @classmethod
+    def listen(cls, db_path: Path, name: str) -> FifoNotifier | None:
+        """A FIFO named ``name`` to listen on; None where there are no FIFOs. Raises
+        OSError, or PermissionError for a directory others could write into."""
         if not hasattr(os, "mkfifo"):
-            return
+            return None
         directory = wake_dir(db_path)
         directory.mkdir(mode=0o700, exist_ok=True)
         info = os.lstat(directory)
@@ -65,19 +71,18 @@ class Waker:
             raise PermissionError(
                 errno.EPERM, f"{directory} must be a directory of this user that others cannot write"
             )
-        path = directory / f"{daemon_id}.fifo"
+        path = directory / f"{name}.fifo"
         os.mkfifo(path, 0o600)
-        self._read = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        read = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         # Holding a write end ourselves keeps the FIFO from reading as EOF forever.
-        self._keep = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-        self.path = path
+        keep = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        return cls(db_path, path, read, keep)
+
+    def notify(self) -> None:
+        notify(self._db_path)
 
     def fileno(self) -> int:
         return self._read
-
-    @property
-    def available(self) -> bool:
-        return self._read >= 0
 
     def drain(self) -> None:
         try:

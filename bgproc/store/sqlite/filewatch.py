@@ -1,4 +1,4 @@
-"""Whether the database file is still the one a daemon opened.
+"""Whether the database file is still the one a daemon opened (``Store.watch``).
 
 A daemon's connection keeps the file it opened: if the file at its path is
 deleted, truncated or replaced, the daemon would go on running work and
@@ -18,23 +18,14 @@ could then take the database for unused, checkpoint it and delete its WAL).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StoreError
-from .filesafety import check_database_file
+from ...errors import StoreError
+from ...filesafety import check_database_file
+from ..base import DatabaseProblem
 
 MAGIC = b"SQLite format 3\x00"
 HEADER_SIZE = 100
-
-
-@dataclass
-class FileProblem:
-    """What happened to the database file; ``gone``: the file at the path is no longer
-    the daemon's database (nothing more may be written through its connection)."""
-
-    text: str
-    gone: bool
 
 
 class FileWatch:
@@ -51,34 +42,34 @@ class FileWatch:
     def close(self) -> None:
         os.close(self._fd)
 
-    def check(self) -> FileProblem | None:
+    def check(self) -> DatabaseProblem | None:
         """What happened to the file since it was opened, or None while the path holds
         the same database file, still as safe as ``filesafety`` wants it at open
         (another user's now, or open to others, is a problem too)."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            return FileProblem(f"the database file {self.path} was deleted", gone=True)
+            return DatabaseProblem(f"the database file {self.path} was deleted", gone=True)
         except OSError as exc:
-            return FileProblem(f"the database file {self.path} cannot be examined ({exc.strerror})", gone=True)
+            return DatabaseProblem(f"the database file {self.path} cannot be examined ({exc.strerror})", gone=True)
         if (st.st_dev, st.st_ino) != self._identity:
-            return FileProblem(
+            return DatabaseProblem(
                 f"the database file {self.path} was replaced by another file (inode {self._identity[1]} is now "
                 f"{st.st_ino})", gone=True,
             )
         try:
             check_database_file(self.path, st)  # as at open: its owner and mode
         except StoreError as exc:
-            return FileProblem(str(exc), gone=False)
+            return DatabaseProblem(str(exc), gone=False)
         if (st.st_size, st.st_mtime_ns) == self._seen:
             return None
         self._seen = (st.st_size, st.st_mtime_ns)
         try:
             header = os.pread(self._fd, HEADER_SIZE, 0)
         except OSError as exc:
-            return FileProblem(f"the database file {self.path} cannot be read ({exc.strerror})", gone=True)
+            return DatabaseProblem(f"the database file {self.path} cannot be read ({exc.strerror})", gone=True)
         damage = header_damage(header, st.st_size)
-        return None if damage is None else FileProblem(f"the database file {self.path} {damage}", gone=True)
+        return None if damage is None else DatabaseProblem(f"the database file {self.path} {damage}", gone=True)
 
 
 def header_damage(header: bytes, size: int) -> str | None:
