@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -195,3 +196,52 @@ def test_a_database_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> 
         assert store.conn.execute(policies.format("tasks", "name"), ("T",)).fetchone() == (0, None, 0)
         assert store.conn.execute(policies.format("requests", "id"), (1,)).fetchone() == (None, None, None)
         assert store.conn.execute("SELECT COUNT(*) FROM reruns").fetchone()[0] == 0
+
+
+# ----------------------------------------------------------------------
+# Targets: what --db and BGPROC_DB name
+
+
+def test_a_sqlite_url_names_the_file_its_path_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bgproc.store import open_store
+
+    path = tmp_path / "a dir" / "bg.db"
+    with open_store(f"sqlite://{str(path).replace(' ', '%20')}") as store:
+        assert store.path == path and store.target == str(path)
+    with open_store(path, create=False) as store, open_store(store.target, create=False) as again:
+        assert again.path == path
+    monkeypatch.setenv("BGPROC_DB", f"sqlite://{path}")
+    with open_store(create=False) as store:
+        assert store.path == path
+
+
+def test_the_command_line_and_the_python_api_take_a_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import bgproc
+    from bgproc.cli import run
+
+    db = tmp_path / "data" / "bg.db"
+    url = f"sqlite://{db}"
+    tasks = Path(__file__).parent / "daemon_tasks" / "tasks.py"
+    assert run(["--db", url, "register", str(tasks)]) == 0
+    request_id = bgproc.start_new("Noop", db=url)
+    capsys.readouterr()
+    assert run(["--db", url, "requests", "--json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [request_id]
+    assert run(["--db", "mysql://h/db", "requests"]) == 1
+    assert capsys.readouterr().err == (
+        "bgproc: error: unknown database URL scheme 'mysql' in --db / BGPROC_DB; "
+        "give a file path or sqlite:///ABSOLUTE/PATH\n"
+    )
+
+
+@pytest.mark.daemon
+def test_a_daemon_on_a_url_hands_its_workers_the_database(tmp_path: Path) -> None:
+    from conftest import run_bgproc
+    from daemon_tasks.helpers import register, runs, schedule
+
+    db = tmp_path / "data" / "bgproc.db"
+    register(db)
+    request_id = schedule(db, "Noop")
+    done = run_bgproc(db, "daemon", "--once", "--workers", "1", BGPROC_DB=f"sqlite://{db}")
+    assert done.code == 0, done.err
+    assert [r["status"] for r in runs(db, request_id)] == ["success"]

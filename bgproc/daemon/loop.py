@@ -1,7 +1,7 @@
 """The daemon: claims due runs, has workers run them, enforces timeouts,
 records outcomes, handles signals.
 
-One loop, driven by a selector over: the wake-up FIFO (a request changed),
+One loop, driven by a selector over: the store's wake-ups (a request changed),
 a signal pipe (SIGTERM, SIGINT, SIGCHLD), and each worker's output and
 event pipes. Between events it sleeps until the earliest thing it must do:
 the next due fire, a timeout, a log flush, a heartbeat. Signal handlers

@@ -89,7 +89,9 @@ def operation(method: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(method)
     def named_method(*args: P.args, **kwargs: P.kwargs) -> R:
-        with faults_named():
+        try:
             return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise named(exc) from exc
 
     return named_method
