@@ -213,10 +213,9 @@ class _Pass:
         except StoreConflict as exc:
             # The schema refused a second record of an occurrence (a bug in claiming):
             # nothing runs twice; the request stops with an error run that says so.
-            when = iso_local(self._rejected(item, "").planned_at)
-            self._reject(dataclasses.replace(
-                self._rejected(item, f"its run at {when} is already recorded ({exc})"), planned_at=None
-            ))
+            rejected = self._rejected(item, "")
+            why = f"its run at {iso_local(rejected.planned_at)} is already recorded ({exc})"
+            self._reject(dataclasses.replace(rejected, reason=why, planned_at=None))
             return None, 1
         except Exception as exc:  # noqa: BLE001 - one request that cannot be handled must not stop the rest
             self._reject(self._rejected(item, f"{type(exc).__name__}: {exc}"))
