@@ -8,8 +8,9 @@ SQLite file, schedules ``--recurring`` every-second requests, feeds
 ``--one-time`` ``--now`` requests over the first half of the soak, and every
 few seconds SIGKILLs a random daemon and starts another in its place. At the
 end it unschedules the recurring requests, stops the daemons, lets one
-``daemon --once`` finish what is left, and counts from the database and from
-the marker files the task leaves (one per body executed, see soak_tasks.py):
+``daemon --once`` finish what is left, and counts (soak_common.py, shared with
+hosts_soak.py) from the database and from the marker files the task leaves
+(one per body executed, see soak_tasks.py):
 
 - occurrences planned (one-time requests, and every recurring slot up to the
   last one a daemon handled), runs recorded, and slots unaccounted for;
@@ -24,38 +25,18 @@ or slots unaccounted is not zero. CI runs a 30-second form (tests/test_soak.py).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HERE = Path(__file__).resolve().parent
+from soak_common import HERE, bgproc, count, env, feed, print_figures, read_outcome
+
 WORKERS = 2
-
-
-def bgproc(db: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "bgproc", *args], env=env(db), cwd=HERE, capture_output=True, text=True, timeout=300,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"bgproc {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
-    return done.stdout
-
-
-def env(db: Path) -> dict[str, str]:
-    values = dict(os.environ, BGPROC_DB=str(db))
-    values["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), str(HERE), values.get("PYTHONPATH", "")) if p)
-    return values
 
 
 class Daemons:
@@ -94,79 +75,6 @@ class Daemons:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         return [proc.wait(timeout=120) for proc in self.procs]
-
-
-def feed(db: Path, markers: Path, count: int, seconds: float, stop: threading.Event, made: list[int]) -> None:
-    """Create ``count`` one-time requests spread over ``seconds``, from the Python API."""
-    from soak_tasks import SoakParams, SoakTask
-
-    import bgproc
-
-    rng = random.Random(7)
-    began = time.monotonic()
-    for index in range(count):
-        if stop.is_set():
-            return
-        wait = began + seconds * index / max(count, 1) - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        params = SoakParams(markers=str(markers), sleep_ms=rng.randint(0, 300))
-        for _ in range(50):  # the database may be busy for a moment under this load
-            try:
-                made.append(bgproc.start_new(SoakTask, params, db=db))
-                break
-            except Exception as exc:  # noqa: BLE001 - retried, then reported
-                error = exc
-                time.sleep(0.2)
-        else:
-            raise SystemExit(f"could not create a one-time request: {error}")
-
-
-def utc(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def count(db: Path, markers: Path, one_time: list[int], recurring: list[int]) -> dict[str, int]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    runs = [dict(r) for r in conn.execute("SELECT * FROM runs")]
-    requests = {r["id"]: dict(r) for r in conn.execute("SELECT id, timing, start_at FROM requests")}
-    conn.close()
-    executing = [r for r in runs if r["status"] not in ("skipped", "missed")]
-    keys = Counter(
-        (r["request_id"], r["planned_at"]) for r in executing if r["reason"] not in ("manual", "retry", "recovery")
-    )
-    bodies = [name.split("-") for name in os.listdir(markers)]
-    per_run = Counter(int(run) for _, run, _ in bodies)
-    per_request = Counter(int(request) for request, _, _ in bodies)
-    ran = {r["request_id"] for r in executing}
-
-    planned = len(one_time)
-    unaccounted = 0
-    for request_id in recurring:
-        mine = [r for r in runs if r["request_id"] == request_id and r["reason"] != "manual"]
-        last = max((utc(r["missed_until"] or r["planned_at"]) for r in mine), default=None)
-        start = utc(requests[request_id]["start_at"])
-        assert start is not None
-        every = json.loads(requests[request_id]["timing"])["interval_s"]
-        slots = 0 if last is None else int((last - start).total_seconds() // every) + 1
-        accounted = sum(
-            (1 if r["status"] != "missed" else 0) + (r["missed_count"] or 0) for r in mine
-        )
-        planned += slots
-        unaccounted += abs(slots - accounted)
-    return {
-        "occurrences planned": planned,
-        "runs recorded": len(runs),
-        "runs executed": len(executing),
-        "bodies executed": len(bodies),
-        "duplicates": sum(n - 1 for n in keys.values() if n > 1)
-        + sum(n - 1 for n in per_run.values() if n > 1)
-        + sum(per_request[r] - 1 for r in one_time if per_request[r] > 1),
-        "runs left running": sum(1 for r in runs if r["status"] == "running"),
-        "one-time requests never run": sum(1 for r in one_time if r not in ran),
-        "slots unaccounted": unaccounted,
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,12 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     bgproc(db, "daemon", "--once", "--workers", str(WORKERS))
     bgproc(db, "monitor", "--limit", "1")  # settles runs of dead daemons, as any observer does
 
-    figures = count(db, markers, one_time, recurring)
+    figures: dict[str, int] = count(read_outcome(db), markers, one_time, recurring)
     figures["daemons killed"] = daemons.killed
     figures["daemons that stopped badly"] = sum(1 for c in codes if c != 0)
-    width = max(map(len, figures))
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value}")
+    print_figures(figures)
     bad = [
         name for name in ("duplicates", "runs left running", "one-time requests never run", "slots unaccounted",
                           "daemons that stopped badly")
