@@ -163,6 +163,108 @@ def test_shutdown_says_what_it_could_not_record(made: Made, store: Store, holder
     assert [runs(store, i)[0]["status"] for i in ids] == ["running", "running"]
 
 
+def started(daemon: Daemon, text: str) -> Any:
+    """The daemon's one run, once its log shows ``text`` (read through the loop's waits)."""
+    (run,) = daemon.active.values()
+    deadline = time.monotonic() + 30
+    while text not in run.log.last_line:
+        assert time.monotonic() < deadline, "the task did not start"
+        daemon._wait(0.05)
+    return run
+
+
+@pytest.mark.daemon
+def test_while_the_database_is_locked_the_daemon_claims_nothing_and_its_runs_are_still_timed(
+    made: Made, store: Store, clock: FakeClock, holder: sqlite3.Connection
+) -> None:
+    from datetime import timedelta
+
+    from test_daemon_tick import new_request
+
+    hang = request(store, "Hang", timeout=5.0)
+    later = new_request(store, T0, at=T0 + timedelta(seconds=10))
+    daemon = make(made, store, clock, workers=2, kill_after_s=1.0)
+    clock.advance(1)
+    daemon._iterate()  # claims and starts the hanging run; the other is not due yet
+    run = started(daemon, "hanging")
+    store.set_busy_timeout(20)
+    holder.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    clock.advance(10)  # the other request is due; the hanging run is past its timeout
+    deadline = time.monotonic() + 30
+    while not run.reaped:
+        assert time.monotonic() < deadline, "the run was not stopped"
+        daemon._iterate()  # stops it on time, and keeps how it ended
+        daemon._wait(0.05)
+        clock.advance(0.5)
+    assert run.outcome == "timeout" and run.stop_reason == "timeout"
+    assert runs(store, later) == [] and runs(store, hang)[0]["status"] == "running"  # nothing written, nothing claimed
+    assert said(daemon).count("database busy (database is locked)") == 1
+    holder.execute("COMMIT")
+    clock.advance(20)  # past the longest delay before the database is tried again
+    daemon._iterate()
+    (stopped,) = runs(store, hang)
+    assert stopped["status"] == "timeout" and stopped["detail"].startswith("passed its timeout of 5s; stopped")
+    assert [r.request_id for r in daemon.active.values()] == [later]  # claimed once the database is back
+    assert said(daemon).count("database busy cleared") == 1
+
+
+@pytest.mark.daemon
+def test_a_daemon_stopped_while_the_database_is_locked_says_what_it_could_not_record(
+    made: Made, store: Store, clock: FakeClock, holder: sqlite3.Connection
+) -> None:
+    hang = request(store, "Hang")
+    daemon = make(made, store, clock, kill_after_s=1.0, grace_s=5.0, record_wait_s=3.0)
+    daemon.register()
+    clock.advance(1)
+    daemon._iterate()
+    run = started(daemon, "hanging")
+    store.set_busy_timeout(20)
+    holder.execute("BEGIN IMMEDIATE")
+    daemon.request_stop("SIGTERM")
+    assert daemon._iterate() is False  # the run has its grace
+    clock.advance(5)  # the grace is over: the run is stopped, though nothing can be written
+    deadline = time.monotonic() + 30
+    while not daemon._iterate():
+        assert time.monotonic() < deadline, "the daemon did not stop"
+        daemon._wait(0.05)
+    assert run.reaped and run.outcome == "interrupted"
+    started_at = clock.monotonic()
+    daemon._shutdown()
+    assert 3.0 <= clock.monotonic() - started_at < 10  # tried again for record_wait_s
+    holder.execute("ROLLBACK")
+    (line,) = [line for line in said(daemon).splitlines() if "could not be recorded" in line]
+    assert f"run {run.run_id} (Hang) could not be recorded: it ended interrupted (the daemon stopped" in line
+    assert line.endswith("; database busy (database is locked)")
+    assert "could not record this daemon stopped (database busy (database is locked))" in said(daemon)
+    # Nothing false was written: the run waits, running, for the next daemon to settle it.
+    assert runs(store, hang)[0]["status"] == "running"
+    assert query(store.path, "SELECT stopped_at FROM daemons")[0]["stopped_at"] is None
+
+
+@pytest.mark.daemon
+def test_a_database_corrupt_at_shutdown_is_not_waited_for(
+    made: Made, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    noop = request(store)
+    daemon = make(made, store, clock, record_wait_s=60.0)
+    clock.advance(1)
+    (run_id,) = daemon.tick(clock.now())
+    wait_exited(daemon)
+
+    def corrupt() -> Any:
+        raise StoreCorrupt("database disk image is malformed")
+
+    monkeypatch.setattr(store, "immediate", corrupt)  # every write fails so
+    started_at = clock.monotonic()
+    daemon._shutdown()
+    assert clock.monotonic() - started_at < 10  # waiting cannot help a corrupt database
+    (line,) = [line for line in said(daemon).splitlines() if "could not be recorded" in line]
+    assert f"run {run_id} (Noop) could not be recorded: it ended success" in line
+    assert line.endswith("exit code 0; database corrupt (database disk image is malformed)")
+    assert "could not record this daemon stopped (database corrupt" in said(daemon)
+    assert runs(store, noop)[0]["status"] == "running"
+
+
 # ----------------------------------------------------------------------
 # A full disk: the outcome is written with its log cut, and claiming goes on
 
