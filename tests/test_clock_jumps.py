@@ -82,12 +82,12 @@ def test_clock_set_back_an_hour_does_not_stall_the_daemon(
     try:
         drive(daemon, clock, 30)
         assert [r["status"] for r in executed(store, minutely)] == ["success"]
-        beats = daemon._beats
+        beats = daemon.membership.beats
         clock.jump(-HOUR)
         back = clock.now()
         drive(daemon, clock, 60)
         # Heartbeats go on (monotonic time), written with the new wall time.
-        assert daemon._beats >= beats + 10
+        assert daemon.membership.beats >= beats + 10
         (row,) = query(store.path, "SELECT heartbeat_at FROM daemons WHERE id = ?", daemon.id)
         assert t(row["heartbeat_at"]) >= back  # type: ignore[operator]
         # A --now request and a manual run start at once.
@@ -123,7 +123,7 @@ def test_a_fire_due_before_the_clock_was_set_back_runs_at_once(
     assert daemon.tick(clock.now()) == []  # due, but no free worker
     clock.jump(-HOUR)  # the wall clock reads 08:00:05 again
     store.request_cancel(hang_run, clock.now())
-    daemon._check_cancels()
+    daemon.supervisor.check_cancels()
     wait_reaped(daemon)
     (run_id,) = daemon.tick(clock.now())  # not an hour from now
     (run,) = executed(store, minutely)
@@ -193,7 +193,7 @@ def test_clock_set_forward_a_day_is_one_catch_up_per_request(made: Made, store: 
     wait_reaped_except(daemon, hang)
     clock.advance(10)
     clock.jump(86400)
-    daemon._enforce_deadlines(clock.monotonic())
+    daemon.supervisor.enforce_deadlines(clock.monotonic())
     daemon._beat(clock.now())
     assert len(daemon.tick(clock.now())) == 4
     for name, request in ids.items():
@@ -221,4 +221,4 @@ def wait_reaped_except(daemon: Daemon, request_id: int) -> None:
     while any(run.request_id != request_id for run in daemon.active.values()):
         assert time.monotonic() < deadline, "workers did not end"
         daemon._wait(0.05)
-        daemon._reap()
+        daemon.supervisor.reap()

@@ -137,7 +137,7 @@ def wait_reaped(daemon: Daemon, timeout: float = 20.0) -> None:
     while daemon.active:
         assert time.monotonic() < deadline, "workers did not end"
         daemon._wait(0.05)
-        daemon._reap()
+        daemon.supervisor.reap()
 
 
 # ----------------------------------------------------------------------
@@ -257,7 +257,7 @@ def test_one_time_run_waits_for_its_previous_run(made: Made, store: Store, clock
     assert [r["id"] for r in runs(store, request)] == [going]  # nothing skipped, nothing lost
     assert request_row(store, request)["status"] == "scheduled"
     # Nothing to do until that run ends: no busy loop, no polling.
-    assert daemon._tick_at is None and not daemon._backlogged
+    assert daemon.dispatcher.tick_at is None and not daemon.dispatcher.backlogged
     assert daemon._sleep_for(clock.now(), clock.monotonic()) > 60
     with store.immediate():
         store.finish_run(going, status="success", ended_at=clock.now())
@@ -278,7 +278,7 @@ def test_free_slots_limit_claims_oldest_first(made: Made, store: Store, clock: F
     assert [c[1].id for c in first] == [ids[3], ids[1]]  # planned +0 s, then +1 s
     # The other two wait for a worker: a run ending (or a database change) wakes the
     # daemon, not a timer.
-    assert daemon._tick_at is None and not daemon._backlogged
+    assert daemon.dispatcher.tick_at is None and not daemon.dispatcher.backlogged
     assert daemon._sleep_for(clock.now(), clock.monotonic()) > 60
     assert {request_row(store, i)["status"] for i in (ids[0], ids[2])} == {"scheduled"}
     daemon.active = {run_id: SimpleNamespace(reaped=False) for run_id, _, _ in first}  # type: ignore[misc]
@@ -297,7 +297,7 @@ def test_blocked_requests_do_not_hide_claimable_ones(made: Made, store: Store, c
     daemon = make(made, store, clock, workers=5, claim_batch=3)
     clock.advance(20)
     assert [c[1].id for c in daemon.claim(clock.now())] == [last]
-    assert not daemon._backlogged
+    assert not daemon.dispatcher.backlogged
     assert daemon._sleep_for(clock.now(), clock.monotonic()) > 60
 
 
@@ -308,7 +308,7 @@ def test_more_due_than_a_batch_is_claimed_in_several_passes(made: Made, store: S
     passes = []
     while True:
         passes.append([c[1].id for c in daemon.claim(clock.now())])
-        if not daemon._backlogged:
+        if not daemon.dispatcher.backlogged:
             break
         assert daemon._sleep_for(clock.now(), clock.monotonic()) == 0
     assert passes == [ids[0:2], ids[2:4], ids[4:5]]
@@ -470,7 +470,7 @@ def test_idle_pass_asks_little(made: Made, store: Store, clock: FakeClock) -> No
         for _ in range(3):
             clock.advance(1)
             now, mono = clock.now(), clock.monotonic()
-            if daemon._should_tick(now):
+            if daemon.dispatcher.should_tick(now):
                 daemon.tick(now)
             daemon._status_text()
             daemon._sleep_for(now, mono)
@@ -669,11 +669,11 @@ def test_outcome_is_kept_when_writing_it_fails(
         raise StoreBusy("database is locked")
 
     monkeypatch.setattr(store, "finish_run", finish_run)
-    assert daemon._reap() == 1  # reaped, its outcome kept
+    assert daemon.supervisor.reap() == 1  # reaped, its outcome kept
     assert run.reaped and run.outcome == "success" and daemon.active
     assert runs(store, request)[0]["status"] == "running"
     monkeypatch.setattr(store, "finish_run", original)
-    assert daemon._reap() == 0 and not daemon.active
+    assert daemon.supervisor.reap() == 0 and not daemon.active
     (done,) = runs(store, request)
     assert done["status"] == "success" and done["exit_code"] == 0, done["detail"]
     log = query(store.path, "SELECT head FROM run_logs WHERE run_id = ?", done["id"])[0]["head"]
@@ -827,9 +827,9 @@ def test_staleness_is_checked_again_under_the_write_lock(
     running_row(store, request, T0, daemon_id="far:1:eeeeee")
     daemon = make(made, store, clock, heartbeat_expiry_s=60.0)
     stale = store.live_daemons()  # read before it beat again
-    daemon._observed["far:1:eeeeee"] = (T0, clock.monotonic(), daemon._beats)
+    daemon.membership.observed["far:1:eeeeee"] = (T0, clock.monotonic(), daemon.membership.beats)
     clock.advance(100)
-    daemon._beats += 20
+    daemon.membership.beats += 20
     beat_other(store, "far:1:eeeeee", T0 + timedelta(seconds=95))
     monkeypatch.setattr(store, "live_daemons", lambda: stale)
     daemon.reap_dead_daemons(clock.now())
@@ -886,7 +886,7 @@ def test_daemon_declared_dead_stops_its_runs_and_the_record_stands(
     while any(r.request_id == quick for r in daemon.active.values()):
         assert time.monotonic() < deadline
         daemon._wait(0.05)
-        daemon._reap()
+        daemon.supervisor.reap()
     daemon._beat(clock.now())  # learns it was declared dead
     assert daemon.id != old
     assert store.get_daemon(old).stopped_at is not None  # type: ignore[union-attr]
@@ -909,7 +909,7 @@ def test_stopped_daemons_are_pruned_after_a_week(made: Made, store: Store, clock
         store.stop_daemon(name, T0 - timedelta(days=age))
     other_daemon(store, "ancient-live", "faraway", 1, T0 - timedelta(days=30))
     daemon = make(made, store, clock)
-    daemon._prune(clock.now())
+    daemon.membership.prune(clock.now())
     assert sorted(r["id"] for r in query(store.path, "SELECT id FROM daemons")) == ["ancient-live", "recent"]
     plan = " ".join(
         str(r) for r in store.conn.execute(
@@ -935,7 +935,7 @@ def test_a_manual_run_that_meets_a_due_slot_skips_it_and_the_schedule_moves_on(
     assert manual["reason"] == "manual" and manual["status"] == "running"
     assert skipped["status"] == "skipped" and t(skipped["planned_at"]) == T0
     assert t(request_row(store, request)["next_run_at"]) == T0 + timedelta(seconds=10)
-    assert daemon._tick_at == T0 + timedelta(seconds=10)  # not left sleeping behind a due slot
+    assert daemon.dispatcher.tick_at == T0 + timedelta(seconds=10)  # not left sleeping behind a due slot
 
 
 def test_a_manual_run_that_meets_a_due_slot_with_overlap_allowed_starts_both(
@@ -1013,7 +1013,7 @@ def test_a_failed_run_is_retried_with_backoff_until_its_retries_are_spent(
         assert f"retry as attempt {attempt + 1} of 3" in run["detail"]
         # Not before it is due; the daemon sleeps until then.
         assert daemon.tick(clock.now()) == []
-        assert daemon._tick_at == clock.now() + timedelta(seconds=wait)
+        assert daemon.dispatcher.tick_at == clock.now() + timedelta(seconds=wait)
         clock.advance(wait)
     assert [r["attempt"] for r in runs(store, request)] == [1, 2, 3]
     assert request_row(store, request)["status"] == "complete"  # a one-time request is retried all the same
@@ -1034,10 +1034,10 @@ def test_the_retry_is_written_with_the_outcome_or_not_at_all(
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(store, "follow_up", broken)
-    assert daemon._reap() == 1  # reaped; its outcome waits
+    assert daemon.supervisor.reap() == 1  # reaped; its outcome waits
     assert runs(store, request)[0]["status"] == "running" and reruns(store) == []  # neither
     monkeypatch.setattr(store, "follow_up", original)
-    assert daemon._reap() == 0 and not daemon.active
+    assert daemon.supervisor.reap() == 0 and not daemon.active
     assert runs(store, request)[0]["status"] == "error" and len(reruns(store)) == 1  # both
     with pytest.raises(StoreConflict), store.immediate():  # and never twice
         store.conn.execute("UPDATE runs SET status = 'running' WHERE request_id = ?", (request,))
@@ -1066,7 +1066,7 @@ def test_never_a_retry_of_a_cancelled_run(made: Made, store: Store, clock: FakeC
     daemon = make(made, store, clock, kill_after_s=1.0)
     ((run_id),) = daemon.tick(clock.now())
     store.request_cancel(run_id, clock.now())
-    daemon._check_cancels()
+    daemon.supervisor.check_cancels()
     wait_reaped(daemon)
     (run,) = runs(store, request)
     assert run["status"] == "cancelled" and "retry" not in (run["detail"] or "")

@@ -217,7 +217,7 @@ def test_run_whose_worker_stopped_it_is_recorded_interrupted(tmp_path: Path) -> 
             while daemon.active:
                 assert time.monotonic() < deadline
                 daemon._wait(0.05)
-                daemon._reap()
+                daemon.supervisor.reap()
         finally:
             daemon._shutdown()
     run = run_of(db, request)

@@ -61,7 +61,7 @@ def slow_run(made: Made, store: Store, clock: FakeClock, gate: Path, **config: f
 def test_a_slow_import_does_not_eat_the_runs_timeout(made: Made, store: Store, clock: FakeClock, gate: Path) -> None:
     daemon, request, run = slow_run(made, store, clock, gate)
     clock.advance(30)  # half a minute into its import: past its timeout of 1 s
-    daemon._enforce_deadlines(clock.monotonic())
+    daemon.supervisor.enforce_deadlines(clock.monotonic())
     assert run.stop_reason is None
     gate.touch()
     wait_until(lambda: daemon._wait(0.05) or run.started_mono is not None, 60)
@@ -79,10 +79,10 @@ def test_a_run_that_does_not_start_within_the_startup_limit_is_stopped_as_timed_
 ) -> None:
     daemon, request, run = slow_run(made, store, clock, gate, startup_timeout_s=20.0)
     clock.advance(19.5)
-    daemon._enforce_deadlines(clock.monotonic())
+    daemon.supervisor.enforce_deadlines(clock.monotonic())
     assert run.stop_reason is None
     clock.advance(1)
-    daemon._enforce_deadlines(clock.monotonic())
+    daemon.supervisor.enforce_deadlines(clock.monotonic())
     assert run.stop_reason == "timeout"
     wait_reaped(daemon)
     (done,) = runs(store, request)

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .. import orphans
 from ..clock import Clock
 from ..safetext import escape, json_text
 from ..store import Store
@@ -149,6 +148,8 @@ def follow_json(
 def _pauser(store: Store, clock: Clock) -> Any:
     """Waits between looks; now and then also settles runs whose daemon died (with
     no daemon left to do it, a followed run would otherwise never end)."""
+    from ..daemon import membership
+
     last = clock.monotonic()
 
     def pause() -> None:
@@ -156,7 +157,7 @@ def _pauser(store: Store, clock: Clock) -> Any:
         clock.sleep(REFRESH_S)
         if clock.monotonic() - last >= SETTLE_S:
             last = clock.monotonic()
-            orphans.settle(store, clock.now())
+            membership.settle(store, clock.now())
 
     return pause
 

@@ -48,11 +48,11 @@ def monitor_command(
         raise BgprocError(f"--status {status!r} is not a run status; use one of {', '.join(RUN_STATUSES)}")
     since_at = _parse_since(since) if since is not None else None
     with open_store(ctx) as store:
-        from .. import orphans
+        from ..daemon import membership
 
         if run is not None:
             store.get_run(run)  # an unknown id is refused before anything is written
-        orphans.settle(store, utcnow())
+        membership.settle(store, utcnow())
         filters: dict[str, Any] = {
             "task": task, "status": status, "request_id": request, "since": since_at, "limit": limit,
         }
@@ -122,11 +122,11 @@ def cancel(
     run: Annotated[int, typer.Argument(metavar="RUN", min=1, max=MAX_ID, help="The run id.")],
 ) -> None:
     """Ask the daemon to stop a running execution (it becomes cancelled)."""
-    from .. import orphans
+    from ..daemon import membership
 
     with open_store(ctx) as store:
         store.get_run(run)  # an unknown id is refused before anything is written
-        orphans.settle(store, utcnow())  # a run whose daemon is gone cannot be cancelled
+        membership.settle(store, utcnow())  # a run whose daemon is gone cannot be cancelled
         store.request_cancel(run, utcnow())
     print(f"run {run}: cancel requested")
 

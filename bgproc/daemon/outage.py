@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import StoreBusy, StoreFault
+from ..errors import StoreBusy, StoreError, StoreFault
 
 # How long the daemon waits before trying a failing database again: doubling from
 # the first delay up to a cap (a lock is usually released soon; a full disk is not).
@@ -54,9 +54,21 @@ class Outage:
             self._delay = min(CAP_S.get(fault.kind, DEFAULT_CAP_S), self._delay * 2)
         self.retry_at = mono + self._delay
 
+    def write_failed(self, fault: StoreFault, mono: float) -> None:
+        """A write that can wait failed: note the condition (said once), or raise what
+        waiting cannot help (a corrupt database)."""
+        if fault.fatal:
+            raise fault
+        self.failed(fault, mono)
+
     def passed(self, mono: float) -> None:
         """A pass that tried the database ended; without failures, the condition clears."""
         if self._failed_in_pass or self.fault is None:
             return
         self._say(f"database {self.fault.kind} cleared after {mono - self._since:.1f}s")
         self.fault = None
+
+
+def said(exc: StoreError) -> str:
+    """A store error in the daemon's log: a condition in its short words."""
+    return exc.condition if isinstance(exc, StoreFault) else str(exc)

@@ -24,7 +24,7 @@ from ..timing import Timing
 from .records import DaemonRecord, RequestRecord, RunRecord, TaskRecord
 
 # Why a daemon is dead (its words, for the record and the operator), or None while
-# it may be alive: the rule the daemon and the command line share (``orphans``).
+# it may be alive: the rule the daemon and the command line share (``daemon.membership``).
 Judge = Callable[[DaemonRecord], "str | None"]
 
 
