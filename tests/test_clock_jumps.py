@@ -134,6 +134,22 @@ def test_a_fire_due_before_the_clock_was_set_back_runs_at_once(
     assert daemon.tick(clock.now()) == []
 
 
+@pytest.mark.daemon
+def test_a_run_across_the_clock_set_back_ends_after_it_started(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, now=True)
+    daemon = make(made, store, clock)
+    clock.advance(1)
+    daemon.tick(clock.now())
+    clock.advance(2)
+    clock.jump(-HOUR)  # while the run goes
+    wait_reaped(daemon)
+    (run,) = runs(store, request)
+    assert run["status"] == "success"
+    # Its end is its start plus the time it took, not the wall clock's reading.
+    assert t(run["started_at"]) == T0 + timedelta(seconds=1)
+    assert t(run["ended_at"]) == T0 + timedelta(seconds=3)
+
+
 def test_a_slot_claimed_once_the_clock_is_behind_it_moves_the_request_past_it(store: Store) -> None:
     # `daemon --once` claims what was due when it started; the clock may be set back since.
     record = store.get_request(new_request(store, T0, every="1m"))

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import protocol
@@ -47,6 +47,11 @@ class ActiveRun:
     lease_s: float | None = None  # how long the child goes on without a renewal (None: no lease)
     lease_expired: bool = False  # the child heard nothing within its lease and stopped its task
     job_pending: bytes = b""  # the rest of the job message, while the pipe is full
+    # When the run was claimed (its recorded start), on the wall and the monotonic
+    # clock: its end is recorded as that start plus the monotonic time since, so that a
+    # wall clock set back meanwhile never makes it end before it started.
+    claimed_at: datetime | None = None
+    claimed_mono: float = 0.0
     # Once reaped (its wait status and usage kept until the outcome is committed).
     reaped: bool = False
     wait_status: int = 0
@@ -59,6 +64,13 @@ class ActiveRun:
     @property
     def pid(self) -> int:
         return int(self.proc.pid)
+
+    def end_at(self, mono: float, now: datetime) -> datetime:
+        """When the run ended, for its record, its worker seen exited at ``mono``
+        (``now``: the wall clock then, for a run with no recorded start)."""
+        if self.claimed_at is None:
+            return now
+        return self.claimed_at + timedelta(seconds=max(0.0, mono - self.claimed_mono))
 
     def timeout_why(self) -> str:
         """What the run's deadline was, for a run stopped at it."""

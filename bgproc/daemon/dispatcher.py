@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from .pool import Pool
     from .reporter import Reporter
 
+# When a run was claimed, on the wall clock (its recorded start) and the monotonic one.
+ClaimedAt = tuple[datetime, float]
+
+
 class Dispatcher:
     """Claims what is due as worker slots allow, and starts it on ``pool``'s workers."""
 
@@ -49,7 +53,7 @@ class Dispatcher:
         self._wall_seen: datetime | None = None
         self._set_back_from: datetime | None = None
         # Runs claimed whose start waits for the database to take their pid.
-        self.to_start: list[ClaimedRun] = []
+        self.to_start: list[tuple[ClaimedRun, ClaimedAt]] = []
         # Runs that could not start, whose error could not be written yet: run id -> detail.
         self.unrecorded: dict[int, str] = {}
 
@@ -124,33 +128,33 @@ class Dispatcher:
     # ------------------------------------------------------------------
     # Starting runs
 
-    def start(self, claimed: list[ClaimedRun], *, stopping: bool) -> None:
-        """Start the runs claimed, and the spare worker again."""
+    def start(self, claimed: list[ClaimedRun], at: ClaimedAt, *, stopping: bool) -> None:
+        """Start the runs claimed ``at``, and the spare worker again."""
         for item in claimed:
-            self._start(item)
+            self._start(item, at)
         if claimed:
             self.ensure_spare(stopping=stopping)
 
     def start_delayed(self) -> None:
         """Start the claimed runs whose start the database delayed, oldest first."""
         delayed, self.to_start = self.to_start, []
-        for item in delayed:
-            self._start(item)
+        for item, at in delayed:
+            self._start(item, at)
 
-    def _start(self, item: ClaimedRun) -> None:
+    def _start(self, item: ClaimedRun, at: ClaimedAt) -> None:
         """Start a claimed run. A database that refuses the pid's write for now (busy,
         an I/O error) delays the start to a later pass: the run is claimed, so it
         must not fail for that; anything else fails the run, not the daemon."""
         run_id, request, task = item
         try:
-            self._spawn(run_id, request, task)
+            self._spawn(run_id, request, task, at)
         except StoreFault as fault:
             self.outage.write_failed(fault, self.clock.monotonic())
-            self.to_start.append(item)
+            self.to_start.append((item, at))
         except Exception as exc:  # noqa: BLE001 - the run fails, not the daemon (nor the others)
             self._spawn_failed(run_id, request.task, exc)
 
-    def _spawn(self, run_id: int, request: RequestRecord, task: TaskRecord) -> None:
+    def _spawn(self, run_id: int, request: RequestRecord, task: TaskRecord, at: ClaimedAt) -> None:
         """Hand a claimed run to a worker. Raises (OSError, StoreError) with no worker
         left behind."""
         timeout_s = request.timeout_s or task.timeout_s
@@ -161,10 +165,11 @@ class Dispatcher:
         except BaseException:
             self.pool.discard(launched)
             raise
-        self.pool.start(
+        run = self.pool.start(
             launched, run_id=run_id, request=request, task=task, timeout_s=timeout_s,
             startup_s=self.config.startup_timeout_s, lease=self._lease,
         )
+        run.claimed_at, run.claimed_mono = at
         self.reporter.event(f"started run {run_id} ({request.task}) as pid {launched.proc.pid}")
 
     def _spawn_failed(self, run_id: int, task: str, exc: Exception) -> None:

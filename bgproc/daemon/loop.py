@@ -343,8 +343,9 @@ class Daemon:
         """Claim what is due by ``due_by`` (default ``now``) as worker slots allow, and
         start it. Returns the ids of the runs claimed (started, or recorded as failed
         to start)."""
+        at = (now, self.clock.monotonic())  # the runs' recorded start, and its monotonic time
         claimed = self.claim(now, due_by)
-        self.dispatcher.start(claimed, stopping=self.stopping)
+        self.dispatcher.start(claimed, at, stopping=self.stopping)
         return [item.run_id for item in claimed]
 
     def claim(self, now: datetime, due_by: datetime | None = None) -> list[ClaimedRun]:

@@ -103,7 +103,8 @@ class Supervisor:
         """A run's worker was just reaped: how it ended now is the run's outcome, kept
         until it is written (deadlines and stops no longer apply to it)."""
         self.pool.drain(run)
-        run.ended_at, run.ended_mono = self.clock.now(), self.clock.monotonic()
+        run.ended_mono = self.clock.monotonic()
+        run.ended_at = run.end_at(run.ended_mono, self.clock.now())
         run.log.flush_partial(run.ended_at)
         exit_code, _ = run.exit_status()
         if run.stop_reason is not None:
