@@ -20,6 +20,7 @@ from datetime import datetime
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from . import params as params_codec
 from .errors import BgprocError, ParamsError, RegistryError
@@ -273,7 +274,7 @@ def _root_of(module: ModuleType) -> str | None:
     return str(root)
 
 
-def task_classes(module: ModuleType, *, with_run_only: bool = True) -> list[type[BackgroundTask]]:
+def task_classes(module: ModuleType, *, with_run_only: bool = True) -> list[type[BackgroundTask[Any]]]:
     """Concrete task classes defined in ``module`` (not merely imported into it)."""
     found = []
     for _, obj in inspect.getmembers(module, inspect.isclass):
@@ -287,7 +288,7 @@ def task_classes(module: ModuleType, *, with_run_only: bool = True) -> list[type
     return found
 
 
-def describe(cls: type[BackgroundTask], search_path: str | None) -> TaskRecord:
+def describe(cls: type[BackgroundTask[Any]], search_path: str | None) -> TaskRecord:
     """A task class as a registry record; its parameter types are checked here."""
     ptype = cls.params_type()
     if not (isinstance(ptype, type) and dataclasses.is_dataclass(ptype)):
@@ -331,7 +332,7 @@ def describe(cls: type[BackgroundTask], search_path: str | None) -> TaskRecord:
     )
 
 
-def _retry_policy(cls: type[BackgroundTask]) -> tuple[int, float | None, bool]:
+def _retry_policy(cls: type[BackgroundTask[Any]]) -> tuple[int, float | None, bool]:
     """A task class's ``retries``, ``retry_delay`` (seconds) and ``recover``, checked."""
     name = cls.__qualname__
     retries = cls.retries
@@ -366,7 +367,7 @@ def resolve(store: Store, name: str) -> TaskRecord:
     raise RegistryError(f"unknown task {name!r}; {hint}")
 
 
-def resolve_class(store: Store, cls: type[BackgroundTask]) -> TaskRecord:
+def resolve_class(store: Store, cls: type[BackgroundTask[Any]]) -> TaskRecord:
     """The registry record of a task class given from Python."""
     record = store.find_task_by_import_path(cls.import_path()) or store.get_task(cls.name)
     if record is None or record.import_path != cls.import_path():
@@ -376,6 +377,6 @@ def resolve_class(store: Store, cls: type[BackgroundTask]) -> TaskRecord:
     return record
 
 
-def load_class(record: TaskRecord) -> type[BackgroundTask]:
+def load_class(record: TaskRecord) -> type[BackgroundTask[Any]]:
     """Import a registered task class again."""
     return load_task_class(record.import_path, record.search_path)

@@ -47,7 +47,7 @@ def current_user() -> str:
 
 def plan(
     store: Store,
-    task: str | type[BackgroundTask],
+    task: str | type[BackgroundTask[Any]],
     *,
     now: datetime,
     default_zone: str,
@@ -236,7 +236,7 @@ def _open(db: str | Path | None) -> Store:
 
 
 def start_new(
-    task: type[BackgroundTask] | str,
+    task: type[BackgroundTask[Any]] | str,
     params: Any = None,
     *,
     db: str | Path | None = None,
@@ -254,7 +254,7 @@ def start_new(
 
 
 def schedule(
-    task: type[BackgroundTask] | str,
+    task: type[BackgroundTask[Any]] | str,
     params: Any = None,
     *,
     db: str | Path | None = None,

@@ -168,3 +168,19 @@ def test_only_a_store_touches_its_transactions_and_connection() -> None:
         used = {name[1:] for name in _names(ast.parse(path.read_text())) if name.startswith(".")} & STORE_INTERNALS
         assert not used, f"bgproc/{place} uses a store's {sorted(used)}: call a store operation instead"
 
+
+
+# The shape issue 9 set: modules small enough to read at a glance.
+MODULE_LINES = 450
+CLASS_LINES = 310
+
+
+def test_no_module_or_class_outgrows_a_glance() -> None:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text()
+        place = path.relative_to(PACKAGE).as_posix()
+        assert source.count("\n") <= MODULE_LINES, f"bgproc/{place} has over {MODULE_LINES} lines: split it"
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                assert lines <= CLASS_LINES, f"class {node.name} in bgproc/{place} has {lines} lines: split it"
