@@ -53,12 +53,18 @@ def read_first_line(path: str) -> str | None:
         return None
 
 
+def host_name(hostname: str | None = None) -> str:
+    """The plain host name runs record and ``monitor --host`` matches (``hostname``, or
+    this host's): the first word of a daemons row's ``host``."""
+    return (hostname or socket.gethostname()).replace(" ", "_") or "?"
+
+
 def place(hostname: str | None = None) -> str:
     """Where this process's pids mean something: the host name (``hostname``, or this
     host's), the boot (a reboot reuses pids; the machine id where there is no boot
     id), and the pid namespace (containers sharing a host name and kernel have their
     own pids)."""
-    parts = [(hostname or socket.gethostname()).replace(" ", "_") or "?"]
+    parts = [host_name(hostname)]
     boot = read_first_line("/proc/sys/kernel/random/boot_id")
     if boot:
         parts.append(f"boot={boot}")

@@ -109,6 +109,7 @@ def run_json(run: RunRecord, now: datetime | None = None) -> dict[str, Any]:
         "signal": run.signal,
         "pid": run.pid,
         "daemon_id": run.daemon_id,
+        "host": run.host,
         "cpu_s": run.cpu_s,
         "max_rss_kb": run.max_rss_kb,
         "detail": run.detail,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -81,12 +82,12 @@ def made() -> Iterator[Made]:
             daemon._shutdown()
 
 
-def make(made: Made, store: Store, clock: FakeClock, **config: Any) -> Daemon:
+def make(made: Made, store: Store, clock: FakeClock, hostname: str | None = None, **config: Any) -> Daemon:
     config.setdefault("spare", False)
     config.setdefault("poll_s", 3600.0)
     config.setdefault("heartbeat_s", 3600.0)
     reporter = Reporter(io.StringIO(), live=False, clock=clock)
-    daemon = Daemon(store, DaemonConfig(**config), clock=clock, reporter=reporter)
+    daemon = Daemon(store, DaemonConfig(**config), clock=clock, reporter=reporter, hostname=hostname)
     made.daemons.append(daemon)
     return daemon
 
@@ -202,6 +203,23 @@ def test_catch_up_coalesces_the_missed_slots(made: Made, store: Store, clock: Fa
     assert t(missed["planned_at"]) == T0 and t(missed["missed_until"]) == T0 + timedelta(seconds=30)
     assert f"coalesced into run {run_id}" in missed["detail"]
     assert t(request_row(store, request)["next_run_at"]) == T0 + timedelta(seconds=40)
+
+
+def test_rows_a_daemon_writes_record_its_plain_host_name(made: Made, store: Store, clock: FakeClock) -> None:
+    request = new_request(store, T0, every="10s")
+    here = make(made, store, clock)
+    here.register()
+    clock.advance(35)
+    here.claim(clock.now())  # a catch-up and its missed row
+    elsewhere = make(made, store, clock, hostname="web 2")
+    clock.advance(10)
+    elsewhere.claim(clock.now())  # the next slot, skipped behind the run going
+    run, missed, skipped = runs(store, request)
+    assert (run["status"], missed["status"], skipped["status"]) == ("running", "missed", "skipped")
+    assert run["host"] == missed["host"] == socket.gethostname()
+    # The host a daemons row names first, so that old runs read alike (backfilled from it).
+    assert store.get_daemon(here.id).host.split(" ")[0] == socket.gethostname()  # type: ignore[union-attr]
+    assert skipped["host"] == "web_2" and elsewhere.id.startswith("web_2:")
 
 
 def test_on_time_run_has_no_missed_row(made: Made, store: Store, clock: FakeClock) -> None:
@@ -1175,3 +1193,4 @@ def test_an_interrupted_run_is_recovered_once_when_it_opted_in(made: Made, store
         store.interrupt_daemon_runs(daemon.id, clock.now(), "interrupted: daemon stopped; not re-run")
     assert "not recovered again" in runs(store, recovering)[-1]["detail"] and reruns(store) == []
     assert daemon.claim(clock.now()) == [] and len(runs(store, recovering)) == 2
+

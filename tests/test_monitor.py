@@ -45,9 +45,12 @@ def test_markup_in_logs_is_not_interpreted() -> None:
 
 
 def test_detail_shows_provenance_lateness_cpu_and_memory() -> None:
-    text = _text(render.run_detail(_run(), NOW))
+    text = _text(render.run_detail(_run(host="web-1"), NOW))
     for expected in ("schedule", "1.0s", "1m 04s", "pid 4321", "0.250s", "40.0 MiB", "code 0"):
         assert expected in text
+    lines = [line.split() for line in text.splitlines()]
+    assert ["host", "web-1"] in lines and ["daemon", "host:1:abc"] in lines
+    assert ["host", "-"] in [line.split() for line in _text(render.run_detail(_run(), NOW)).splitlines()]
 
 
 def test_dropped_log_is_marked_between_head_and_tail() -> None:
@@ -87,6 +90,7 @@ def test_run_json_carries_the_documented_keys() -> None:
         assert key in document
     assert document["duration_s"] == 64.0
     assert document["started_at"] == "2026-05-01T11:58:56+00:00"
+    assert document["host"] is None and views.run_json(_run(host="web-1"))["host"] == "web-1"
 
 
 def _store_with_a_running_run(tmp_path):  # type: ignore[no-untyped-def]
@@ -238,4 +242,39 @@ def test_following_as_json_tells_the_end_of_a_run_that_left_the_filter(tmp_path)
     out = io.StringIO()
     follow_json(store, {"status": "running", "limit": 10}, out, clock=Scripted(NOW))
     assert [json.loads(line)["status"] for line in out.getvalue().splitlines()] == ["running", "error"]
+    store.close()
+
+
+def test_following_as_json_keeps_to_one_host(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import json
+
+    from bgproc.cli.follow import follow_json
+    from bgproc.clock import FakeClock
+
+    store, run_id = _store_with_a_running_run(tmp_path)  # no host recorded
+    request_id = store.get_run(run_id).request_id
+
+    def record(host: str) -> int:
+        with store.immediate():
+            return store.insert_run(request_id=request_id, task="Report", status="missed", now=NOW, host=host)
+
+    beta = record("beta")
+
+    class Scripted(FakeClock):
+        calls = 0
+
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            self.calls += 1
+            if self.calls == 1:
+                record("alpha")
+                record("beta")
+            if self.calls == 3:
+                raise KeyboardInterrupt
+
+    out = io.StringIO()
+    follow_json(store, {"host": "beta", "limit": 10}, out, clock=Scripted(NOW))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [d["host"] for d in lines] == ["beta", "beta"] and lines[0]["id"] == beta
     store.close()

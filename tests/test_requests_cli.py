@@ -778,6 +778,7 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("run id beyond SQLite", _fixed("monitor", "99999999999999999999"), ("RUN",)),
     ("cancel id beyond SQLite", _fixed("cancel", "99999999999999999999"), ("RUN",)),
     ("--request beyond SQLite", _fixed("monitor", "--request", "99999999999999999999"), ("--request",)),
+    ("empty --host", _fixed("monitor", "--host", " "), ("--host is empty", "bgproc monitor RUN")),
     ("--since too far back", _fixed("monitor", "--since", "99999999999d"), ("--since",)),
     ("--since not a time", _fixed("monitor", "--since", "yesterday"),
      ("--since 'yesterday' is not a time", "duration back from now")),
@@ -1099,6 +1100,29 @@ def test_a_manual_run_asked_while_a_run_goes_says_it_waits_for_it(cli: Cli, db: 
                                   reason="schedule", planned_at=now, started_at=now, daemon_id="d")
     said = ok(cli("run", str(rid))).out.strip()
     assert said == f"request {rid}: a manual run is due; it starts when run {run_id} ends"
+
+
+def test_monitor_filters_by_host_and_shows_the_host_of_a_run(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    rids = [schedule_id(cli("schedule", "Greet", "-p", f"who={who}", "--daily")) for who in "abc"]
+    now = datetime.now(UTC)
+    with Store.open(db) as store, store.immediate():
+        made = [
+            store.insert_run(request_id=rid, task="Greet", status=status, now=now, reason="schedule",
+                             planned_at=now, started_at=now, daemon_id=f"{host}:1:aaaaaa", host=host)
+            for rid, status, host in zip(rids, ["success", "error", "success"], ["alpha", "beta", "alpha"], strict=True)
+        ]
+        unknown = store.insert_run(request_id=rids[0], task="Greet", status="missed", now=now)
+    alpha = ok(cli("monitor", "--host", "alpha", "--json")).json()
+    assert [(r["id"], r["host"]) for r in alpha] == [(made[2], "alpha"), (made[0], "alpha")]
+    assert [r["id"] for r in ok(cli("monitor", "--host", "alpha", "--request", str(rids[0]), "--json")).json()] == [
+        made[0]
+    ]
+    assert ok(cli("monitor", "--host", "beta", "--status", "success", "--json")).json() == []
+    assert ok(cli("monitor", "--host", "alph")).out.strip() == "no executions match these filters"
+    assert ok(cli("monitor", str(unknown), "--json")).json()["host"] is None
+    detail = ok(cli("monitor", str(made[1]))).out
+    assert any(line.split() == ["host", "beta"] for line in detail.splitlines())
 
 
 def test_an_unusable_tz_is_refused_where_wall_times_need_it(

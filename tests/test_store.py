@@ -95,6 +95,8 @@ def test_hot_queries_use_indexes(tmp_path: Path) -> None:
         assert "runs_status" in by_status and "TEMP B-TREE" not in by_status
         running = _plan(store, "SELECT id FROM runs WHERE daemon_id = ? AND status = 'running'", ["d"])
         assert "runs_running" in running
+        by_host = _plan(store, "SELECT id FROM runs WHERE host = ? ORDER BY id DESC LIMIT 20", ["alpha"])
+        assert "runs_host" in by_host and "TEMP B-TREE" not in by_host
 
 
 def test_requests_round_trip_their_timing(tmp_path: Path) -> None:
@@ -196,6 +198,38 @@ def test_a_database_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> 
         assert store.conn.execute(policies.format("tasks", "name"), ("T",)).fetchone() == (0, None, 0)
         assert store.conn.execute(policies.format("requests", "id"), (1,)).fetchone() == (None, None, None)
         assert store.conn.execute("SELECT COUNT(*) FROM reruns").fetchone()[0] == 0
+        # Hosts: none known for runs of the first schema without a daemon row.
+        assert store.conn.execute("SELECT DISTINCT host FROM runs").fetchall() == [(None,)]
+
+
+def test_runs_of_an_older_schema_take_their_host_from_their_daemon_row(tmp_path: Path) -> None:
+    path = tmp_path / "bg.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("".join(MIGRATIONS[:3]) + "PRAGMA user_version = 3;")
+    conn.execute(
+        "INSERT INTO tasks (name, import_path, module, params_type, fields, timeout_s, registered_at, updated_at) "
+        "VALUES ('T', 'm:T', 'm', 'm:P', '[]', 60, 'x', 'x')"
+    )
+    conn.execute(
+        "INSERT INTO requests (task, params, timing, timezone, start_at, status, user, created_at, updated_at) "
+        "VALUES ('T', x'80', '{\"kind\": \"now\"}', 'UTC', 'x', 'complete', 'u', 'x', 'x')"
+    )
+    conn.executemany(
+        "INSERT INTO daemons (id, host, pid, started_at, heartbeat_at, workers) VALUES (?, ?, 1, 'x', 'x', 1)",
+        [("web-1:1:aaaaaa", "web-1 boot=b pidns=pid:[1] pidstart=5"), ("db:2:bbbbbb", "db")],
+    )
+    conn.executemany(
+        "INSERT INTO runs (request_id, task, status, daemon_id, created_at) VALUES (1, 'T', 'success', ?, 'x')",
+        [("web-1:1:aaaaaa",), ("db:2:bbbbbb",), ("pruned:3:cccccc",), (None,)],
+    )
+    conn.commit()
+    conn.close()
+    os.chmod(path, 0o600)
+    with Store.open(path) as store:
+        assert store.schema_version() == len(MIGRATIONS)
+        hosts = store.conn.execute("SELECT host FROM runs ORDER BY id").fetchall()
+        assert hosts == [("web-1",), ("db",), (None,), (None,)]
+        assert [r.id for r in store.list_runs(host="web-1")] == [1]
 
 
 # ----------------------------------------------------------------------

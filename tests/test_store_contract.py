@@ -456,6 +456,32 @@ def test_runs_are_listed_newest_first_by_every_filter(noop: Store) -> None:
     assert noop.list_runs(request_id=other, with_log=True)[0].log == ""
 
 
+def test_every_row_a_pass_writes_records_its_host_and_runs_are_listed_by_host(noop: Store) -> None:
+    recurring, gone = request(noop, every(10)), request(noop, task_name="Other")
+    noop.unregister_task("Other", T0)
+    noop.request_manual_run(gone, T0)
+    # alpha: a catch-up with its missed row, and an error row (its task is gone).
+    (going,) = claim(noop, T0 + timedelta(seconds=25), host="alpha")
+    # beta: the next slot, skipped behind the run going.
+    assert claim(noop, T0 + timedelta(seconds=35), who=OTHER, host="beta") == []
+    rows = {(r.status, r.reason): r for r in noop.list_runs()}
+    assert set(rows) == {("running", "catch-up"), ("missed", None), ("error", "manual"), ("skipped", "schedule")}
+    assert {key: r.host for key, r in rows.items()} == {
+        ("running", "catch-up"): "alpha", ("missed", None): "alpha", ("error", "manual"): "alpha",
+        ("skipped", "schedule"): "beta",
+    }
+    assert [r.id for r in noop.list_runs(host="beta")] == [rows["skipped", "schedule"].id]
+    assert [r.status for r in noop.list_runs(host="alpha", request_id=recurring)] == ["missed", "running"]
+    assert [r.id for r in noop.list_runs(host="alpha", status="running")] == [going]
+    assert noop.list_runs(host="alpha", task="Noop", limit=1)[0].status == "missed"
+    assert noop.list_runs(host="alph") == [] and noop.list_runs(host="beta", status="running") == []
+    assert noop.get_run(going).host == "alpha"
+    # A pass that names no host records none.
+    request(noop)
+    (unknown,) = claim(noop, T0 + timedelta(seconds=26))
+    assert noop.get_run(unknown).host is None
+
+
 # ----------------------------------------------------------------------
 # Daemons
 

@@ -275,6 +275,7 @@ def run_detail(run: RunRecord, now: datetime) -> RenderableType:
         ("exit", _exit_text(run)),
         ("cpu", f"{run.cpu_s:.3f}s" if run.cpu_s is not None else "-"),
         ("peak memory", f"{run.max_rss_kb / 1024:.1f} MiB" if run.max_rss_kb else "-"),
+        ("host", Text(escape(run.host or "-"))),
         ("daemon", Text(escape(run.daemon_id or "-"))),
     ]
     if run.detail:

@@ -31,6 +31,10 @@ def monitor_command(
             "--since", metavar="WHEN", help="Only runs since WHEN: ISO 8601, or a duration back from now (1h, 1h30m)."
         ),
     ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", metavar="HOST", help="Only runs recorded by a daemon on this host (its exact name)."),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=100_000, metavar="N", help="At most this many runs.")
     ] = 20,
@@ -41,11 +45,9 @@ def monitor_command(
 ) -> None:
     """Show executions, newest first: process, start, end, duration, status and log."""
     from .. import views
-    from ..store.records import RUN_STATUSES
     from . import render
 
-    if status is not None and status not in RUN_STATUSES:
-        raise BgprocError(f"--status {status!r} is not a run status; use one of {', '.join(RUN_STATUSES)}")
+    _check_filters(status, host)
     since_at = _parse_since(since) if since is not None else None
     with open_store(ctx) as store:
         from ..daemon import membership
@@ -54,7 +56,7 @@ def monitor_command(
             store.get_run(run)  # an unknown id is refused before anything is written
         membership.settle(store, utcnow())
         filters: dict[str, Any] = {
-            "task": task, "status": status, "request_id": request, "since": since_at, "limit": limit,
+            "task": task, "status": status, "request_id": request, "since": since_at, "host": host, "limit": limit,
         }
         if follow and as_json:
             from .follow import follow_json
@@ -88,6 +90,15 @@ def monitor_command(
         else:
             console = stdout_console()
             console.print(render.runs_table(records, utcnow(), width=console.width))
+
+
+def _check_filters(status: str | None, host: str | None) -> None:
+    from ..store.records import RUN_STATUSES
+
+    if status is not None and status not in RUN_STATUSES:
+        raise BgprocError(f"--status {status!r} is not a run status; use one of {', '.join(RUN_STATUSES)}")
+    if host is not None and not host.strip():
+        raise BgprocError("--host is empty; give a host name as `bgproc monitor RUN` shows it")
 
 
 def _parse_since(text: str) -> Any:

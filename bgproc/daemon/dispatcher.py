@@ -64,16 +64,20 @@ class Dispatcher:
         """Whether a claim pass at ``now`` has something to do, or may have."""
         return self.due_stale or self.backlogged or (self.tick_at is not None and self.tick_at <= self.due_by(now))
 
-    def claim(self, daemon: str, now: datetime, due_by: datetime | None, *, busy: int, registered: bool) -> ClaimResult:
-        """One claim pass for ``daemon``, with ``busy`` worker slots taken by live runs:
-        the store records the runs, skipped slots and errors, and advances the
-        requests; the operator is told what was done."""
+    def claim(
+        self, daemon: str, now: datetime, due_by: datetime | None, *, busy: int, registered: bool, host: str
+    ) -> ClaimResult:
+        """One claim pass for ``daemon`` on ``host``, with ``busy`` worker slots taken by
+        live runs: the store records the runs, skipped slots and errors, and advances
+        the requests; the operator is told what was done."""
         self.note_wall(now)
         by = due_by or self.due_by(now)
         # A run whose worker exited holds no slot, even while its outcome waits to be written.
         free = self.config.workers - busy - len(self.to_start)
         self.backlogged = False
-        result = self.store.claim_due(daemon, now, by, free, limit=self.config.claim_batch, registered=registered)
+        result = self.store.claim_due(
+            daemon, now, by, free, limit=self.config.claim_batch, registered=registered, host=host
+        )
         # Only once committed: a pass that failed is tried again.
         self.tick_at, self.backlogged, self.due_stale = result.next_due, result.more, False
         if self._set_back_from is not None:

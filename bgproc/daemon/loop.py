@@ -353,7 +353,8 @@ class Daemon:
         runs, skipped slots and errors, and advances the requests; returns the runs to
         start."""
         result = self.dispatcher.claim(
-            self.id, now, due_by, busy=len(self.supervisor.live()), registered=self.membership.registered
+            self.id, now, due_by, busy=len(self.supervisor.live()), registered=self.membership.registered,
+            host=self.membership.hostname,
         )
         if result.declared_dead:
             self._declared_dead(now)

@@ -107,7 +107,7 @@ class Membership:
         self.config = config
         self.clock = clock
         self.reporter = reporter
-        self.hostname = hostname
+        self.hostname = liveness.host_name(hostname)  # what its runs record as their host
         # Where this process runs (host, boot, pid namespace) and which process it is:
         # another daemon with the same place can check our pid directly.
         self.place = liveness.place(hostname)

@@ -285,7 +285,15 @@ class Store(Protocol):
     # Claiming
 
     def claim_due(
-        self, daemon: str, now: datetime, due_by: datetime, free: int, *, limit: int = 100, registered: bool = True
+        self,
+        daemon: str,
+        now: datetime,
+        due_by: datetime,
+        free: int,
+        *,
+        limit: int = 100,
+        registered: bool = True,
+        host: str | None = None,
     ) -> ClaimResult:
         """One claim pass for ``daemon``: in one transaction, what is due by ``due_by``
         (at ``now``) is decided by ``decide`` and recorded: up to ``min(free, limit)``
@@ -296,6 +304,9 @@ class Store(Protocol):
         caller, however many stores share the database; the schema refuses a second
         record of one occurrence. A request that cannot be loaded or handled gets an
         error run saying why and is unscheduled; the others are claimed all the same.
+
+        Every row the pass writes (runs, skipped, missed and error rows) records
+        ``host``, the daemon's plain host name (``liveness.host_name``).
 
         A ``registered`` daemon whose row says it stopped (declared dead) claims
         nothing: ``declared_dead``. A pass with nothing due by ``due_by`` takes no
@@ -317,11 +328,13 @@ class Store(Protocol):
         status: str | None = None,
         request_id: int | None = None,
         since: datetime | None = None,
+        host: str | None = None,
         limit: int = 50,
         with_log: bool = False,
     ) -> list[RunRecord]:
-        """Runs matching every filter given (``since``: created at or after), newest
-        first; without ``with_log``, a run's log is its last line only."""
+        """Runs matching every filter given (``since``: created at or after; ``host``:
+        recorded by a daemon on that host, exactly), newest first; without
+        ``with_log``, a run's log is its last line only."""
         ...
 
     def running_runs(self, daemon_id: str | None = None) -> list[RunRecord]:

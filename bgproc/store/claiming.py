@@ -101,6 +101,7 @@ class ClaimTransaction(Protocol):
         planned_at: datetime | None = None,
         started_at: datetime | None = None,
         daemon_id: str | None = None,
+        host: str | None = None,
         detail: str | None = None,
         missed_count: int | None = None,
         missed_until: datetime | None = None,
@@ -149,6 +150,7 @@ def claim_due(
     *,
     limit: int,
     registered: bool,
+    host: str | None = None,
 ) -> ClaimResult:
     """``Store.claim_due``: a cheap read of what is due first, then, only when
     something is, the pass inside ``transaction()``; events are told after the
@@ -157,7 +159,7 @@ def claim_due(
     if first is None or first > due_by:
         return ClaimResult(next_due=first)
     with transaction() as txn:
-        result = _Pass(txn, daemon, now, due_by).run(free, limit, registered)
+        result = _Pass(txn, daemon, now, due_by, host).run(free, limit, registered)
     return result
 
 
@@ -168,8 +170,9 @@ Outcome = tuple[ClaimedRun | None, int]  # the run to start, if any; 1 if anythi
 class _Pass:
     """One claim pass inside one transaction."""
 
-    def __init__(self, txn: ClaimTransaction, daemon: str, now: datetime, by: datetime) -> None:
+    def __init__(self, txn: ClaimTransaction, daemon: str, now: datetime, by: datetime, host: str | None) -> None:
         self.txn, self.daemon, self.now, self.by = txn, daemon, now, by
+        self.host = host  # recorded on every row this pass writes
         self.events: list[str] = []
         self.again = False  # something due is left for the next pass to start
 
@@ -270,6 +273,7 @@ class _Pass:
             self._drop_rerun(item, why)
             return None, 1
         run_id = self.txn.insert_run(
+            host=self.host,
             request_id=request.id, task=request.task, status="running", now=self.now, reason=item.reason,
             planned_at=item.due_at, started_at=self.now, daemon_id=self.daemon, attempt=item.attempt,
             retry_of=item.run_id,
@@ -312,11 +316,13 @@ class _Pass:
         planned = decision.planned_at
         task = self.txn.get_task(request.task)
         run_id = self.txn.insert_run(
+            host=self.host,
             request_id=request.id, task=request.task, status="running", now=self.now, reason=decision.reason,
             planned_at=planned, started_at=self.now, daemon_id=self.daemon,
         )
         if decision.missed:
             self.txn.insert_run(
+                host=self.host,
                 request_id=request.id, task=request.task, status="missed", now=self.now,
                 planned_at=planned, missed_count=decision.missed, missed_until=decision.missed_until,
                 detail=f"{slots_text(decision.missed)} after {iso_local(planned)} up to "
@@ -357,6 +363,7 @@ class _Pass:
             )
             return
         self.txn.insert_run(
+            host=self.host,
             request_id=request.id, task=request.task, status="skipped", now=self.now,
             reason="schedule", planned_at=decision.planned_at, detail=decision.why,
             missed_count=decision.missed or None, missed_until=decision.missed_until,
@@ -378,6 +385,7 @@ class _Pass:
             f"then reschedule it"
         )
         run_id = self.txn.insert_run(
+            host=self.host,
             request_id=item.id, task=item.task, status="running", now=self.now,
             reason="manual" if item.manual else "schedule", planned_at=item.planned_at, started_at=self.now,
             daemon_id=self.daemon,

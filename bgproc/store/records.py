@@ -97,6 +97,7 @@ class RunRecord:
     retry_of: int | None = None  # the run this one retries or recovers
     retries: int = 0  # its request's retries now (for "attempt 2 of 4")
     followed_by: int | None = None  # the run that retried or recovered this one
+    host: str | None = None  # the plain host name of the daemon that recorded it (None: unknown)
 
     def duration_s(self, now: datetime | None = None) -> float | None:
         """Seconds from start to end, or to ``now`` while it runs."""

@@ -38,6 +38,7 @@ class Runs(SQLiteConnection):
         planned_at: datetime | None = None,
         started_at: datetime | None = None,
         daemon_id: str | None = None,
+        host: str | None = None,
         detail: str | None = None,
         missed_count: int | None = None,
         missed_until: datetime | None = None,
@@ -47,12 +48,12 @@ class Runs(SQLiteConnection):
         """Record a run row (inside ``immediate()``: claiming's)."""
         cursor = self.conn.execute(
             """
-            INSERT INTO runs (request_id, task, status, reason, planned_at, started_at, daemon_id,
+            INSERT INTO runs (request_id, task, status, reason, planned_at, started_at, daemon_id, host,
                 detail, missed_count, missed_until, created_at, attempt, retry_of)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             (
-                request_id, task, status, reason, ts(planned_at), ts(started_at), daemon_id,
+                request_id, task, status, reason, ts(planned_at), ts(started_at), daemon_id, host,
                 detail, missed_count, ts(missed_until), ts(now), attempt, retry_of,
             ),
         )
@@ -217,11 +218,12 @@ class Runs(SQLiteConnection):
         status: str | None = None,
         request_id: int | None = None,
         since: datetime | None = None,
+        host: str | None = None,
         limit: int = 50,
         with_log: bool = False,
     ) -> list[RunRecord]:
         filters = {"runs.task = ?": task, "runs.status = ?": status, "runs.request_id = ?": request_id,
-                   "runs.created_at >= ?": ts(since)}
+                   "runs.created_at >= ?": ts(since), "runs.host = ?": host}
         where = [clause for clause, value in filters.items() if value is not None]
         values: list[Any] = [value for value in filters.values() if value is not None]
         sql = rows.run_select(with_log)

@@ -152,6 +152,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX reruns_due ON reruns(due_at);
     CREATE INDEX reruns_request ON reruns(request_id);
     """,
+    # The host each run was recorded by (its daemon's plain host name: the first word
+    # of the daemons row's ``host``), taken from the daemons rows still there; the
+    # monitor's --host filter, newest first, as the other filters.
+    """
+    ALTER TABLE runs ADD COLUMN host TEXT;
+    UPDATE runs SET host = (
+        SELECT substr(d.host, 1, instr(d.host || ' ', ' ') - 1) FROM daemons d WHERE d.id = runs.daemon_id
+    ) WHERE daemon_id IS NOT NULL;
+    CREATE INDEX runs_host ON runs(host, id);
+    """,
 ]
 
 
