@@ -26,6 +26,12 @@ class RegistryError(BgprocError):
     """A module or task that cannot be registered or found."""
 
 
+class NoAppDatabase(BgprocError, AttributeError):
+    """``connection.db`` where there is no application database (the scheduler's
+    database is on a server and ``BGPROC_APP_DB`` is unset); an ``AttributeError``
+    too, so ``hasattr(connection, "db")`` is false there."""
+
+
 class NotFound(BgprocError):
     """An id or name that the database does not know."""
 

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import typing
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from .errors import BgprocError
+from .errors import BgprocError, NoAppDatabase
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -118,11 +120,30 @@ class BackgroundTask(Generic[P]):
         return f"{cls.__module__}:{cls.__qualname__}"
 
 
+APP_DB_ENV = "BGPROC_APP_DB"
+NO_APP_DB = (
+    "connection.db: no application database: the scheduler's database is on a server; "
+    f"set {APP_DB_ENV}=/path/to/app.db (an SQLite file) where the daemon runs"
+)
+
+
+def application_db(store_path: Path | None, chosen: str | None) -> str | None:
+    """The application database ``connection.db`` opens, as an absolute path:
+    ``chosen`` (``BGPROC_APP_DB``) if set, else the scheduler's own database file
+    (``store_path``); None where there is neither (a database on a server), so that
+    ``connection.db`` is refused rather than some other database."""
+    if chosen:
+        return os.path.abspath(chosen)
+    return None if store_path is None else os.path.abspath(store_path)
+
+
 class Connection:
     """What the core hands a ``ConnectionRequired`` task before ``run``.
 
     - ``db``: the application database (``sqlite_utils.Database``), opened
-      on first use: ``BGPROC_APP_DB`` if set, else the bgproc database
+      on first use: ``BGPROC_APP_DB`` if set, else the bgproc database file;
+      with a bgproc database on a server and no ``BGPROC_APP_DB``, there is
+      none and ``db`` raises ``NoAppDatabase`` saying so
     - ``run_id``, ``request_id``, ``user`` (who made the request)
     - ``log``: a ``logging.Logger`` whose records go to the run's process log
     - ``progress(done, total=None, message=None)``: shown by the monitor
@@ -150,6 +171,8 @@ class Connection:
 
     @property
     def db(self) -> sqlite_utils.Database:
+        if not self.app_db_path:  # ``application_db`` found none
+            raise NoAppDatabase(NO_APP_DB)
         if self._db is None:
             import sqlite3
 

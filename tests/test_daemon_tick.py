@@ -1194,3 +1194,61 @@ def test_an_interrupted_run_is_recovered_once_when_it_opted_in(made: Made, store
     assert "not recovered again" in runs(store, recovering)[-1]["detail"] and reruns(store) == []
     assert daemon.claim(clock.now()) == [] and len(runs(store, recovering)) == 2
 
+
+# ----------------------------------------------------------------------
+# The application database
+
+
+class _OnAServer:
+    """The store as a daemon sees one kept on a server: no file (``path`` None)."""
+
+    path = None
+
+    def __init__(self, inner: Store) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_the_application_database_is_bgproc_app_db_else_the_file_else_none(tmp_path: Path) -> None:
+    import logging
+
+    from bgproc.errors import NoAppDatabase
+    from bgproc.task import NO_APP_DB, Connection, application_db
+
+    app, own = tmp_path / "app.db", tmp_path / "data" / "bgproc.db"
+    assert application_db(own, str(app)) == application_db(None, str(app)) == str(app)
+    assert application_db(own, None) == application_db(own, "") == str(own)
+    assert application_db(None, None) is None and application_db(None, "") is None  # a database on a server
+    assert application_db(None, "app.db") == os.path.abspath("app.db")
+    connection = Connection(run_id=1, request_id=1, user="u", app_db_path="", log=logging.getLogger("t"))
+    with pytest.raises(NoAppDatabase) as raised:
+        connection.db  # noqa: B018 - the access is the test
+    assert str(raised.value) == NO_APP_DB and "BGPROC_APP_DB=" in NO_APP_DB
+    assert not hasattr(connection, "db")  # absent, as a task can check
+
+
+@pytest.mark.daemon
+def test_on_a_server_without_bgproc_app_db_connection_db_is_the_runs_error(
+    made: Made, store: Store, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BGPROC_APP_DB", raising=False)
+    refused = new_request(store, T0, "AppRow", now=True)
+    daemon = make(made, _OnAServer(store), clock)  # type: ignore[arg-type]
+    assert len(daemon.tick(clock.now())) == 1
+    wait_reaped(daemon)
+    (run,) = runs(store, refused)
+    log = query(store.path, "SELECT head || tail AS log FROM run_logs WHERE run_id = ?", run["id"])[0]["log"]
+    assert run["status"] == "error"
+    assert "NoAppDatabase: connection.db: no application database" in log and "set BGPROC_APP_DB=" in log
+    assert "rows" not in {r["name"] for r in query(store.path, "SELECT name FROM sqlite_master")}
+    # Set, it is the application database.
+    monkeypatch.setenv("BGPROC_APP_DB", str(tmp_path / "app.db"))
+    written = new_request(store, T0, "AppRow", now=True)
+    daemon = make(made, _OnAServer(store), clock)  # type: ignore[arg-type]
+    assert len(daemon.tick(clock.now())) == 1
+    wait_reaped(daemon)
+    (run,) = runs(store, written)
+    assert run["status"] == "success"
+    assert query(tmp_path / "app.db", "SELECT run_id FROM rows") == [{"run_id": run["id"]}]

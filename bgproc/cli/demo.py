@@ -17,6 +17,7 @@ from ..clock import utcnow
 from ..daemon import Daemon, DaemonConfig
 from ..localzone import system_zone_name
 from ..store import Store
+from ..task import APP_DB_ENV, application_db
 from . import render
 
 TITLE = "Activity created by background task"
@@ -77,7 +78,7 @@ def _created_activities(store: Store) -> list[dict[str, Any]]:
     (the sample application's own table, not bgproc's)."""
     import sqlite_utils
 
-    app_db = os.environ.get("BGPROC_APP_DB") or store.path
+    app_db = application_db(store.path, os.environ.get(APP_DB_ENV))
     if app_db is None:
         return []
     app = sqlite_utils.Database(app_db)

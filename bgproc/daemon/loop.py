@@ -33,6 +33,7 @@ from datetime import datetime
 from ..clock import Clock
 from ..errors import StoreError, StoreFault
 from ..store import ClaimedRun, Store, Watch
+from ..task import APP_DB_ENV, application_db
 from .active import ActiveRun
 from .dispatcher import Dispatcher
 from .membership import Membership
@@ -428,10 +429,9 @@ class Daemon:
 
 
 def _app_db(store: Store) -> str:
-    """The application database a task's connection opens: ``BGPROC_APP_DB``, else the
-    store's own file (none for a store that is not kept in a file)."""
-    chosen = os.environ.get("BGPROC_APP_DB") or (str(store.path) if store.path is not None else "")
-    return os.path.abspath(chosen) if chosen else ""
+    """The application database a task's connection opens (``task.application_db``;
+    "": none, and ``connection.db`` says so)."""
+    return application_db(store.path, os.environ.get(APP_DB_ENV)) or ""
 
 
 __all__ = ["TEST_CONFIG_ENV", "Daemon", "DaemonConfig", "overrides_for_tests"]

@@ -23,6 +23,13 @@ class Noop(BackgroundTask[NoParams]):
         print("noop done")
 
 
+class AppRow(BackgroundTask[NoParams], ConnectionRequired):
+    """Writes a row to the application database (``connection.db``)."""
+
+    def run(self, params: NoParams) -> None:
+        self.connection.db["rows"].insert({"run_id": self.connection.run_id})
+
+
 @dataclass
 class SleepParams:
     seconds: float = 0.2
