@@ -19,6 +19,7 @@ ALLOWED = {
     "cron_descriptor": {"timing/"},
     "msgpack": {"params/", "child.py", "daemon/"},
     "platformdirs": {"store/sqlite/"},
+    "psycopg": {"store/postgres/"},
 }
 # Modules the child (a worker process) may import: the task API, the codec, the
 # loader, file safety, the worker protocol, and what they need.

@@ -264,7 +264,7 @@ def test_the_command_line_and_the_python_api_take_a_url(tmp_path: Path, capsys: 
     assert run(["--db", "mysql://h/db", "requests"]) == 1
     assert capsys.readouterr().err == (
         "bgproc: error: unknown database URL scheme 'mysql' in --db / BGPROC_DB; "
-        "give a file path or sqlite:///ABSOLUTE/PATH\n"
+        "give a file path, sqlite:///ABSOLUTE/PATH or postgresql://USER@HOST:PORT/DBNAME\n"
     )
 
 

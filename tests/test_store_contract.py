@@ -15,13 +15,15 @@ import select
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pgserver
 import pytest
 
+from bgproc.clock import utcnow
 from bgproc.errors import NotFound, RegistryError, StateError, StoreBusy, StoreError
 from bgproc.store import LogWrite, Store, open_store
 from bgproc.store.records import DaemonRecord, TaskRecord
@@ -51,12 +53,34 @@ class SQLiteBackend:
             conn.close()
 
 
-BACKENDS: dict[str, Callable[[Path], Any]] = {"sqlite": SQLiteBackend}
+class PostgresBackend:
+    """A fresh database on the test server (``pgserver``), dropped afterwards."""
+
+    server_clock = True  # heartbeats are the server's time
+
+    def __init__(self, tmp_path: Path) -> None:
+        self._database = pgserver.fresh_database()
+        self.target = self._database.__enter__()
+
+    def open(self) -> Store:
+        return open_store(self.target)
+
+    def hold_lock(self) -> AbstractContextManager[None]:
+        return pgserver.lock_everything(self.target)
+
+    def close(self) -> None:
+        self._database.__exit__(None, None, None)
+
+
+BACKENDS: dict[str, Callable[[Path], Any]] = {"sqlite": SQLiteBackend, "postgres": PostgresBackend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    return BACKENDS[request.param](tmp_path)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    made = BACKENDS[request.param](tmp_path)
+    yield made
+    if hasattr(made, "close"):
+        made.close()
 
 
 @pytest.fixture
@@ -486,10 +510,20 @@ def test_every_row_a_pass_writes_records_its_host_and_runs_are_listed_by_host(no
 # Daemons
 
 
-def test_a_daemon_beats_until_it_is_recorded_stopped(noop: Store) -> None:
+def test_a_daemon_beats_until_it_is_recorded_stopped(backend: Any, noop: Store) -> None:
     noop.register_daemon(daemon())
     assert noop.beat(ME, T0 + timedelta(seconds=5))
-    assert noop.get_daemon(ME).heartbeat_at == T0 + timedelta(seconds=5)  # type: ignore[union-attr]
+    beaten = noop.get_daemon(ME)
+    assert beaten is not None
+    if getattr(backend, "server_clock", False):
+        # The database keeps the time: the heartbeat is its clock's, and the row says
+        # how long ago that was by the same clock.
+        server_now = utcnow() + timedelta(seconds=noop.clock_offset(utcnow))
+        assert abs((beaten.heartbeat_at - server_now).total_seconds()) < 5
+        assert beaten.silent_s is not None and 0 <= beaten.silent_s < 5
+    else:
+        assert beaten.heartbeat_at == T0 + timedelta(seconds=5) and beaten.silent_s is None
+        assert noop.clock_offset(utcnow) == 0.0
     assert [d.id for d in noop.live_daemons()] == [ME]
     request(noop, recover=True)
     (run_id,) = claim(noop)
@@ -561,10 +595,22 @@ def test_every_operation_of_the_interface_is_exercised_here() -> None:
 
 def test_a_target_that_names_no_store_is_refused_in_one_line(tmp_path: Path) -> None:
     for target, said in [
-        ("postgresql://u@h/db", "PostgreSQL stores are not supported yet"),
+        ("postgresql://u@127.0.0.1:1/db", "cannot connect to postgresql://u@127.0.0.1:1/db"),
+        ("postgres://u:secret@127.0.0.1:1/db", r"cannot connect to postgres://u@127.0.0.1:1/db \("),
         ("mysql://u@h/db", "unknown database URL scheme 'mysql'"),
         ("sqlite://host/path", "write it as sqlite:///ABSOLUTE/PATH"),
     ]:
         with pytest.raises(StoreError, match=said):
             open_store(target)
     assert not list(tmp_path.iterdir())
+
+
+def test_without_psycopg_a_postgresql_url_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # importing it fails, as when it is not installed
+    with pytest.raises(StoreError) as refused:
+        open_store("postgresql://u@h/db")
+    assert str(refused.value) == (
+        "a PostgreSQL database (--db / BGPROC_DB) needs the store's `postgres` extra: pip install 'bgproc[postgres]'"
+    )

@@ -1,7 +1,8 @@
 """The store: bgproc's database behind one interface (``base.Store``).
 
 ``open_store(target)`` opens one from what ``--db`` or ``BGPROC_DB`` says: a file
-path or a ``sqlite:///ABSOLUTE/PATH`` URL (the SQLite store, ``sqlite/``). The
+path or a ``sqlite:///ABSOLUTE/PATH`` URL (the SQLite store, ``sqlite/``), or a
+``postgresql://`` URL (the PostgreSQL store, ``postgres/``: the ``postgres`` extra). The
 interface and the records it returns are in ``base`` and ``records``; the claim
 pass that every store runs inside its own transaction is in ``claiming``.
 """
@@ -19,7 +20,7 @@ from .records import DaemonRecord, RequestRecord, RunRecord, TaskRecord
 
 __all__ = [
     "ClaimResult", "ClaimedRun", "DaemonRecord", "LogWrite", "Notifier", "RequestRecord", "RunRecord", "Settled",
-    "Store", "TaskRecord", "Watch", "open_store", "sqlite_path",
+    "Store", "TaskRecord", "Watch", "open_store", "postgres_url", "sqlite_path",
 ]
 
 # A URL names its scheme before "://"; anything else is a file path.
@@ -27,14 +28,44 @@ _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _SQLITE_FORM = "sqlite:///ABSOLUTE/PATH"
 
 
+_POSTGRES = ("postgresql", "postgres")
+POSTGRES_EXTRA = "pip install 'bgproc[postgres]'"
+
+
 def open_store(target: str | Path | None = None, *, create: bool = True) -> Store:
-    """Open the store at ``target``: a file path or a URL (``sqlite:///ABSOLUTE/PATH``);
-    None: ``BGPROC_DB`` if set, else ``bgproc.db`` in the user's data directory.
-    With ``create`` off a missing database is refused rather than made. An unknown
-    or unsupported URL is refused in one line (``StoreError``)."""
+    """Open the store at ``target``: a file path or a URL (``sqlite:///ABSOLUTE/PATH``,
+    ``postgresql://USER@HOST:PORT/DBNAME``); None: ``BGPROC_DB`` if set, else
+    ``bgproc.db`` in the user's data directory. With ``create`` off a missing
+    database (or one without bgproc's tables) is refused rather than made. An
+    unknown URL is refused in one line (``StoreError``)."""
+    url = postgres_url(target)
+    if url is not None:
+        return _open_postgres(url, create=create)
     from .sqlite import SQLiteStore
 
     return SQLiteStore.open(sqlite_path(target), create=create)
+
+
+def postgres_url(target: str | Path | None) -> str | None:
+    """The PostgreSQL URL ``target`` (or ``BGPROC_DB``) is, or None."""
+    if target is None:
+        target = os.environ.get("BGPROC_DB") or None
+    if not isinstance(target, str):
+        return None
+    found = _URL.match(target)
+    return target if found is not None and found.group(1).lower() in _POSTGRES else None
+
+
+def _open_postgres(url: str, *, create: bool) -> Store:
+    try:
+        import psycopg  # noqa: F401 - only to say what is missing
+    except ImportError:
+        raise StoreError(
+            f"a PostgreSQL database (--db / BGPROC_DB) needs the store's `postgres` extra: {POSTGRES_EXTRA}"
+        ) from None
+    from .postgres import PostgresStore
+
+    return PostgresStore.open(url, create=create)
 
 
 def sqlite_path(target: str | Path | None) -> Path | None:
@@ -50,14 +81,12 @@ def sqlite_path(target: str | Path | None) -> Path | None:
     if found is None:
         return Path(target)
     scheme = found.group(1).lower()
-    if scheme in ("postgresql", "postgres"):
-        raise StoreError(
-            f"PostgreSQL stores are not supported yet ({scheme}://... in --db / BGPROC_DB); "
-            f"give a SQLite file path or {_SQLITE_FORM}"
-        )
+    if scheme in _POSTGRES:
+        raise StoreError(f"{scheme}://... in --db / BGPROC_DB is a PostgreSQL database, not a SQLite file")
     if scheme != "sqlite":
         raise StoreError(
-            f"unknown database URL scheme {scheme!r} in --db / BGPROC_DB; give a file path or {_SQLITE_FORM}"
+            f"unknown database URL scheme {scheme!r} in --db / BGPROC_DB; give a file path, "
+            f"{_SQLITE_FORM} or postgresql://USER@HOST:PORT/DBNAME"
         )
     return _sqlite_url_path(target)
 

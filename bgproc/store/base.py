@@ -1,7 +1,7 @@
 """The store interface: every operation bgproc performs on its database, each a
 whole unit of work with its contract written here, once.
 
-An implementation (``sqlite/``; a PostgreSQL store later) keeps its driver to
+An implementation (``sqlite/``, ``postgres/``) keeps its driver to
 itself: it raises the ``BgprocError`` family only (``StoreError``; a condition
 of the database as a ``StoreFault``: ``StoreBusy``, ``StoreFull``,
 ``StoreReadOnly``, ``StoreIOError``, ``StoreCorrupt``), and an operation that
@@ -9,7 +9,8 @@ raises a ``StoreFault`` wrote nothing, so that it can be called again.
 ``tests/test_store_contract.py`` holds every implementation to these words.
 
 Instants go in and come out as aware datetimes (UTC out). "Now" is always an
-argument: no operation reads a clock.
+argument: no operation reads a clock, but the database's own (``clock_offset``, and
+a server's heartbeats: ``beat``).
 """
 
 from __future__ import annotations
@@ -163,6 +164,12 @@ class Store(Protocol):
         """A cheap marker that differs from the last one returned whenever another
         connection has committed a change since (this store's own commits need not
         move it). For watching without wake-ups."""
+        ...
+
+    def clock_offset(self, wall: Callable[[], datetime]) -> float:
+        """How far the database's clock is ahead of ``wall`` (this host's wall clock), in
+        seconds, measured with a round trip; 0.0 for a database without a clock of its
+        own (a file: this host's clock is the one every daemon on it reads)."""
         ...
 
     def listen(self, name: str) -> Notifier | None:
@@ -382,20 +389,22 @@ class Store(Protocol):
     # Daemons
 
     def register_daemon(self, daemon: DaemonRecord) -> None:
-        """Record a daemon starting, live."""
+        """Record a daemon starting, live (its first heartbeat: as ``beat``)."""
         ...
 
     def beat(self, daemon_id: str, now: datetime) -> bool:
-        """Record that a daemon lives (its heartbeat); False, writing nothing, if its
-        row says it stopped (declared dead) or is gone."""
+        """Record that a daemon lives (its heartbeat: ``now``, or the database's own
+        time on a store whose database keeps one); False, writing nothing, if its row
+        says it stopped (declared dead) or is gone."""
         ...
 
     def get_daemon(self, daemon_id: str) -> DaemonRecord | None:
-        """A daemon's row, or None (never recorded, or pruned)."""
+        """A daemon's row, or None (never recorded, or pruned). On a store whose
+        database keeps the time, ``silent_s`` is the seconds since its heartbeat."""
         ...
 
     def live_daemons(self) -> list[DaemonRecord]:
-        """The daemons not recorded stopped, oldest first."""
+        """The daemons not recorded stopped, oldest first (``silent_s`` as ``get_daemon``)."""
         ...
 
     def prune_daemons(self, stopped_before: datetime) -> int:

@@ -132,3 +132,6 @@ class DaemonRecord:
     heartbeat_at: datetime
     stopped_at: datetime | None
     workers: int
+    # Seconds since its last heartbeat by the database's clock, read with the row, on
+    # a store whose database keeps the time (None: the judge's own clock decides).
+    silent_s: float | None = None

@@ -14,6 +14,7 @@ import random
 import sqlite3
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Self
 
@@ -111,6 +112,10 @@ class SQLiteConnection:
     def _notify(self) -> None:
         """Wake the daemons on this database after a change they should see."""
         notifier.notify(self.path)
+
+    def clock_offset(self, wall: Callable[[], datetime]) -> float:
+        """A file has no clock of its own: this host's is the database's."""
+        return 0.0
 
     @operation
     def set_busy_timeout(self, ms: int) -> None:

@@ -1,0 +1,236 @@
+"""A PostgreSQL store's connection: connecting, transactions, queries, wake-ups,
+the watch, the database's clock. The store's concerns (tasks, requests, runs,
+daemons, claiming) are classes over this one.
+
+One connection in autocommit mode: each store operation that writes is one
+explicit transaction (READ COMMITTED), so each statement of a claim pass sees
+what the others committed; a read is a statement of its own. A connection lost
+raises ``StoreIOError`` once, and the next operation connects again.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ...errors import StoreError
+from ..base import DatabaseProblem, Notifier
+from . import notifier
+from .faults import faults_named, first_line, named, operation
+from .schema import migrate
+
+BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10
+
+
+def display_name(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+
+
+class GoneWatch:
+    """``Store.watch`` for a database on a server: it is not a file, so nothing
+    happens to it under the store but being dropped (noticed when connecting again)."""
+
+    def __init__(self, gone: Callable[[], str | None]) -> None:
+        self._gone = gone
+
+    def check(self) -> DatabaseProblem | None:
+        why = self._gone()
+        return None if why is None else DatabaseProblem(why, gone=True)
+
+
+class PostgresConnection:
+    """A bgproc database on a PostgreSQL server, connected. Open with ``open(url)``."""
+
+    def __init__(self, url: str, conn: psycopg.Connection[Any]) -> None:
+        self.url = url
+        self.name = display_name(url)
+        self._conn = conn
+        self._closed = False
+        self._depth = 0  # transactions this store has open (nested ones are part of the outer)
+        self._busy_ms = BUSY_TIMEOUT_MS
+        self._gone: str | None = None
+        self._listeners: list[notifier.Listener] = []
+        # Where a retry's jitter comes from (0 to 1); tests make it steady.
+        self.jitter: Callable[[], float] = random.random
+
+    @property
+    def target(self) -> str:
+        return self.url
+
+    @property
+    def path(self) -> Path | None:
+        return None
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> Self:
+        """Connect and migrate; a database without bgproc's tables is set up only with
+        ``create`` (``register``, ``daemon`` and ``demo``), else refused."""
+        store = cls(url, _connect(url, display_name(url), opening=True))
+        try:
+            with faults_named():
+                migrate(store._conn, store.name, create=create)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        """The connection, connected again if it was lost."""
+        if self._conn.closed:
+            if self._closed:
+                raise StoreError(f"the store on {self.name} is closed")
+            try:
+                self._conn = _connect(self.url, self.name, opening=False)
+            except psycopg.errors.InvalidCatalogName as exc:
+                self._gone = f"the database {self.name} was dropped ({first_line(exc)})"
+                raise named(exc) from exc
+            self._conn.execute(f"SET lock_timeout = {int(self._busy_ms)}")
+        return self._conn
+
+    def close(self) -> None:
+        self._closed = True
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------
+    # Transactions and queries
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction (inside one already: a part of it)."""
+        if self._depth:
+            yield
+            return
+        conn = self.conn
+        self._depth += 1
+        try:
+            with conn.transaction():
+                yield
+        finally:
+            self._depth -= 1
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside ``transaction()``: undo only this block's writes if it raises."""
+        with self.conn.transaction():
+            yield
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.conn.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(sql, _clean(params))
+            return cursor.fetchall()
+
+    def row(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def values(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The first column of each row."""
+        return [row[0] for row in self.conn.execute(sql, _clean(params)).fetchall()]
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns how many rows it changed."""
+        return self.conn.execute(sql, _clean(params)).rowcount
+
+    # ------------------------------------------------------------------
+    # The store itself
+
+    @operation
+    def set_busy_timeout(self, ms: int) -> None:
+        self._busy_ms = int(ms)
+        self.conn.execute(f"SET lock_timeout = {int(ms)}")
+
+    @operation
+    def changes(self) -> Hashable:
+        """The server's transaction snapshot: it moves when any transaction is given an
+        id or ends (on the whole server: false moves are fine)."""
+        self._listeners = [listener for listener in self._listeners if not listener.closed]
+        for listener in self._listeners:
+            listener.revive()
+        return str(self.values("SELECT pg_current_snapshot()::text")[0])
+
+    @operation
+    def clock_offset(self, wall: Callable[[], datetime]) -> float:
+        """How far the server's clock is ahead of ``wall``, in seconds: the server's time
+        against the middle of the round trip that read it."""
+        before = wall()
+        (server,) = self.values("SELECT clock_timestamp()")
+        after = wall()
+        return float((server - (before + (after - before) / 2)).total_seconds())
+
+    def listen(self, name: str) -> Notifier | None:
+        """A connection of its own that LISTENs (see ``notifier``)."""
+        try:
+            listener = notifier.Listener.start(self.url, self.notify_all)
+        except psycopg.Error as exc:
+            raise StoreError(f"no wake-ups from {self.name} ({first_line(exc)})") from None
+        self._listeners.append(listener)
+        return listener
+
+    def watch(self) -> GoneWatch:
+        return GoneWatch(lambda: self._gone)
+
+    def notify_all(self) -> None:
+        """Wake every daemon listening on this database (best effort: never raises)."""
+        try:
+            self.conn.execute(f"NOTIFY {notifier.CHANNEL}")
+        except (psycopg.Error, StoreError):
+            pass
+
+    def _notify(self) -> None:
+        self.notify_all()
+
+
+def _clean(params: Sequence[Any]) -> Sequence[Any]:
+    """PostgreSQL's text holds no NUL character: one in a log or a message is kept as
+    U+FFFD rather than refused."""
+    if not any(isinstance(p, str) and "\x00" in p for p in params):
+        return params
+    return [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
+
+
+def _connect(url: str, name: str, *, opening: bool) -> psycopg.Connection[Any]:
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="bgproc")
+    except psycopg.errors.InvalidCatalogName:
+        if not opening:
+            raise
+        raise StoreError(
+            f"no database {urlsplit(url).path.lstrip('/') or '?'} on the server of {name}; create it "
+            "(`createdb NAME`) or check --db / BGPROC_DB"
+        ) from None
+    except psycopg.Error as exc:
+        if not opening:
+            raise
+        raise StoreError(
+            f"cannot connect to {name} ({first_line(exc)}); check that the server runs, and --db / BGPROC_DB"
+        ) from None
+    try:
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute(f"SET lock_timeout = {BUSY_TIMEOUT_MS}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
