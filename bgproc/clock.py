@@ -52,3 +52,43 @@ class FakeClock(Clock):
         """The wall clock is set (an NTP step, an operator), by ``seconds`` (negative:
         back); monotonic time does not move."""
         self._now += timedelta(seconds=seconds)
+
+
+class DatabaseClock(Clock):
+    """Another clock's wall time read on the database's clock: plus ``offset_s``, how
+    far the database's clock is ahead of it (``Store.clock_offset``: 0.0 for a file).
+    Daemons on several hosts share a database, so due work, run times and leases are
+    on its clock: a host whose clock is off neither fires early nor late. Monotonic
+    time and sleeping are the other clock's."""
+
+    # A new measurement moves the offset only by more than this: a round trip's
+    # jitter must not step the time back and forth.
+    STEADY_S = 0.25
+
+    def __init__(self, base: Clock, offset_s: float = 0.0) -> None:
+        self.base = base
+        self.offset_s = offset_s
+
+    def now(self) -> datetime:
+        return self.base.now() + timedelta(seconds=self.offset_s) if self.offset_s else self.base.now()
+
+    def monotonic(self) -> float:
+        return self.base.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self.base.sleep(seconds)
+
+    def measured(self, offset_s: float) -> None:
+        """Take a new measurement of the offset."""
+        if abs(offset_s - self.offset_s) > self.STEADY_S:
+            self.offset_s = offset_s
+
+
+class SkewedClock(Clock):
+    """For tests: this host's wall clock off by ``skew_s`` seconds (ahead if positive)."""
+
+    def __init__(self, skew_s: float) -> None:
+        self.skew = timedelta(seconds=skew_s)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.skew

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,20 +75,53 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cli(db: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """Run the command line in-process (fast) against this test's database."""
+def pg_db() -> Iterator[str]:
+    """A fresh PostgreSQL database's URL (see ``pgserver``: skipped without a server)."""
+    import pgserver
+
+    with pgserver.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """A database target on each store: a SQLite file's path, a PostgreSQL URL. What
+    ``--db`` takes, and what ``cli_on``, ``run_bgproc`` and ``bgproc_env`` take."""
+    if request.param == "sqlite":
+        yield tmp_path / "data" / "bgproc.db"
+        return
+    import pgserver
+
+    with pgserver.fresh_database() as url:
+        yield url
+
+
+def cli_on(target: Path | str, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """The command line in-process against ``target`` (a path or a URL)."""
     from bgproc.cli import run
 
     def invoke(*args: str) -> Result:
         capsys.readouterr()
-        code = run(["--db", str(db), *args])
+        code = run(["--db", str(target), *args])
         out, err = capsys.readouterr()
         return Result(code, out, err)
 
     return invoke
 
 
-def bgproc_env(db: Path, **extra: str) -> dict[str, str]:
+@pytest.fixture
+def cli(db: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run the command line in-process (fast) against this test's database."""
+    return cli_on(db, capsys)
+
+
+@pytest.fixture
+def store_cli(store_db: Path | str, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """``cli`` on each store (``store_db``)."""
+    return cli_on(store_db, capsys)
+
+
+def bgproc_env(db: Path | str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["BGPROC_DB"] = str(db)
     env.pop("BGPROC_APP_DB", None)
@@ -97,7 +130,7 @@ def bgproc_env(db: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_bgproc(db: Path, *args: str, timeout: float = 60, **env: str) -> Result:
+def run_bgproc(db: Path | str, *args: str, timeout: float = 60, **env: str) -> Result:
     """Run the command line as a real subprocess."""
     proc = subprocess.run(
         [sys.executable, "-m", "bgproc", *args], capture_output=True, text=True,
@@ -130,7 +163,18 @@ def snapshot(db: Path) -> dict[str, list[tuple]]:
         conn.close()
 
 
-def query(db: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
+def is_url(db: Path | str) -> bool:
+    """Whether a database target is a PostgreSQL URL (else a SQLite file)."""
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
+def query(db: Path | str, sql: str, *params: Any) -> list[dict[str, Any]]:
+    """Rows as dicts, from a SQLite file or a PostgreSQL database (``?`` placeholders
+    either way)."""
+    if is_url(db):
+        import pgserver
+
+        return pgserver.query(str(db), sql.replace("?", "%s"), *params)
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     try:

@@ -91,4 +91,4 @@ def query(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
     from psycopg.rows import dict_row
 
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        return list(conn.execute(sql, params).fetchall())
+        return list(conn.execute(sql, params or None).fetchall())

@@ -4,6 +4,7 @@ to let time pass; workers are real processes only where a test needs one."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import signal
@@ -1252,3 +1253,19 @@ def test_on_a_server_without_bgproc_app_db_connection_db_is_the_runs_error(
     (run,) = runs(store, written)
     assert run["status"] == "success"
     assert query(tmp_path / "app.db", "SELECT run_id FROM rows") == [{"run_id": run["id"]}]
+
+
+def test_a_daemon_elsewhere_is_judged_by_the_databases_clock_where_it_keeps_one() -> None:
+    # PostgreSQL's rows say how long each daemon has been silent by the server's clock:
+    # the expiry applies to that, for a daemon and a command alike, however the
+    # heartbeat's own value (another host's wall clock) reads here.
+    from bgproc.daemon.membership import why_dead
+
+    far = DaemonRecord(
+        id="far:1:aaaaaa", host="faraway boot=x pidns=pid:[2]", pid=4242, started_at=T0,
+        heartbeat_at=T0 + timedelta(hours=3), stopped_at=None, workers=1, silent_s=59.0,
+    )
+    judged = {"here": "nowhere", "mono": 0.0, "seen": {}, "own_beats": 0}
+    assert why_dead(far, **judged, expiry_s=60.0) is None  # type: ignore[arg-type]
+    why = why_dead(dataclasses.replace(far, silent_s=61.0), **judged, expiry_s=60.0)  # type: ignore[arg-type]
+    assert why is not None and why.startswith("stopped heartbeating (no heartbeat for 61s by the database's clock")

@@ -61,7 +61,9 @@ def test_test_overrides_are_checked() -> None:
     assert overrides_for_tests("heartbeat_s=0.25, heartbeat_expiry_s=4,host=elsewhere") == (
         {"heartbeat_s": 0.25, "heartbeat_expiry_s": 4.0}, "elsewhere",
     )
-    for bad in ("heartbeat_s=0", "heartbeat_s=x", "workers=3", "host=", "heartbeat_s=1e9"):
+    assert overrides_for_tests("clock_skew_s=-3600") == ({"clock_skew_s": -3600.0}, None)
+    for bad in ("heartbeat_s=0", "heartbeat_s=x", "workers=3", "host=", "heartbeat_s=1e9", "clock_skew_s=nan",
+                "clock_skew_s=1e9"):
         with pytest.raises(ValueError, match="BGPROC_TEST_DAEMON"):
             overrides_for_tests(bad)
 

@@ -47,12 +47,14 @@ def daemon(
     """Run due work, each run in its own subprocess, until stopped (or --once)."""
     import os
 
+    from ..clock import SkewedClock
     from ..daemon import TEST_CONFIG_ENV, Daemon, DaemonConfig, overrides_for_tests
 
     try:
         intervals, hostname = overrides_for_tests(os.environ.get(TEST_CONFIG_ENV, ""))
     except ValueError as exc:
         raise BgprocError(f"{exc}; unset it (it is for bgproc's own tests)") from None
+    skew = intervals.pop("clock_skew_s", 0.0)
     config = DaemonConfig(
         workers=workers or os.cpu_count() or 1,
         once=once,
@@ -64,7 +66,7 @@ def daemon(
         **intervals,  # type: ignore[arg-type]
     )
     with open_store(ctx, create=True) as store:
-        code = Daemon(store, config, hostname=hostname).run()
+        code = Daemon(store, config, clock=SkewedClock(skew) if skew else None, hostname=hostname).run()
     raise typer.Exit(code)
 
 

@@ -30,13 +30,13 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..clock import Clock
+from ..clock import Clock, DatabaseClock
 from ..errors import StoreError, StoreFault
 from ..store import ClaimedRun, Store, Watch
 from ..task import APP_DB_ENV, application_db
 from .active import ActiveRun
 from .dispatcher import Dispatcher
-from .membership import Membership
+from .membership import HEARTBEAT_EXPIRY_S, Membership
 from .outage import Outage, said
 from .pool import Pool
 from .reporter import Reporter
@@ -61,7 +61,7 @@ class DaemonConfig:
     heartbeat_s: float = 5.0
     # Above the store's 30 s busy timeout plus a heartbeat: a daemon whose heartbeat
     # write waited out a locked database is not taken for dead.
-    heartbeat_expiry_s: float = 60.0
+    heartbeat_expiry_s: float = HEARTBEAT_EXPIRY_S
     flush_s: float = 0.25
     poll_s: float = 1.0
     claim_batch: int = 100
@@ -91,14 +91,18 @@ class DaemonConfig:
 
 
 # For tests only, never set in use: "heartbeat_s=0.25,heartbeat_expiry_s=4" shortens a
-# daemon's intervals, "host=NAME" makes it believe it runs on another host (no option
-# exposes either: a user has no reason to change them).
+# daemon's intervals, "host=NAME" makes it believe it runs on another host, and
+# "clock_skew_s=3600" sets its wall clock an hour ahead (no option exposes these: a
+# user has no reason to change them).
 TEST_CONFIG_ENV = "BGPROC_TEST_DAEMON"
 _TEST_INTERVALS = ("heartbeat_s", "heartbeat_expiry_s", "poll_s", "flush_s")
+# How far a test may set a daemon's clock off (either way), in seconds.
+_TEST_SKEW_LIMIT = 10 * 86400
 
 
 def overrides_for_tests(text: str) -> tuple[dict[str, float], str | None]:
-    """The intervals and host name set by ``BGPROC_TEST_DAEMON``; raises ValueError."""
+    """The intervals, clock skew (``clock_skew_s``) and host name set by
+    ``BGPROC_TEST_DAEMON``; raises ValueError."""
     intervals: dict[str, float] = {}
     host = None
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -107,10 +111,11 @@ def overrides_for_tests(text: str) -> tuple[dict[str, float], str | None]:
             host = value
             continue
         try:
-            seconds = float(value) if name in _TEST_INTERVALS else 0.0
+            seconds = float(value) if name in (*_TEST_INTERVALS, "clock_skew_s") else 0.0
         except ValueError:
             seconds = 0.0
-        if not 0 < seconds < 86400:
+        allowed = abs(seconds) < _TEST_SKEW_LIMIT if name == "clock_skew_s" else 0 < seconds < 86400
+        if not allowed or seconds != seconds:
             raise ValueError(f"{TEST_CONFIG_ENV}: cannot use {item!r}")
         intervals[name] = seconds
     return intervals, host
@@ -131,7 +136,8 @@ class Daemon:
     ) -> None:
         self.store = store
         self.config = config
-        self._clock = clock or Clock()
+        # The daemon's time is the database's (see ``DatabaseClock``).
+        self._clock = DatabaseClock(clock or Clock())
         self.reporter = reporter or Reporter(clock=self._clock)
         self.stopping = False
         self.exit_status = 0
@@ -162,13 +168,19 @@ class Daemon:
         self.supervisor = Supervisor(*parts, pool=self.workers, outage=self._outage)
 
     @property
-    def clock(self) -> Clock:
+    def clock(self) -> DatabaseClock:
         return self._clock
 
     @clock.setter
     def clock(self, clock: Clock) -> None:
         """Tests swap a fake clock for a real one to wait for real processes."""
+        if not isinstance(clock, DatabaseClock):
+            clock = DatabaseClock(clock, self._clock.offset_s)
         self._clock = self.membership.clock = self.dispatcher.clock = self.supervisor.clock = clock
+
+    def _measure_clock(self) -> None:
+        """How far the database's clock is ahead of this host's, again."""
+        self._clock.measured(self.store.clock_offset(self._clock.base.now))
 
     @property
     def id(self) -> str:
@@ -204,6 +216,7 @@ class Daemon:
         self.membership.register(daemon_id)
 
     def _start(self) -> None:
+        self._measure_clock()
         now = self.clock.now()
         self._started_at = now
         self.register()
@@ -362,7 +375,9 @@ class Daemon:
         return result.runs
 
     def _beat(self, now: datetime) -> None:
-        """Heartbeat; learn if this daemon was declared dead; reap dead daemons."""
+        """Heartbeat; learn if this daemon was declared dead; reap dead daemons; measure
+        the database's clock again."""
+        self._measure_clock()
         if not self.membership.beat(now):
             self._declared_dead(now)
         self.reap_dead_daemons(now)

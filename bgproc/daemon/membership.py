@@ -5,11 +5,14 @@ daemon dead, and what a daemon does when it finds itself declared dead.
 A daemon of this machine (same host, boot and pid namespace) is dead when its
 process is gone: its pid is checked, and nothing else is trusted (a stopped or
 suspended daemon whose process exists is alive, however old its heartbeat). A
-daemon elsewhere is dead when its heartbeat has not changed over the expiry, on
-the judge's own monotonic clock, while the judge's own heartbeats were written
-(the database took writes): the wall clocks of two hosts are never compared. A
-command looks once, so it judges only daemons of this machine; daemons time
-the others.
+daemon elsewhere is dead when it has not beaten for the expiry: where the
+database keeps the time (PostgreSQL: its rows say how long each has been silent
+by the server's clock, ``silent_s``), by that clock, so a daemon and a command
+that looks once judge alike; elsewhere (a SQLite file) when its heartbeat has
+not changed over the expiry on the judge's own monotonic clock, while the
+judge's own heartbeats were written (the database took writes), so a command
+judges only daemons of this machine there. The wall clocks of two hosts are
+never compared.
 
 The daemons mark what dead daemons left ``running`` ``interrupted`` whenever
 they look (``Store.settle_orphans``); ``settle`` lets the commands that show or
@@ -40,6 +43,9 @@ if TYPE_CHECKING:
     from .loop import DaemonConfig
     from .reporter import Reporter
 
+# Seconds without a heartbeat after which a daemon elsewhere is dead (a daemon's
+# default; see ``DaemonConfig.heartbeat_expiry_s``).
+HEARTBEAT_EXPIRY_S = 60.0
 # Own heartbeats that must be written while another daemon's stays unchanged before
 # it is declared dead: they prove the database took writes meanwhile.
 OWN_BEATS_TO_EXPIRE = 2
@@ -62,6 +68,13 @@ def why_dead(
         if other.pid == os.getpid() or liveness.gone_here(other.host, other.pid, here):
             return "is no longer running"
         return None
+    if other.silent_s is not None:  # the database's clock says
+        if other.silent_s < expiry_s:
+            return None
+        return (
+            f"stopped heartbeating (no heartbeat for {other.silent_s:.0f}s by the database's clock; "
+            f"its last {iso_local(other.heartbeat_at)})"
+        )
     sighting = seen.get(other.id)
     if sighting is None or sighting[0] != other.heartbeat_at:
         seen[other.id] = (other.heartbeat_at, mono, own_beats)
@@ -75,17 +88,23 @@ def why_dead(
     return None
 
 
-def settle(store: Store, now: datetime) -> list[int]:
-    """Mark the runs of this machine's dead daemons interrupted; returns their ids.
-    A database that is busy or read-only is left as it is: the next daemon does it."""
+def settle(store: Store, now: datetime, expiry_s: float = HEARTBEAT_EXPIRY_S) -> list[int]:
+    """Mark the runs of dead daemons interrupted: of this machine's, and where the
+    database keeps the time, of daemons elsewhere silent for ``expiry_s``; returns
+    their ids. A database that is busy or read-only is left as it is: the next
+    daemon does it."""
     here = liveness.place()
     seen: dict[str, Sighting] = {}
 
     def judge(daemon: DaemonRecord) -> str | None:
-        why = why_dead(daemon, here=here, mono=0.0, seen=seen, own_beats=0, expiry_s=math.inf)
+        # Without the database's clock, one look cannot time a heartbeat.
+        expiry = expiry_s if daemon.silent_s is not None else math.inf
+        why = why_dead(daemon, here=here, mono=0.0, seen=seen, own_beats=0, expiry_s=expiry)
+        if why is None or daemon.silent_s is not None:
+            return why
         # When it died is not known: after its last heartbeat, by now. (Not at that
         # heartbeat: a suspended daemon stops beating, its runs do not.)
-        return None if why is None else f"{why} (its last heartbeat {iso_local(daemon.heartbeat_at)})"
+        return f"{why} (its last heartbeat {iso_local(daemon.heartbeat_at)})"
 
     try:
         settled = store.settle_orphans(now, judge)

@@ -24,6 +24,8 @@ class Wakeups:
         self.selector = selectors.DefaultSelector()
         self.received: list[int] = []  # SIGTERM and SIGINT, noted in order
         self._notifier: Notifier | None = None
+        self._notifier_fd = -1  # its descriptor as registered
+        self._notifier_seen: tuple[int, int] = (-1, 0)  # its descriptor and generation then
         self._signal_fds: tuple[int, int] | None = None
         self._old_wakeup = -1
         self._old_handlers: dict[int, Any] = {}
@@ -38,8 +40,23 @@ class Wakeups:
             return False
         if self._notifier is None:
             return False
-        self.selector.register(self._notifier.fileno(), selectors.EVENT_READ, ("wake", None))
+        self._watch_notifier()
         return True
+
+    def _watch_notifier(self) -> None:
+        """The notifier's descriptor on the selector: again if it changed (a server's
+        listening connection made anew after it was lost: its ``generation`` moves,
+        since a new descriptor may have the old one's number)."""
+        if self._notifier is None:
+            return
+        now = (self._notifier.fileno(), getattr(self._notifier, "generation", 0))
+        if now == self._notifier_seen:
+            return
+        if self._notifier_fd >= 0:
+            self.selector.unregister(self._notifier_fd)  # closed already, perhaps: ignored
+        self._notifier_seen = now
+        self._notifier_fd = now[0]
+        self.selector.register(self._notifier_fd, selectors.EVENT_READ, ("wake", None))
 
     def catch_signals(self) -> None:
         """Note SIGTERM and SIGINT; let every signal (SIGCHLD too) wake the selector.
@@ -65,6 +82,7 @@ class Wakeups:
     def wait(self, timeout: float, ready: Callable[[str, ActiveRun], None]) -> None:
         """Wait up to ``timeout`` seconds for anything; a worker's pipe that is ready
         goes to ``ready`` (its kind, its run)."""
+        self._watch_notifier()
         for key, _ in self.selector.select(timeout):
             kind, run = key.data
             if kind == "wake" and self._notifier is not None:
@@ -77,6 +95,9 @@ class Wakeups:
     def close(self) -> None:
         """Stop listening, and give the signals back their handlers."""
         if self._notifier is not None:
+            if self._notifier_fd >= 0:
+                self.selector.unregister(self._notifier_fd)
+                self._notifier_fd = -1
             self._notifier.close()
             self._notifier = None
         if self._signal_fds is None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -17,7 +18,7 @@ from conftest import ROOT, bgproc_env, query, run_bgproc, wait_until
 TASKS_FILE = str(Path(__file__).with_name("tasks.py"))
 
 
-def cli(db: Path, *args: str) -> tuple[int, str, str]:
+def cli(db: Path | str, *args: str) -> tuple[int, str, str]:
     """The command line in this process: the same code as ``bgproc``, without the
     half second of interpreter start-up (for setting up; the daemon is always a
     real subprocess)."""
@@ -29,19 +30,19 @@ def cli(db: Path, *args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def register(db: Path) -> None:
+def register(db: Path | str) -> None:
     code, _, err = cli(db, "register", TASKS_FILE)
     assert code == 0, err
 
 
-def schedule(db: Path, *args: str) -> int:
+def schedule(db: Path | str, *args: str) -> int:
     """``bgproc schedule ...``; returns the request id."""
     code, out, err = cli(db, "schedule", *args)
     assert code == 0, err
     return int(out.strip())
 
 
-def runs(db: Path, request_id: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+def runs(db: Path | str, request_id: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
     sql, values = "SELECT * FROM runs WHERE 1=1", []
     if request_id is not None:
         sql += " AND request_id = ?"
@@ -52,7 +53,7 @@ def runs(db: Path, request_id: int | None = None, status: str | None = None) -> 
     return query(db, sql + " ORDER BY id", *values)
 
 
-def run_of(db: Path, request_id: int, *, status: str | None = None) -> dict[str, Any] | None:
+def run_of(db: Path | str, request_id: int, *, status: str | None = None) -> dict[str, Any] | None:
     """The request's (first) executed run, optionally once it has ``status``."""
     rows = [r for r in runs(db, request_id) if r["status"] not in ("skipped", "missed")]
     if not rows:
@@ -62,14 +63,14 @@ def run_of(db: Path, request_id: int, *, status: str | None = None) -> dict[str,
     return rows[0]
 
 
-def wait_finished(db: Path, request_id: int, timeout: float = 15.0) -> dict[str, Any]:
+def wait_finished(db: Path | str, request_id: int, timeout: float = 15.0) -> dict[str, Any]:
     return wait_until(
         lambda: (r := run_of(db, request_id)) is not None and r["status"] != "running" and r,
         timeout,
     )
 
 
-def monitor_run(db: Path, run_id: int) -> dict[str, Any]:
+def monitor_run(db: Path | str, run_id: int) -> dict[str, Any]:
     result = run_bgproc(db, "monitor", str(run_id), "--json")
     assert result.code == 0, result.err
     return result.json()
@@ -117,9 +118,11 @@ class DaemonProcess:
                 proc.proc.wait()
             proc._log.close()
 
-    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.log_path = db.parent / f"daemon-{os.urandom(3).hex()}.log"
-        db.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, db: Path | str, *args: str, env: dict[str, str] | None = None) -> None:
+        # Beside a database file; for a server's database, in a directory of its own.
+        logs = db.parent if isinstance(db, Path) else Path(tempfile.mkdtemp(prefix="bgproc-test-daemon-"))
+        self.log_path = logs / f"daemon-{os.urandom(3).hex()}.log"
+        logs.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bgproc", "daemon", *args], stdout=self._log,
@@ -165,7 +168,7 @@ class DaemonProcess:
 
 
 @contextmanager
-def daemon(db: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[DaemonProcess]:
+def daemon(db: Path | str, *args: str, env: dict[str, str] | None = None) -> Iterator[DaemonProcess]:
     proc = DaemonProcess(db, *args, env=env)
     try:
         proc.wait_started()

@@ -34,6 +34,7 @@ class Listener:
         self._conn = conn
         self._quiet: tuple[int, int] | None = None  # the pipe that stands in while the connection is lost
         self.closed = False
+        self.generation = 0  # moves whenever the descriptor is a new one (see ``daemon.wakeups``)
 
     @classmethod
     def start(cls, url: str, notify: Callable[[], None]) -> Self:
@@ -69,12 +70,14 @@ class Listener:
             self._conn = _listening(self._url)
         except psycopg.Error:
             return
+        self.generation += 1
         self._notify()
 
     def _lost(self) -> None:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
+        self.generation += 1
         self.revive()
 
     def close(self) -> None:
