@@ -7,6 +7,7 @@ tests replace with a ``FakeClock``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
@@ -69,6 +70,11 @@ class DatabaseClock(Clock):
         self.base = base
         self.offset_s = offset_s
 
+    @classmethod
+    def over(cls, clock: Clock, offset_s: float = 0.0) -> DatabaseClock:
+        """``clock`` read on the database's clock (itself if it is one already)."""
+        return clock if isinstance(clock, DatabaseClock) else cls(clock, offset_s)
+
     def now(self) -> datetime:
         return self.base.now() + timedelta(seconds=self.offset_s) if self.offset_s else self.base.now()
 
@@ -78,8 +84,10 @@ class DatabaseClock(Clock):
     def sleep(self, seconds: float) -> None:
         self.base.sleep(seconds)
 
-    def measured(self, offset_s: float) -> None:
-        """Take a new measurement of the offset."""
+    def measure(self, offset_of: Callable[[Callable[[], datetime]], float]) -> None:
+        """Measure the offset again with ``offset_of`` (``Store.clock_offset``), which
+        reads the other clock's wall time."""
+        offset_s = offset_of(self.base.now)
         if abs(offset_s - self.offset_s) > self.STEADY_S:
             self.offset_s = offset_s
 

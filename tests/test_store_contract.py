@@ -609,6 +609,8 @@ def test_without_psycopg_a_postgresql_url_names_the_extra(monkeypatch: pytest.Mo
     import sys
 
     monkeypatch.setitem(sys.modules, "psycopg", None)  # importing it fails, as when it is not installed
+    for name in [name for name in sys.modules if name.startswith("bgproc.store.postgres")]:
+        monkeypatch.delitem(sys.modules, name)
     with pytest.raises(StoreError) as refused:
         open_store("postgresql://u@h/db")
     assert str(refused.value) == (

@@ -52,7 +52,8 @@ def _root(
             envvar="BGPROC_DB",
             metavar="PATH_OR_URL",
             help="Database: a file path or sqlite:///ABSOLUTE/PATH (default: bgproc.db in the user's data "
-            "directory); refused in a directory others can write, or when another user owns it.",
+            "directory; refused in a directory others can write, or when another user owns it), or "
+            "postgresql://USER@HOST:PORT/DBNAME (the postgres extra).",
         ),
     ] = None,
 ) -> None:

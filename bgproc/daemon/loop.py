@@ -96,8 +96,7 @@ class DaemonConfig:
 # user has no reason to change them).
 TEST_CONFIG_ENV = "BGPROC_TEST_DAEMON"
 _TEST_INTERVALS = ("heartbeat_s", "heartbeat_expiry_s", "poll_s", "flush_s")
-# How far a test may set a daemon's clock off (either way), in seconds.
-_TEST_SKEW_LIMIT = 10 * 86400
+_TEST_SKEW_LIMIT = 10 * 86400  # how far a test may set a daemon's clock off (either way), in seconds
 
 
 def overrides_for_tests(text: str) -> tuple[dict[str, float], str | None]:
@@ -136,8 +135,7 @@ class Daemon:
     ) -> None:
         self.store = store
         self.config = config
-        # The daemon's time is the database's (see ``DatabaseClock``).
-        self._clock = DatabaseClock(clock or Clock())
+        self._clock = DatabaseClock(clock or Clock())  # the daemon's time is the database's
         self.reporter = reporter or Reporter(clock=self._clock)
         self.stopping = False
         self.exit_status = 0
@@ -174,13 +172,8 @@ class Daemon:
     @clock.setter
     def clock(self, clock: Clock) -> None:
         """Tests swap a fake clock for a real one to wait for real processes."""
-        if not isinstance(clock, DatabaseClock):
-            clock = DatabaseClock(clock, self._clock.offset_s)
-        self._clock = self.membership.clock = self.dispatcher.clock = self.supervisor.clock = clock
-
-    def _measure_clock(self) -> None:
-        """How far the database's clock is ahead of this host's, again."""
-        self._clock.measured(self.store.clock_offset(self._clock.base.now))
+        wrapped = DatabaseClock.over(clock, self._clock.offset_s)
+        self._clock = self.membership.clock = self.dispatcher.clock = self.supervisor.clock = wrapped
 
     @property
     def id(self) -> str:
@@ -216,10 +209,9 @@ class Daemon:
         self.membership.register(daemon_id)
 
     def _start(self) -> None:
-        self._measure_clock()
+        self.register()  # first: it measures the database's clock, which ``now`` reads
         now = self.clock.now()
         self._started_at = now
-        self.register()
         # From here, short waits for locks: a task holding the database must not
         # stall the loop (timeouts, signals, other runs' output) for the default 30 s.
         self.store.set_busy_timeout(DAEMON_BUSY_TIMEOUT_MS)
@@ -375,9 +367,7 @@ class Daemon:
         return result.runs
 
     def _beat(self, now: datetime) -> None:
-        """Heartbeat; learn if this daemon was declared dead; reap dead daemons; measure
-        the database's clock again."""
-        self._measure_clock()
+        """Heartbeat; learn if this daemon was declared dead; reap dead daemons."""
         if not self.membership.beat(now):
             self._declared_dead(now)
         self.reap_dead_daemons(now)

@@ -38,7 +38,7 @@ from ..store.decide import iso_local
 from ..store.records import DaemonRecord
 
 if TYPE_CHECKING:
-    from ..clock import Clock
+    from ..clock import DatabaseClock
     from ..store import Store
     from .loop import DaemonConfig
     from .reporter import Reporter
@@ -120,7 +120,7 @@ class Membership:
     """
 
     def __init__(
-        self, store: Store, config: DaemonConfig, clock: Clock, reporter: Reporter, hostname: str
+        self, store: Store, config: DaemonConfig, clock: DatabaseClock, reporter: Reporter, hostname: str
     ) -> None:
         self.store = store
         self.config = config
@@ -143,7 +143,9 @@ class Membership:
         return f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def register(self, daemon_id: str | None = None) -> None:
-        """Record this daemon in the database, under ``daemon_id`` (default its id)."""
+        """Record this daemon in the database, under ``daemon_id`` (default its id),
+        having measured the database's clock (the daemon's time is its)."""
+        self.clock.measure(self.store.clock_offset)
         now = self.clock.now()
         self.store.register_daemon(
             DaemonRecord(
@@ -158,8 +160,10 @@ class Membership:
         return self.config.heartbeat_s - (mono - self.last_beat)
 
     def beat(self, now: datetime) -> bool:
-        """Write a heartbeat; False if this daemon was declared dead (nothing written)."""
+        """Write a heartbeat; False if this daemon was declared dead (nothing written).
+        The database's clock is measured again first (the daemon's time is its)."""
         self.last_beat = self.clock.monotonic()
+        self.clock.measure(self.store.clock_offset)
         alive = self.store.beat(self.id, now)
         if alive:
             self.beats += 1

@@ -58,12 +58,13 @@ def postgres_url(target: str | Path | None) -> str | None:
 
 def _open_postgres(url: str, *, create: bool) -> Store:
     try:
-        import psycopg  # noqa: F401 - only to say what is missing
-    except ImportError:
+        from .postgres import PostgresStore
+    except ImportError as exc:
+        if not (exc.name or "").startswith("psycopg"):
+            raise
         raise StoreError(
             f"a PostgreSQL database (--db / BGPROC_DB) needs the store's `postgres` extra: {POSTGRES_EXTRA}"
         ) from None
-    from .postgres import PostgresStore
 
     return PostgresStore.open(url, create=create)
 
