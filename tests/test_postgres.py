@@ -81,7 +81,7 @@ def test_a_lost_connection_is_an_io_error_and_the_next_operation_connects_again(
         query(pg_db, "SELECT pg_terminate_backend(?) AS done", pid)
         with pytest.raises(StoreIOError, match="the connection to the PostgreSQL server was lost"):
             store.list_tasks()
-        assert [t.name for t in store.list_tasks()][:1] == ["BigProgress"]  # connected again
+        assert "Noop" in [t.name for t in store.list_tasks()]  # connected again
 
 
 def test_the_servers_errors_are_named_as_the_bgproc_family() -> None:

@@ -72,10 +72,19 @@ _EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 class Due(Daemons, Tasks):
     @operation
     def claim_due(
-        self, daemon: str, now: datetime, due_by: datetime, free: int, *, limit: int = 100, registered: bool = True
+        self,
+        daemon: str,
+        now: datetime,
+        due_by: datetime,
+        free: int,
+        *,
+        limit: int = 100,
+        registered: bool = True,
+        host: str | None = None,
     ) -> ClaimResult:
         return claiming.claim_due(
-            self.next_due_at, self._claim_transaction, daemon, now, due_by, free, limit=limit, registered=registered
+            self.next_due_at, self._claim_transaction, daemon, now, due_by, free, limit=limit, registered=registered,
+            host=host,
         )
 
     @contextmanager

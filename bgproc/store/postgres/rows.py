@@ -92,6 +92,7 @@ def run(row: dict[str, Any]) -> RunRecord:
         cancel_requested_at=row["cancel_requested_at"], log_head=row["log_head"],
         log_tail=row["log_tail"], log_dropped=row["log_dropped"] or 0, attempt=row["attempt"],
         retry_of=row["retry_of"], retries=row.get("request_retries") or 0, followed_by=row.get("followed_by"),
+        host=row["host"],
     )
 
 

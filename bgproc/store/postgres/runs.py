@@ -37,6 +37,7 @@ class Runs(PostgresConnection):
         planned_at: datetime | None = None,
         started_at: datetime | None = None,
         daemon_id: str | None = None,
+        host: str | None = None,
         detail: str | None = None,
         missed_count: int | None = None,
         missed_until: datetime | None = None,
@@ -46,13 +47,13 @@ class Runs(PostgresConnection):
         """Record a run row (inside ``transaction()``: claiming's)."""
         (run_id,) = self.values(
             """
-            INSERT INTO runs (request_id, task, status, reason, planned_at, started_at, daemon_id,
+            INSERT INTO runs (request_id, task, status, reason, planned_at, started_at, daemon_id, host,
                 detail, missed_count, missed_until, created_at, attempt, retry_of)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             RETURNING id
             """,
             (
-                request_id, task, status, reason, planned_at, started_at, daemon_id,
+                request_id, task, status, reason, planned_at, started_at, daemon_id, host,
                 detail, missed_count, missed_until, now, attempt, retry_of,
             ),
         )
@@ -214,11 +215,12 @@ class Runs(PostgresConnection):
         status: str | None = None,
         request_id: int | None = None,
         since: datetime | None = None,
+        host: str | None = None,
         limit: int = 50,
         with_log: bool = False,
     ) -> list[RunRecord]:
         filters = {"runs.task = %s": task, "runs.status = %s": status, "runs.request_id = %s": request_id,
-                   "runs.created_at >= %s": since}
+                   "runs.created_at >= %s": since, "runs.host = %s": host}
         where = [clause for clause, value in filters.items() if value is not None]
         values: list[Any] = [value for value in filters.values() if value is not None]
         sql = rows.run_select(with_log)

@@ -92,6 +92,7 @@ MIGRATIONS: list[str] = [
         exit_code integer,
         signal integer,
         daemon_id text,
+        host text,
         pid integer,
         cpu_s double precision,
         max_rss_kb bigint,
@@ -109,6 +110,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX runs_request ON runs (request_id, id);
     CREATE INDEX runs_task ON runs (task, id);
     CREATE INDEX runs_status ON runs (status, id);
+    CREATE INDEX runs_host ON runs (host, id);
     CREATE INDEX runs_running ON runs (daemon_id) WHERE status = 'running';
     CREATE UNIQUE INDEX runs_occurrence ON runs (request_id, (reason = 'manual'), planned_at)
         WHERE {_OCCURRENCE_RUN};
