@@ -70,11 +70,6 @@ class DatabaseClock(Clock):
         self.base = base
         self.offset_s = offset_s
 
-    @classmethod
-    def over(cls, clock: Clock, offset_s: float = 0.0) -> DatabaseClock:
-        """``clock`` read on the database's clock (itself if it is one already)."""
-        return clock if isinstance(clock, DatabaseClock) else cls(clock, offset_s)
-
     def now(self) -> datetime:
         return self.base.now() + timedelta(seconds=self.offset_s) if self.offset_s else self.base.now()
 

@@ -92,3 +92,10 @@ def query(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
 
     with psycopg.connect(url, row_factory=dict_row) as conn:
         return list(conn.execute(sql, params or None).fetchall())
+
+
+def drop_database(url: str) -> None:
+    """Drop a test's database now, ending its connections (as an operator might)."""
+    name = urlsplit(url).path.lstrip("/")
+    with _admin() as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pgserver
 import pytest
-from conftest import Result, query, run_bgproc
+from conftest import Result, query, run_bgproc, wait_until
 from daemon_tasks.helpers import TASKS_FILE, daemon, register, schedule, wait_finished
 
 from bgproc.clock import utcnow
@@ -192,3 +192,45 @@ def test_a_command_that_looks_once_settles_a_daemon_silent_past_the_expiry(pg_db
     assert re.search(r"daemon gone:1:aaaaaa stopped heartbeating \(no heartbeat for 6\ds by the database's clock",
                      run["detail"]), run["detail"]
     assert [r["id"] for r in query(pg_db, "SELECT id FROM daemons WHERE stopped_at IS NULL")] == ["alive:1:aaaaaa"]
+
+
+def test_a_dropped_database_is_gone_for_the_watch(pg_db: str) -> None:
+    register(pg_db)
+    with open_store(pg_db) as store:
+        watch = store.watch()
+        assert watch.check() is None
+        pgserver.drop_database(pg_db)
+        for _ in range(2):  # the connection ended; then none can be made
+            with pytest.raises(StoreIOError):
+                store.list_tasks()
+        problem = watch.check()
+        assert problem is not None and problem.gone and "was dropped" in problem.text
+
+
+def test_a_listener_whose_connection_is_lost_listens_again(pg_db: str) -> None:
+    import select
+
+    register(pg_db)
+    with open_store(pg_db) as store, open_store(pg_db) as other:
+        notifier = store.listen("d1")
+        assert notifier is not None
+        try:
+            before = (notifier.fileno(), notifier.generation)  # type: ignore[attr-defined]
+            query(pg_db, "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity "
+                  "WHERE application_name = 'bgproc listen' AND datname = current_database()")
+
+            def listening_again() -> bool:
+                # Its socket reads the server's last words, then its end: listening again then.
+                select.select([notifier.fileno()], [], [], 1)
+                notifier.drain()
+                return (notifier.fileno(), notifier.generation) != before  # type: ignore[attr-defined]
+
+            wait_until(listening_again, 10)
+            assert select.select([notifier.fileno()], [], [], 5)[0]  # woken once, for what it missed
+            notifier.drain()
+            assert select.select([notifier.fileno()], [], [], 0)[0] == []
+            schedule(pg_db, "Noop", "--now")
+            assert select.select([notifier.fileno()], [], [], 5)[0]
+            assert other.list_requests()
+        finally:
+            notifier.close()

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg.rows import dict_row
 
-from ...errors import StoreError
+from ...errors import StoreError, StoreIOError
 from ..base import DatabaseProblem, Notifier
 from . import notifier
-from .faults import faults_named, first_line, named, operation
+from .faults import fault, faults_named, first_line, operation
 from .schema import migrate
 
 BUSY_TIMEOUT_MS = 30_000
@@ -97,9 +97,12 @@ class PostgresConnection:
                 raise StoreError(f"the store on {self.name} is closed")
             try:
                 self._conn = _connect(self.url, self.name, opening=False)
-            except psycopg.errors.InvalidCatalogName as exc:
-                self._gone = f"the database {self.name} was dropped ({first_line(exc)})"
-                raise named(exc) from exc
+            except psycopg.Error as exc:
+                if not _no_database(exc):
+                    raise
+                # Said by the watch, so that a daemon gives up on it (see ``GoneWatch``).
+                self._gone = f"the database {self.name} was dropped (it does not exist any more)"
+                raise fault(StoreIOError, self._gone) from exc
             self._conn.execute(f"SET lock_timeout = {int(self._busy_ms)}")
         return self._conn
 
@@ -210,19 +213,23 @@ def _clean(params: Sequence[Any]) -> Sequence[Any]:
     return [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
 
 
+def _no_database(exc: psycopg.Error) -> bool:
+    """Whether connecting failed because the database does not exist (libpq gives the
+    server's words, without their SQLSTATE)."""
+    text = str(exc)
+    return isinstance(exc, psycopg.errors.InvalidCatalogName) or ('database "' in text and "does not exist" in text)
+
+
 def _connect(url: str, name: str, *, opening: bool) -> psycopg.Connection[Any]:
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="bgproc")
-    except psycopg.errors.InvalidCatalogName:
-        if not opening:
-            raise
-        raise StoreError(
-            f"no database {urlsplit(url).path.lstrip('/') or '?'} on the server of {name}; create it "
-            "(`createdb NAME`) or check --db / BGPROC_DB"
-        ) from None
     except psycopg.Error as exc:
         if not opening:
             raise
+        if _no_database(exc):
+            raise StoreError(
+                f"{name}: the server has no such database; create it (`createdb NAME`) or check --db / BGPROC_DB"
+            ) from None
         raise StoreError(
             f"cannot connect to {name} ({first_line(exc)}); check that the server runs, and --db / BGPROC_DB"
         ) from None

@@ -16,6 +16,7 @@ it does where there are no wake-ups.
 from __future__ import annotations
 
 import os
+import select
 from collections.abc import Callable
 from typing import Any, Self
 
@@ -56,9 +57,14 @@ class Listener:
             return
         pgconn = self._conn.pgconn
         try:
-            pgconn.consume_input()
-            while pgconn.notifies() is not None:
-                pass
+            # Until nothing more is there: a connection ended by the server reads its
+            # last words first, then its end.
+            for _ in range(3):
+                pgconn.consume_input()
+                while pgconn.notifies() is not None:
+                    pass
+                if not select.select([pgconn.socket], [], [], 0)[0]:
+                    return
         except psycopg.Error:
             self._lost()
 
