@@ -289,7 +289,8 @@ def task_classes(module: ModuleType, *, with_run_only: bool = True) -> list[type
 
 
 def describe(cls: type[BackgroundTask[Any]], search_path: str | None) -> TaskRecord:
-    """A task class as a registry record; its parameter types are checked here."""
+    """A task class as a registry record; its name and parameter types are checked here."""
+    name = task_name(cls)
     ptype = cls.params_type()
     if not (isinstance(ptype, type) and dataclasses.is_dataclass(ptype)):
         raise RegistryError(
@@ -318,7 +319,7 @@ def describe(cls: type[BackgroundTask[Any]], search_path: str | None) -> TaskRec
         raise RegistryError(f"task {cls.__qualname__}: {exc}") from None
     retries, retry_delay_s, recover = _retry_policy(cls)
     return TaskRecord(
-        name=cls.name,
+        name=name,
         import_path=cls.import_path(),
         module=cls.__module__,
         search_path=search_path,
@@ -329,6 +330,36 @@ def describe(cls: type[BackgroundTask[Any]], search_path: str | None) -> TaskRec
         retries=retries,
         retry_delay_s=retry_delay_s,
         recover=recover,
+    )
+
+
+MAX_NAME_LENGTH = 200
+
+
+def task_name(cls: type[BackgroundTask[Any]]) -> str:
+    """A task class's ``name``, checked: it is typed as one command-line word
+    (``bgproc schedule NAME``), so a non-empty string of printable characters
+    without whitespace, not starting with ``-`` (an option), at most 200 long."""
+    name: object = cls.name
+    problem = None
+    if not isinstance(name, str):
+        problem = f"is {type(name).__name__} {name!r}, not a string"
+    elif not name:
+        problem = "is empty"
+    elif any(ch.isspace() for ch in name):
+        problem = f"{name!r} contains whitespace"
+    elif not name.isprintable():
+        problem = f"{name!r} contains a control or invisible character"
+    elif name.startswith("-"):
+        problem = f"{name!r} starts with '-', which the command line reads as an option"
+    elif len(name) > MAX_NAME_LENGTH:
+        problem = f"is {len(name)} characters long, more than {MAX_NAME_LENGTH}"
+    if problem is None:
+        assert isinstance(name, str)
+        return name
+    raise RegistryError(
+        f"task {cls.__qualname__}: its name {problem}; set `name` to one word of printable characters "
+        "(such as name = \"monthly-report\"), or remove it to use the class name"
     )
 
 

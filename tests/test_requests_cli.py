@@ -1181,3 +1181,39 @@ def test_a_locked_database_is_one_line_not_a_traceback(
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("123", ("Numbered", "is int 123, not a string")),
+        ('""', ("Numbered", "is empty")),
+        ('"monthly report"', ("Numbered", "contains whitespace")),
+        ('"tab\\there"', ("Numbered", "contains whitespace")),
+        ('"bell\\x07"', ("Numbered", "control or invisible character")),
+        ('"rtl\\u202eover"', ("Numbered", "control or invisible character")),
+        ('"--help"', ("Numbered", "starts with '-'")),
+        ('"x" * 201', ("Numbered", "more than 200")),
+    ],
+)
+def test_a_task_name_that_is_not_one_printable_word_is_refused_at_register(
+    cli: Cli, db: Path, tmp_path: Path, value: str, words: tuple[str, ...]
+) -> None:
+    ok(cli("register", str(GOOD)))
+    before = snapshot(db)
+    (tmp_path / "named_tasks.py").write_text(
+        "from bgproc import BackgroundTask\n"
+        f"class Numbered(BackgroundTask):\n    name = {value}\n    def run(self, params):\n        pass\n"
+    )
+    line = assert_refused(cli("register", str(tmp_path / "named_tasks.py")), *words, "set `name`")
+    assert "TypeError" not in line
+    assert snapshot(db) == before
+
+
+def test_a_task_name_of_one_printable_word_registers_and_schedules(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "named_ok_tasks.py").write_text(
+        "from bgproc import BackgroundTask\n"
+        "class Named(BackgroundTask):\n    name = 'reports.monthly-v2:é'\n    def run(self, params):\n        pass\n"
+    )
+    ok(cli("register", str(tmp_path / "named_ok_tasks.py")))
+    ok(cli("schedule", "reports.monthly-v2:é"))

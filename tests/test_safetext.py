@@ -180,7 +180,22 @@ def test_follow_json_writes_them_as_json_escapes() -> None:
 # The command line
 
 
-def test_command_line_lines_show_them_escaped(cli) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def older_bgproc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register as a bgproc before names were checked did: such a name can be in a
+    database still, and everything that shows it must show it escaped."""
+    import bgproc.registry
+
+    monkeypatch.setattr(bgproc.registry, "task_name", lambda cls: cls.name)
+
+
+def test_registering_a_spoofing_name_is_refused_in_a_clean_line(cli) -> None:  # type: ignore[no-untyped-def]
+    refused = cli("register", FIXTURE)
+    assert refused.code == 1 and refused.out == "" and refused.err.count("\n") == 1
+    assert _clean(refused.err) and "'Spoof\\u202eexe.txt' contains a control or invisible character" in refused.err
+
+
+def test_command_line_lines_show_them_escaped(cli, older_bgproc) -> None:  # type: ignore[no-untyped-def]
     registered = cli("register", FIXTURE)
     assert registered.code == 0, registered.err
     assert registered.out == "registered spoof_tasks: Spoof\\u202eexe.txt\n"
@@ -215,8 +230,8 @@ def test_command_line_lines_show_them_escaped(cli) -> None:  # type: ignore[no-u
 
 
 @pytest.mark.daemon
-def test_a_run_that_writes_them_is_shown_escaped_end_to_end(db: Path) -> None:
-    assert run_bgproc(db, "register", FIXTURE).code == 0
+def test_a_run_that_writes_them_is_shown_escaped_end_to_end(cli, db: Path, older_bgproc) -> None:  # type: ignore[no-untyped-def]
+    assert cli("register", FIXTURE).code == 0  # in this process, as an older bgproc would
     scheduled = run_bgproc(db, "schedule", TASK)
     assert scheduled.code == 0, scheduled.err
     done = run_bgproc(db, "daemon", "--once", timeout=60)
