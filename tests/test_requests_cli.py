@@ -983,11 +983,17 @@ def test_reading_commands_leave_a_file_that_is_not_a_bgproc_database_alone(
                 conn.execute("PRAGMA user_version = 1")
     before = other.read_bytes()
     commands = [("requests",), ("monitor",), ("tasks",)]
-    if content.endswith("version"):  # not even `register` adopts it
+    if content.startswith("foreign"):  # not even `register` adopts another program's database
         commands.append(("register", str(GOOD)))
     for args in commands:
         assert_refused(cli("--db", str(other), *args), f"{other} is not a bgproc database")
     assert other.read_bytes() == before
+    if content == "foreign":
+        line = assert_refused(cli("--db", str(other), "register", str(GOOD)), "another program's tables: notes")
+        assert "new file" in line
+    if content == "empty":  # an empty file is a new database: register sets it up
+        ok(cli("--db", str(other), "register", str(GOOD)))
+        ok(cli("--db", str(other), "tasks"))
 
 
 def test_reschedule_with_only_a_zone_start_or_finish_keeps_the_timing_kind(cli: Cli) -> None:

@@ -170,9 +170,21 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False,
     )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    version = schema_version(conn)
-    ours = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'").fetchone()
-    if (version == 0 and not create) or (version > 0 and ours is None):
+    # One statement, one snapshot: another process may be creating the schema now.
+    version, ours, others = conn.execute(
+        "SELECT (SELECT user_version FROM pragma_user_version),"
+        " EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'),"
+        " (SELECT group_concat(name, ', ') FROM (SELECT name FROM sqlite_master"
+        "  WHERE name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 4))"
+    ).fetchone()
+    if version == 0 and others:
+        # Another program's database: bgproc sets up only a new or empty file.
+        conn.close()
+        raise StoreError(
+            f"{path} is not a bgproc database (it holds another program's tables: {others}); "
+            "give --db / BGPROC_DB a new file's path"
+        )
+    if (version == 0 and not create) or (version > 0 and not ours):
         # An empty file, or another program's database: not ours to set up.
         conn.close()
         raise StoreError(
