@@ -73,11 +73,18 @@ def daemon(
 @app.command()
 def demo(
     ctx: typer.Context,
-    delay: Annotated[float, typer.Option("--delay", min=0, metavar="SECONDS", help="The sample task's wait.")] = 3.0,
+    delay: Annotated[float, typer.Option("--delay", metavar="SECONDS", help="The sample task's wait.")] = 3.0,
 ) -> None:
     """Register the sample, schedule it, run the daemon once, and show the monitor."""
     from .. import store as stores
-    from .demo import run_demo
+    from .demo import MAX_DELAY_S, run_demo
+
+    if not 0 <= delay <= MAX_DELAY_S:  # NaN too
+        raise typer.BadParameter(
+            f"{delay:g} is not a wait from 0 to {MAX_DELAY_S:g} seconds (the sample task times out at 300 s); "
+            "give one such as --delay 3",
+            param_hint="'--delay'",
+        )
 
     # Without --db or BGPROC_DB the demo keeps to its own file in the current directory.
     target = db_target(ctx) or Path("bgproc-demo.db")

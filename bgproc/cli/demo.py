@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ from .. import registry, requests
 from ..clock import utcnow
 from ..daemon import Daemon, DaemonConfig
 from ..localzone import system_zone_name
-from ..store import Store
+from ..store import RunRecord, Store
 from ..task import APP_DB_ENV, application_db
 from . import render
 
 TITLE = "Activity created by background task"
+# The sample task's timeout is 300 s: its wait plus a minute to start and write fits in it.
+MAX_DELAY_S = 240.0
 
 
 def _sample_target() -> str:
@@ -59,13 +62,17 @@ def run_demo(store: Store, delay_s: float, console: Any) -> int:
     if runs:
         console.print(render.run_detail(store.get_run(runs[0].id), utcnow()))
 
-    rows = _created_activities(store)
-    ok = bool(runs) and runs[0].status == "success" and bool(rows)
+    run = runs[0] if runs else None
+    # Only this run's own row: a failed run created none, whatever earlier demos left.
+    rows = _created_activities(store, run) if run is not None and run.status == "success" else []
+    ok = bool(rows)
     if rows:
         row = rows[0]
         console.print(
             f"[bold]5.[/] the activity row: id {row['id']}, category {row['category']!r}, created {row['created_at']}"
         )
+    else:
+        console.print(f"[bold]5.[/] no activity row: the run {'ended ' + run.status if run else 'did not start'}")
     console.print(
         ("[green]demo succeeded[/]" if ok else "[red]demo failed[/]")
         + f"; explore with: bgproc --db {store.target} monitor"
@@ -73,19 +80,29 @@ def run_demo(store: Store, delay_s: float, console: Any) -> int:
     return 0 if ok else 1
 
 
-def _created_activities(store: Store) -> list[dict[str, Any]]:
-    """The sample's newest activity row, read from the application database
-    (the sample application's own table, not bgproc's)."""
+def _created_activities(store: Store, run: RunRecord) -> list[dict[str, Any]]:
+    """The activity row ``run`` created, read from the application database (the
+    sample application's own table, not bgproc's): the newest with the demo's
+    title created while the run ran, so never one an earlier demo left."""
     import sqlite_utils
 
     app_db = application_db(store.path, os.environ.get(APP_DB_ENV))
-    if app_db is None:
+    if app_db is None or run.started_at is None or run.ended_at is None:
         return []
     app = sqlite_utils.Database(app_db)
     try:
         table = app["activities"]
         if not table.exists():
             return []
-        return list(table.rows_where("title = ?", [TITLE], order_by="created_at desc", limit=1))
+        rows = table.rows_where("title = ?", [TITLE], order_by="created_at desc")
+        return [row for row in rows if _created_within(row, run.started_at, run.ended_at)][:1]
     finally:
         app.close()
+
+
+def _created_within(row: dict[str, Any], start: datetime, end: datetime) -> bool:
+    try:
+        created = datetime.fromisoformat(str(row.get("created_at")))
+    except ValueError:
+        return False
+    return created.tzinfo is not None and start <= created <= end
