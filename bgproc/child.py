@@ -208,8 +208,18 @@ def _run(job: Job, connection: Connection, sink: EventSink, lifeline: Lifeline) 
     except _NotStarted:
         return EXIT_ERROR
     except Cancelled as exc:
+        if not connection.cancelled:
+            # Raised by the task itself, with no stop asked: its own failure, not a stop.
+            traceback.print_exc()
+            print(
+                f"bgproc: run {job.run_id}: the task raised bgproc.Cancelled itself, but nothing asked "
+                "it to stop (no cancel, timeout or shutdown); recorded as an error",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         if lifeline.expired_at is None:  # else the lifeline has said why
-            print(f"bgproc: the daemon stopped run {job.run_id} ({exc})", file=sys.stderr)
+            why = f" ({exc})" if str(exc) else ""
+            print(f"bgproc: the daemon stopped run {job.run_id}{why}", file=sys.stderr)
         return EXIT_CANCELLED
     except SystemExit as exc:
         if exc.code not in (None, 0):

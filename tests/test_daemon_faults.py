@@ -50,6 +50,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory):
     register(db)
     plans = {
         "raise": ["Raise", "-p", "message=kaboom-42"],
+        "raise_cancelled": ["RaiseCancelled"],
         "exit": ["Exit", "-p", "code=3"],
         "exit0": ["Exit", "-p", "code=0"],
         "interleave": ["Interleave"],
@@ -95,6 +96,17 @@ def test_exception_is_error_with_traceback(faults: Faults) -> None:
     assert run["pid"] and run["started_at"] and run["ended_at"]
     assert run["cpu_s"] > 0
     assert run["max_rss_kb"] > 0
+
+
+def test_a_task_raising_cancelled_unasked_is_an_error_that_says_so(faults: Faults) -> None:
+    # Nothing stopped it: not "the daemon stopped run N ()", not a SIGTERM's exit code.
+    run = faults.finished("raise_cancelled")
+    assert run["status"] == "error"
+    assert run["exit_code"] == 1 and run["signal"] is None
+    assert "giving up by myself" in run["log"]
+    assert "the task raised bgproc.Cancelled itself, but nothing asked it to stop" in run["log"]
+    assert "daemon stopped" not in run["log"] and "()" not in run["log"]
+    assert "raise Cancelled" in run["log"]  # the traceback shows where
 
 
 def test_peak_memory_is_the_runs_own(faults: Faults) -> None:

@@ -61,6 +61,14 @@ class Raise(BackgroundTask[RaiseParams]):
         raise RuntimeError(params.message)
 
 
+class RaiseCancelled(BackgroundTask[NoParams]):
+    """Raises bgproc.Cancelled itself, with nothing asking it to stop."""
+
+    def run(self, params: NoParams) -> None:
+        print("giving up by myself")
+        raise Cancelled
+
+
 @dataclass
 class ExitParams:
     code: int = 3
