@@ -1223,3 +1223,27 @@ def test_a_task_name_of_one_printable_word_registers_and_schedules(cli: Cli, tmp
     )
     ok(cli("register", str(tmp_path / "named_ok_tasks.py")))
     ok(cli("schedule", "reports.monthly-v2:é"))
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_db_option_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    from bgproc.cli import run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BGPROC_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))  # the default database: none
+    for command in (["tasks"], ["register", str(GOOD)]):
+        code = run(["--db", value, *command])
+        out, err = capsys.readouterr()
+        line = assert_refused(Result(code, out, err), "'--db'", "is empty" if not value else "is blank", "leave --db out")
+        assert "not a regular file" not in line
+    monkeypatch.setenv("BGPROC_DB", value)
+    code = run(["tasks"])
+    out, err = capsys.readouterr()
+    if value:  # blank: refused, naming the variable
+        assert_refused(Result(code, out, err), "BGPROC_DB", "is blank", "unset BGPROC_DB")
+    else:  # empty: unset, so the default database (none here)
+        assert "not a regular file" not in err and "BGPROC_DB:" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -57,6 +57,16 @@ def _root(
         ),
     ] = None,
 ) -> None:
+    if db is not None and not db.strip():
+        # An empty BGPROC_DB is unset (click passes None); an empty or blank --db is a slip.
+        source = ctx.get_parameter_source("db")
+        from_env = source is not None and source.name == "ENVIRONMENT"
+        raise typer.BadParameter(
+            f"{db!r} is {'blank' if db else 'empty'}; give a database file path or sqlite:///ABSOLUTE/PATH"
+            + (", or unset BGPROC_DB" if from_env else ", or leave --db out")
+            + " for the default (bgproc.db in the user's data directory)",
+            param_hint="BGPROC_DB" if from_env else "'--db'",
+        )
     ctx.obj = State(db)
 
 
