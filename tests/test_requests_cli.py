@@ -779,6 +779,17 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("cancel id beyond SQLite", _fixed("cancel", "99999999999999999999"), ("RUN",)),
     ("--request beyond SQLite", _fixed("monitor", "--request", "99999999999999999999"), ("--request",)),
     ("empty --host", _fixed("monitor", "--host", " "), ("--host is empty", "bgproc monitor RUN")),
+    ("empty --task", _fixed("monitor", "--task", ""), ("--task is empty", "bgproc tasks")),
+    ("run id with --host", _fixed("monitor", "1", "--host", "nothere"),
+     ("`bgproc monitor 1` shows that one run, so --host would be ignored", "drop it, or drop RUN")),
+    ("run id with --follow --task", _fixed("monitor", "1", "--follow", "--task", "Other"),
+     ("so --task would be ignored",)),
+    ("run id with several filters", _fixed("monitor", "1", "--status", "error", "--since", "1h", "--limit", "5"),
+     ("so --status, --since, --limit would be ignored", "drop them")),
+    ("repeated --status", _fixed("monitor", "--status", "error", "--status", "success"),
+     ("--status is given 2 times (--status error --status success); give it once",)),
+    ("repeated --task", _fixed("monitor", "--task", "Greet", "--task", "Other"), ("--task is given 2 times",)),
+    ("repeated --request", _fixed("monitor", "--request", "1", "--request", "2"), ("--request is given 2 times",)),
     ("--since too far back", _fixed("monitor", "--since", "99999999999d"), ("--since",)),
     ("--since not a time", _fixed("monitor", "--since", "yesterday"),
      ("--since 'yesterday' is not a time", "duration back from now")),
@@ -1237,7 +1248,8 @@ def test_an_empty_db_option_is_refused_naming_it(
     for command in (["tasks"], ["register", str(GOOD)]):
         code = run(["--db", value, *command])
         out, err = capsys.readouterr()
-        line = assert_refused(Result(code, out, err), "'--db'", "is empty" if not value else "is blank", "leave --db out")
+        what = "is blank" if value else "is empty"
+        line = assert_refused(Result(code, out, err), "'--db'", what, "leave --db out")
         assert "not a regular file" not in line
     monkeypatch.setenv("BGPROC_DB", value)
     code = run(["tasks"])

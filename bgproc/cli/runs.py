@@ -18,21 +18,22 @@ def monitor_command(
     run: Annotated[
         int | None, typer.Argument(metavar="RUN", min=1, max=MAX_ID, help="Show one execution in full.")
     ] = None,
-    task: Annotated[str | None, typer.Option("--task", metavar="TASK", help="Only runs of this task.")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", metavar="TASK", help="Only runs of this task.")] = None,
     status: Annotated[
-        str | None, typer.Option("--status", metavar="STATUS", help="Only runs with this status.")
+        list[str] | None, typer.Option("--status", metavar="STATUS", help="Only runs with this status.")
     ] = None,
     request: Annotated[
-        int | None, typer.Option("--request", metavar="REQUEST", min=1, max=MAX_ID, help="Only runs of this request.")
+        list[int] | None,
+        typer.Option("--request", metavar="REQUEST", min=1, max=MAX_ID, help="Only runs of this request."),
     ] = None,
     since: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--since", metavar="WHEN", help="Only runs since WHEN: ISO 8601, or a duration back from now (1h, 1h30m)."
         ),
     ] = None,
     host: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option("--host", metavar="HOST", help="Only runs recorded by a daemon on this host (its exact name)."),
     ] = None,
     limit: Annotated[
@@ -47,8 +48,15 @@ def monitor_command(
     from .. import views
     from . import render
 
-    _check_filters(status, host)
-    since_at = _parse_since(since) if since is not None else None
+    given = {"--task": task, "--status": status, "--request": request, "--since": since, "--host": host}
+    _check_once(given)
+    limit_source = ctx.get_parameter_source("limit")
+    if limit_source is not None and limit_source.name != "DEFAULT":
+        given["--limit"] = [limit]
+    _check_run_alone(run, given)
+    task_, status_, request_, since_, host_ = (_single(v) for v in (task, status, request, since, host))
+    _check_filters(task_, status_, host_)
+    since_at = _parse_since(since_) if since_ is not None else None
     with open_store(ctx) as store:
         from ..daemon import membership
 
@@ -56,7 +64,7 @@ def monitor_command(
             store.get_run(run)  # an unknown id is refused before anything is written
         membership.settle(store, utcnow())
         filters: dict[str, Any] = {
-            "task": task, "status": status, "request_id": request, "since": since_at, "host": host, "limit": limit,
+            "task": task_, "status": status_, "request_id": request_, "since": since_at, "host": host_, "limit": limit,
         }
         if follow and as_json:
             from .follow import follow_json
@@ -92,9 +100,36 @@ def monitor_command(
             console.print(render.runs_table(records, utcnow(), width=console.width))
 
 
-def _check_filters(status: str | None, host: str | None) -> None:
+def _check_once(given: dict[str, list[Any] | None]) -> None:
+    """Each filter at most once: a second would silently replace the first."""
+    for option, values in given.items():
+        if values is not None and len(values) > 1:
+            shown = " ".join(f"{option} {v}" for v in values)
+            raise BgprocError(
+                f"{option} is given {len(values)} times ({shown}); give it once: each filter takes one value"
+            )
+
+
+def _check_run_alone(run: int | None, given: dict[str, list[Any] | None]) -> None:
+    """With RUN, monitor shows that run: a filter would be silently ignored."""
+    filters = [option for option, values in given.items() if values]
+    if run is not None and filters:
+        raise BgprocError(
+            f"`bgproc monitor {run}` shows that one run, so {', '.join(filters)} would be ignored; "
+            f"drop {'it' if len(filters) == 1 else 'them'}, or drop RUN to list runs with "
+            f"{'that filter' if len(filters) == 1 else 'those filters'}"
+        )
+
+
+def _single(values: list[Any] | None) -> Any:
+    return values[0] if values else None
+
+
+def _check_filters(task: str | None, status: str | None, host: str | None) -> None:
     from ..store.records import RUN_STATUSES
 
+    if task is not None and not task.strip():
+        raise BgprocError("--task is empty; give a task's name as `bgproc tasks` lists it")
     if status is not None and status not in RUN_STATUSES:
         raise BgprocError(f"--status {status!r} is not a run status; use one of {', '.join(RUN_STATUSES)}")
     if host is not None and not host.strip():
