@@ -390,6 +390,23 @@ def test_params_json_and_params_file_with_pairs_overriding(cli: Cli, db: Path, t
     assert got.inner == g.Inner("x", 2.0)
 
 
+def test_a_params_file_with_a_utf8_byte_order_mark_is_read(
+    cli: Cli, db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok(cli("register", str(GOOD)))
+    g = good_module()
+    file = tmp_path / "bom.json"
+    file.write_bytes(b"\xef\xbb\xbf" + '{"who": "\u00e9", "times": 3}'.encode())
+    rid = schedule_id(cli("schedule", "Greet", "--params-file", str(file)))
+    assert P.decode(g.GreetParams, stored_params(db, rid)) == g.GreetParams("\u00e9", 3)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(file.read_bytes())))
+    rid = schedule_id(cli("schedule", "Greet", "--params-file", "-"))
+    assert P.decode(g.GreetParams, stored_params(db, rid)) == g.GreetParams("\u00e9", 3)
+    # Only one mark, at the start: a second is text, and JSON refuses it.
+    file.write_bytes(b"\xef\xbb\xbf" * 2 + b'{"who": "a"}')
+    assert_refused(cli("schedule", "Greet", "--params-file", str(file)), "invalid JSON at line 1 column 1")
+
+
 def _peak_kb(pid: int) -> int:
     """A live process's own peak memory (VmHWM), 0 once it is gone."""
     try:

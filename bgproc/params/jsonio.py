@@ -24,14 +24,15 @@ NON_FINITE = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.
 def read_limited(source: BinaryIO, name: str) -> str:
     """The text of a parameters file or pipe, read no further than the parameter
     limit: ``/dev/zero`` or a pipe that never ends is refused, not read into memory.
-    Raises ``UnicodeDecodeError`` for text that is not UTF-8."""
+    A leading UTF-8 byte-order mark is dropped. Raises ``UnicodeDecodeError``
+    for text that is not UTF-8."""
     data = source.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         raise ParamsError(
             f"{name} holds more than {MAX_BYTES} bytes, the limit for parameters (1 MiB); "
             "pass a reference (a path, an id) instead of the data itself"
         )
-    return data.decode("utf-8")
+    return data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not part of the text
 
 
 def parse_json(text: str, path: str) -> Any:
