@@ -56,3 +56,27 @@ def test_readme_layout_names_every_module() -> None:
     missing = {m for m in modules - named if not m.endswith("__init__.py")}
     assert not missing, f"README's layout omits {sorted(missing)}"
     assert named <= modules, f"README's layout names modules that are gone: {sorted(named - modules)}"
+
+
+def test_readme_says_a_recurring_first_fire_may_have_passed_within_the_grace() -> None:
+    from datetime import UTC, datetime
+
+    from bgproc.timing import TimingOptions, parse_timing
+    from bgproc.timing.model import AT_GRACE
+
+    text = " ".join(README.split())
+    seconds = int(AT_GRACE.total_seconds())
+    assert f"first fire may be one that passed within the last {seconds} seconds" in text
+    # README's example: rescheduled at 16:31:45, an every-10s request runs its 16:31:39 slot.
+    assert "`reschedule` at 16:31:45 of an every-10s request runs its 16:31:39 slot" in text
+    now = datetime(2026, 5, 4, 16, 31, 45, tzinfo=UTC)
+    timing = parse_timing(TimingOptions(every="10s", start="2026-05-04T16:00:09"), now, "UTC")
+    assert timing.due_from(now) == datetime(2026, 5, 4, 16, 31, 39, tzinfo=UTC)
+
+
+def test_readme_names_every_daemon_duration_option_as_a_duration() -> None:
+    text = " ".join(README.split())
+    for option in ("--grace", "--kill-after", "--startup-timeout"):
+        assert f"[{option} D]" in README, f"README's daemon synopsis takes {option} as a DURATION"
+        assert f"`{option}`" in text
+    assert "`daemon --grace`, `--kill-after` and `--startup-timeout`" in text

@@ -1,6 +1,6 @@
 """One duration grammar and one formatter, for every option that takes a duration:
-``--every``, ``--timeout``, ``--retry-delay``, ``+WHEN``, ``monitor --since`` and
-the task attributes."""
+``--every``, ``--timeout``, ``--retry-delay``, ``+WHEN``, ``monitor --since``,
+``daemon --grace``, ``--kill-after`` and ``--startup-timeout``, and the task attributes."""
 
 from __future__ import annotations
 
@@ -219,3 +219,44 @@ def test_task_attributes_read_the_grammar_and_the_bound(cli: Cli, tmp_path: Path
         sys.path[:] = saved_path
         sys.modules.pop("patient", None)
         sys.modules.pop("endless", None)
+
+
+def test_the_daemons_durations_take_the_grammar_and_bare_seconds(
+    cli: Cli, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bgproc.daemon
+
+    configs: list[object] = []
+
+    class Recorded:
+        def __init__(self, store: object, config: object, **_: object) -> None:
+            configs.append(config)
+
+        def run(self) -> int:
+            return 0
+
+    monkeypatch.setattr(bgproc.daemon, "Daemon", Recorded)
+    assert cli("daemon", "--grace", "2m", "--kill-after", "1m30s", "--startup-timeout", "1.5m").code == 0
+    assert cli("daemon", "--grace", "0", "--kill-after", "2.5", "--startup-timeout", "90").code == 0
+    assert cli("daemon").code == 0
+    got = [(c.grace_s, c.kill_after_s, c.startup_timeout_s) for c in configs]  # type: ignore[attr-defined]
+    assert got == [(120, 90, 90), (0, 2.5, 90), (30, 5, 60)]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--grace", "soon"), "--grace 'soon' is not a duration; write 30s, 5m"),
+        (("--grace", "-5s"), "--grace"),
+        (("--kill-after", "inf"), "--kill-after inf must be a positive, finite duration"),
+        (("--kill-after", "36526d"), "--kill-after '36526d' is longer than 100 years"),
+        (("--startup-timeout", "0.5s"), "--startup-timeout '0.5s' is shorter than 1s; give 1s or more"),
+    ],
+)
+def test_a_bad_daemon_duration_is_refused_in_the_grammars_words(
+    cli: Cli, db: Path, args: tuple[str, ...], words: str
+) -> None:
+    result = cli("daemon", *args)
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith("bgproc: error: ") and result.err.count("\n") == 1 and words in result.err
+    assert not db.exists()

@@ -20,13 +20,17 @@ def daemon(
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Run what is due now, wait for it, exit.")] = False,
     grace: Annotated[
-        float,
-        typer.Option("--grace", min=0, metavar="SECONDS", help="On SIGTERM/SIGINT, how long running runs may finish."),
-    ] = 30.0,
+        str,
+        typer.Option(
+            "--grace", metavar="DURATION", help="On SIGTERM/SIGINT, how long running runs may finish (30s, 2m, 0)."
+        ),
+    ] = "30s",
     kill_after: Annotated[
-        float,
-        typer.Option("--kill-after", min=0, metavar="SECONDS", help="After SIGTERM to a run, how long before SIGKILL."),
-    ] = 5.0,
+        str,
+        typer.Option(
+            "--kill-after", metavar="DURATION", help="After SIGTERM to a run, how long before SIGKILL (5s, 1m, 0)."
+        ),
+    ] = "5s",
     log_limit: Annotated[
         int,
         typer.Option(
@@ -37,12 +41,13 @@ def daemon(
         bool, typer.Option("--spare/--no-spare", help="Keep one worker started ahead, so a run starts in milliseconds.")
     ] = True,
     startup_timeout: Annotated[
-        float,
+        str,
         typer.Option(
-            "--startup-timeout", min=1, metavar="SECONDS",
-            help="How long a worker may take to start its task (imports, loading); the timeout counts from then.",
+            "--startup-timeout", metavar="DURATION",
+            help="How long a worker may take to start its task (imports, loading; 1s or more); "
+            "the timeout counts from then.",
         ),
-    ] = 60.0,
+    ] = "60s",
 ) -> None:
     """Run due work, each run in its own subprocess, until stopped (or --once)."""
     import os
@@ -50,6 +55,9 @@ def daemon(
     from ..clock import SkewedClock
     from ..daemon import TEST_CONFIG_ENV, Daemon, DaemonConfig, overrides_for_tests
 
+    grace_s = _seconds(grace, "--grace")
+    kill_after_s = _seconds(kill_after, "--kill-after")
+    startup_timeout_s = _seconds(startup_timeout, "--startup-timeout", at_least=1)
     try:
         intervals, hostname = overrides_for_tests(os.environ.get(TEST_CONFIG_ENV, ""))
     except ValueError as exc:
@@ -58,16 +66,27 @@ def daemon(
     config = DaemonConfig(
         workers=workers or os.cpu_count() or 1,
         once=once,
-        grace_s=grace,
-        kill_after_s=kill_after,
+        grace_s=grace_s,
+        kill_after_s=kill_after_s,
         log_limit=log_limit,
         spare=spare,
-        startup_timeout_s=startup_timeout,
+        startup_timeout_s=startup_timeout_s,
         **intervals,  # type: ignore[arg-type]
     )
     with open_store(ctx, create=True) as store:
         code = Daemon(store, config, clock=SkewedClock(skew) if skew else None, hostname=hostname).run()
     raise typer.Exit(code)
+
+
+def _seconds(text: str, option: str, *, at_least: float = 0) -> float:
+    """A DURATION option in seconds, read by the one grammar (a bare number is seconds)."""
+    from ..errors import TimingError
+    from ..timing import parse_duration
+
+    seconds = parse_duration(text, option, least="zero" if at_least == 0 else "positive").total_seconds()
+    if seconds < at_least:
+        raise TimingError(f"{option} {text!r} is shorter than {at_least:g}s; give {at_least:g}s or more")
+    return seconds
 
 
 @app.command()
