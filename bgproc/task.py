@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import numbers
 import os
 import threading
 import typing
@@ -184,9 +186,15 @@ class Connection:
         return self._db
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
-        """Report how far the run has come; the monitor shows it as a bar."""
+        """Report how far the run has come; the monitor shows it as a bar.
+
+        ``done`` and ``total`` are finite numbers, zero or more (``total`` may be
+        None: no bar); anything else raises ``TypeError`` or ``ValueError`` here,
+        in the task, rather than being shown as 0 or dropped."""
+        done_f = _progress_number(done, "done")
+        total_f = None if total is None else _progress_number(total, "total")
         if self._on_progress is not None:
-            self._on_progress(done, total, message)
+            self._on_progress(done_f, total_f, message)
 
     @property
     def cancelled(self) -> bool:
@@ -199,6 +207,18 @@ class Connection:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _progress_number(value: object, name: str) -> float:
+    """A progress count as a float: a real number (not a bool), finite, not negative."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"connection.progress: {name} must be a number (an int or a float), not {type(value).__name__} {value!r}"
+        )
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"connection.progress: {name} must be a finite number, zero or more, not {value!r}")
+    return number
 
 
 class ConnectionRequired:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import os
 import signal
 import socket
@@ -1228,6 +1229,32 @@ def test_the_application_database_is_bgproc_app_db_else_the_file_else_none(tmp_p
         connection.db  # noqa: B018 - the access is the test
     assert str(raised.value) == NO_APP_DB and "BGPROC_APP_DB=" in NO_APP_DB
     assert not hasattr(connection, "db")  # absent, as a task can check
+
+
+def test_progress_refuses_what_it_cannot_show_in_the_task() -> None:
+    import logging
+    from decimal import Decimal
+    from fractions import Fraction
+
+    from bgproc.task import Connection
+
+    told: list[tuple[Any, ...]] = []
+    connection = Connection(
+        run_id=1, request_id=1, user="u", app_db_path="", log=logging.getLogger("t"),
+        on_progress=lambda *event: told.append(event),
+    )
+    for done, total in (("a", None), (None, None), (True, 10), (1, "10"), (Decimal(1), None), (1, [2])):
+        with pytest.raises(TypeError, match=r"connection\.progress: (done|total) must be a number"):
+            connection.progress(done, total)  # type: ignore[arg-type]
+    for done, total in ((math.nan, 10), (1, math.nan), (math.inf, None), (1, -math.inf), (-1, 10), (1, -2)):
+        with pytest.raises(ValueError, match=r"connection\.progress: (done|total) must be a finite number"):
+            connection.progress(done, total)
+    assert told == []
+    connection.progress(3, 10, "three")
+    connection.progress(Fraction(1, 2), 0)
+    connection.progress(0)
+    assert told == [(3.0, 10.0, "three"), (0.5, 0.0, None), (0.0, None, None)]
+    assert all(type(n) is float for event in told for n in event[:2] if n is not None)
 
 
 @pytest.mark.daemon
