@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -178,3 +179,67 @@ def test_three_hosts_short_form(machine: None, store: str, tmp_path: Path) -> No
     assert figures["of them interrupted"] == figures["of them for missing heartbeats"] == str(going), report
     assert int(figures["occurrences planned"]) > 150 + 2 * 30, report  # and the every-second slots
     assert float(figures["throughput ratio, 3 daemons / 1"]) > 1, report
+
+
+# In a host: holds a row locked in a transaction, is cut off, then tries the store again.
+CUT_CLIENT = """
+import sys, time
+from bgproc.errors import StoreIOError
+from bgproc.store.postgres.store import PostgresStore
+store = PostgresStore.open(sys.argv[1])
+try:
+    with store.transaction():
+        store.execute("UPDATE probe SET n = n + 1")
+        print("locked", flush=True)
+        sys.stdin.readline()  # the link is cut meanwhile
+        began = time.monotonic()
+        try:
+            store.live_daemons()
+        except StoreIOError as exc:
+            print(f"lost after {time.monotonic() - began:.1f}s: {exc}", flush=True)
+            raise SystemExit(0)
+        print("answered", flush=True)
+except StoreIOError:
+    pass
+"""
+
+
+@pytest.mark.daemon  # starts a PostgreSQL server
+def test_a_store_cut_off_from_its_server_fails_in_bounded_time_and_the_server_frees_its_locks(
+    machine: None,
+) -> None:
+    """A link down drops packets silently: the store's call ends with StoreIOError
+    within its user timeout (not TCP's quarter of an hour), and the server ends the
+    lost client's transaction, so the row it held is another's within seconds."""
+    reason = hostlib.postgres_unavailable()
+    if reason:
+        pytest.skip(f"no throwaway PostgreSQL server here: {reason}")
+    import psycopg
+
+    from bgproc.store.postgres import network
+
+    with hostlib.Hosts(1) as hosts:
+        url = hosts.postgres_url()
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("CREATE TABLE probe (n int); INSERT INTO probe VALUES (0)")
+            client = hosts.popen(0, [sys.executable, "-c", CUT_CLIENT, url], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+            try:
+                assert client.stdout is not None and client.stdin is not None
+                assert client.stdout.readline().strip() == "locked"
+                hosts.cut(0)
+                client.stdin.write("go\n")
+                client.stdin.flush()
+                cut = time.monotonic()
+                admin.execute("SET lock_timeout = '40s'")
+                admin.execute("UPDATE probe SET n = n + 10")  # waits for the lost client's lock
+                freed = time.monotonic() - cut
+                said, _ = client.communicate(timeout=60)
+            finally:
+                client.kill()
+                client.wait()
+            assert said.startswith("lost after "), said
+            lost = float(said.split()[2].rstrip("s:"))
+            assert lost <= network.USER_TIMEOUT_S + network.KEEPALIVE_IDLE_S + 5, said
+            assert freed <= network.IDLE_IN_TRANSACTION_S + 5
+            assert admin.execute("SELECT n FROM probe").fetchone() == (10,)  # the lost transaction undone

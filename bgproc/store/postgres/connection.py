@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 
 from ...errors import StoreError, StoreIOError
 from ..base import DatabaseProblem, Notifier
-from . import notifier
+from . import network, notifier
 from .faults import fault, faults_named, first_line, operation
 from .schema import migrate
 
@@ -222,7 +222,7 @@ def _no_database(exc: psycopg.Error) -> bool:
 
 def _connect(url: str, name: str, *, opening: bool) -> psycopg.Connection[Any]:
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="bgproc")
+        conn = network.connect(url, connect_timeout=CONNECT_TIMEOUT_S, application_name="bgproc")
     except psycopg.Error as exc:
         if not opening:
             raise

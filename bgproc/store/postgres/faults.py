@@ -45,6 +45,7 @@ _CODES: dict[str, type[StoreFault]] = {
     "57P01": StoreIOError,  # admin_shutdown (also: the connection was terminated)
     "57P02": StoreIOError,  # crash_shutdown
     "57P03": StoreIOError,  # cannot_connect_now
+    "25P03": StoreIOError,  # idle_in_transaction_session_timeout: the server ended a stalled session
     "XX001": StoreCorrupt,  # data_corrupted
     "XX002": StoreCorrupt,  # index_corrupted
 }

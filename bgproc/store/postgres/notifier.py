@@ -22,6 +22,8 @@ from typing import Any, Self
 
 import psycopg
 
+from . import network
+
 CHANNEL = "bgproc_wake"
 CONNECT_TIMEOUT_S = 5
 
@@ -98,7 +100,7 @@ class Listener:
 
 
 def _listening(url: str) -> psycopg.Connection[Any]:
-    conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="bgproc listen")
+    conn = network.connect(url, connect_timeout=CONNECT_TIMEOUT_S, application_name="bgproc listen")
     try:
         conn.execute(f"LISTEN {CHANNEL}")
     except BaseException:
