@@ -13,6 +13,19 @@ The baselines, measured in the same run, are the same pass with as many
 due requests as free workers (every one claimed), with small parameters and
 with large ones (a pass must read the parameters of the runs it starts, and
 no others). Ratios near 1 mean a claim costs the same whatever the backlog.
+
+    python benchmarks/bench_claim.py --rate [--due 2000] [--workers 4] [--claimers 1,3]
+        [--postgres postgresql://USER@HOST:PORT/DBNAME]
+
+The claim rate of the two stores, in the same run: ``--due`` one-time requests,
+all due, are claimed by ``--claimers`` daemons at once (each a process of its
+own, as daemons on several hosts are), each pass ``Daemon.claim`` with
+``--workers`` free workers, until nothing is due; runs claimed per second, from
+the moment all start to the last one's end. Each case is a fresh database: a
+SQLite file, and a database made for it on the PostgreSQL server that
+``--postgres`` names (an admin URL: the database is created and dropped there;
+default the development machines' server). The table gives the ratio
+PostgreSQL / SQLite for each number of claimers.
 """
 
 from __future__ import annotations
@@ -25,6 +38,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import claim_rate
 
 from bgproc.clock import FakeClock
 from bgproc.daemon import Daemon, DaemonConfig
@@ -104,13 +119,22 @@ def measure(tmp: Path, name: str, due: int, params_bytes: int, workers: int, rep
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--due", type=int, default=10_000, help="due requests with small parameters")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--due", type=int, default=None,
+                        help="due requests with small parameters (default 10,000; with --rate 2,000)")
     parser.add_argument("--large", type=int, default=150, help="due requests with large parameters")
     parser.add_argument("--large-kb", type=int, default=900, help="size of each large request's parameters")
     parser.add_argument("--workers", type=int, default=4, help="free worker slots: runs claimed per pass")
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--rate", action="store_true", help="the claim rate of SQLite and PostgreSQL (see above)")
+    parser.add_argument("--claimers", default="1,3", help="with --rate: how many daemons claim at once, each case")
+    parser.add_argument("--postgres", default=claim_rate.DEFAULT_ADMIN_URL, help="with --rate: an admin URL")
     args = parser.parse_args()
+    if args.rate:
+        claim_rate.compare(args.due or 2_000, args.workers,
+                           [int(n) for n in args.claimers.split(",")], args.postgres)
+        return
+    args.due = args.due or 10_000
     large = args.large_kb * 1024
     # (due requests, parameter bytes, the baseline it is compared with)
     cases = {
@@ -134,6 +158,7 @@ def main() -> None:
             f"{name:32s} claim {figures['claim'] * 1e3:8.2f} ms = {figures['claim'] / base['claim']:5.2f} x   "
             f"next due {figures['next due'] * 1e3:7.3f} ms = {figures['next due'] / base['next due']:5.2f} x"
         )
+
 
 if __name__ == "__main__":
     main()
