@@ -43,6 +43,7 @@ without it they use the real ones (5 s, 60 s). CI runs a short form
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import random
 import signal
@@ -80,18 +81,10 @@ def is_postgres(target: str) -> bool:
 
 
 def postgres_refusal() -> str | None:
-    """Why bgproc cannot take a PostgreSQL URL yet, or None once it can. Asks bgproc
-    itself, on a port where nothing listens, reading nothing and writing nothing:
-    before the PostgreSQL store it says such URLs are not supported (or, before the
-    storage interface, takes the URL for a file name, in a throwaway directory)."""
-    probe = "postgresql://postgres@127.0.0.1:1/bgproc_probe"
-    with tempfile.TemporaryDirectory() as cwd:
-        done = subprocess.run(
-            [sys.executable, "-m", "bgproc", "--db", probe, "monitor", "--limit", "1"],
-            cwd=cwd, env=env(probe), capture_output=True, text=True, timeout=120,
-        )
-    if "not supported" in done.stderr or "no bgproc database at" in done.stderr:
-        return "bgproc has no PostgreSQL store yet (issue 10): run on a SQLite file (leave out --db) until it lands"
+    """Why bgproc cannot open a PostgreSQL URL here (its ``postgres`` extra is not
+    installed), or None."""
+    if importlib.util.find_spec("psycopg") is None:
+        return "bgproc's PostgreSQL store needs its extra: pip install 'bgproc[postgres]'"
     return None
 
 

@@ -137,17 +137,6 @@ def test_postgres_target_on_loopback_is_refused_in_one_line(machine: None) -> No
     assert done.stderr.count("\n") == 1 and "hosts cannot reach this machine's loopback" in done.stderr
 
 
-def test_postgres_target_is_refused_in_one_line_while_bgproc_has_no_postgres_store(machine: None) -> None:
-    """Skips once the PostgreSQL store lands: the short form then runs on it below."""
-    if hosts_soak.postgres_refusal() is None:
-        pytest.skip("bgproc has a PostgreSQL store: test_three_hosts_short_form[postgres] runs on it")
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "hosts_soak.py"), "--postgres"], capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip() == f"hosts_soak: error: {hosts_soak.postgres_refusal()}"
-
-
 @pytest.mark.daemon
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
 def test_three_hosts_short_form(machine: None, store: str, tmp_path: Path) -> None:
