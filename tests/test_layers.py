@@ -161,6 +161,19 @@ def test_only_the_sqlite_store_names_sqlite() -> None:
         assert not used, f"bgproc/{place} names {sorted(used)}: only {SQLITE_PLACES} may"
 
 
+def test_the_shared_sql_names_no_database_driver() -> None:
+    """``store/sql/`` is written once for every SQL store: what a driver or a database
+    has of its own stays in that store's package, behind the connection and dialect."""
+    drivers = {"sqlite3", "sqlite_utils", "psycopg", "psycopg_pool", "platformdirs"}
+    shared = sorted((PACKAGE / "store" / "sql").rglob("*.py"))
+    assert shared, "no bgproc/store/sql package"
+    for path in shared:
+        used = (_imports(path) | _names(ast.parse(path.read_text()))) & drivers
+        assert not used, f"bgproc/{_place(path)} names {sorted(used)}: keep it in the store's own package"
+        stores = {n for n in _bgproc_imports(path) if n.startswith(("bgproc.store.sqlite", "bgproc.store.postgres"))}
+        assert not stores, f"bgproc/{_place(path)} imports {sorted(stores)}: the stores import it, not back"
+
+
 def test_only_a_store_touches_its_transactions_and_connection() -> None:
     for path in sorted(PACKAGE.rglob("*.py")):
         place = path.relative_to(PACKAGE).as_posix()

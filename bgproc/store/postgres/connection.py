@@ -1,6 +1,8 @@
-"""A PostgreSQL store's connection: connecting, transactions, queries, wake-ups,
-the watch, the database's clock. The store's concerns (tasks, requests, runs,
-daemons, claiming) are classes over this one.
+"""A PostgreSQL store's connection: connecting, transactions, statements (the
+shared SQL's ``?`` placeholders turned into psycopg's), wake-ups, the watch, the
+database's clock, and its dialect (``timestamptz``, ``bool`` and ``jsonb`` as they
+are, heartbeats on the server's clock, rows locked one by one). The store's
+concerns (``bgproc.store.sql``) are classes over this one.
 
 One connection in autocommit mode: each store operation that writes is one
 explicit transaction (READ COMMITTED), so each statement of a claim pass sees
@@ -10,21 +12,24 @@ raises ``StoreIOError`` once, and the next operation connects again.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from ...errors import StoreError, StoreIOError
 from ..base import DatabaseProblem, Notifier
+from ..sql.connection import Dialect, SQLConnection, operation
 from . import network, notifier
-from .faults import fault, faults_named, first_line, operation
+from .faults import fault, faults_named, first_line, named
 from .schema import migrate
 
 BUSY_TIMEOUT_MS = 30_000
@@ -53,8 +58,31 @@ class GoneWatch:
         return None if why is None else DatabaseProblem(why, gone=True)
 
 
-class PostgresConnection:
+class PostgresDialect(Dialect):
+    """Values as psycopg gives them (aware datetimes in the session's UTC, bools,
+    ``jsonb`` as Python values); heartbeats on the server's clock, each daemon row read
+    with the seconds since its heartbeat by that clock (``silent_s``); rows locked
+    one by one."""
+
+    daemon_select = (
+        "SELECT *, EXTRACT(EPOCH FROM clock_timestamp() - heartbeat_at)::float8 AS silent_s FROM daemons"
+    )
+    server_clock = "clock_timestamp()"
+    row_locks = True
+    lock_registrations = "LOCK TABLE tasks IN SHARE ROW EXCLUSIVE MODE"
+
+    def any_of(self, column: str, ids: Sequence[int]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(?)", [list(ids)]
+
+    def json(self, value: Any) -> Jsonb:
+        return Jsonb(value)
+
+
+class PostgresConnection(SQLConnection):
     """A bgproc database on a PostgreSQL server, connected. Open with ``open(url)``."""
+
+    dialect: ClassVar[Dialect] = PostgresDialect()
+    driver_error: ClassVar[type[Exception]] = psycopg.Error
 
     def __init__(self, url: str, conn: psycopg.Connection[Any]) -> None:
         self.url = url
@@ -119,6 +147,13 @@ class PostgresConnection:
     # ------------------------------------------------------------------
     # Transactions and queries
 
+    def named(self, exc: Exception) -> StoreError:
+        assert isinstance(exc, psycopg.Error)
+        return named(exc)
+
+    def write(self) -> AbstractContextManager[None]:
+        return self.transaction()
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One transaction (inside one already: a part of it)."""
@@ -141,20 +176,22 @@ class PostgresConnection:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self.conn.cursor(row_factory=dict_row) as cursor:
-            cursor.execute(sql, _clean(params))
+            cursor.execute(_placeholders(sql), _clean(params))
             return cursor.fetchall()
 
-    def row(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
-        found = self.rows(sql, params)
-        return found[0] if found else None
-
-    def values(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """The first column of each row."""
-        return [row[0] for row in self.conn.execute(sql, _clean(params)).fetchall()]
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(_placeholders(sql), _clean(params)).fetchall()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run a statement; returns how many rows it changed."""
-        return self.conn.execute(sql, _clean(params)).rowcount
+        return self.conn.execute(_placeholders(sql), _clean(params)).rowcount
+
+    def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        (row_id,) = self.values(sql + " RETURNING id", params)
+        return int(row_id)
+
+    def update_ids(self, table: str, sets: str, where: str, params: Sequence[Any], keys: Sequence[Any]) -> list[int]:
+        changed = self.values(f"UPDATE {table} SET {sets} WHERE {where} RETURNING id", [*params, *keys])
+        return sorted(int(v) for v in changed)
 
     # ------------------------------------------------------------------
     # The store itself
@@ -203,6 +240,12 @@ class PostgresConnection:
 
     def _notify(self) -> None:
         self.notify_all()
+
+
+@functools.lru_cache(maxsize=1024)
+def _placeholders(sql: str) -> str:
+    """The shared SQL's ``?`` placeholders as psycopg's ``%s`` (a ``%`` of its own doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
 
 
 def _clean(params: Sequence[Any]) -> Sequence[Any]:

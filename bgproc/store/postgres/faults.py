@@ -13,10 +13,8 @@ with the server's words; the psycopg exception stays attached as its cause.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import ParamSpec, TypeVar
 
 import psycopg
 
@@ -94,20 +92,3 @@ def faults_named() -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         raise named(exc) from exc
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def operation(method: Callable[P, R]) -> Callable[P, R]:
-    """A store operation: whatever psycopg raises in it comes out named."""
-
-    @functools.wraps(method)
-    def named_method(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except psycopg.Error as exc:
-            raise named(exc) from exc
-
-    return named_method

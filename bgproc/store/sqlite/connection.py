@@ -1,6 +1,7 @@
-"""A SQLite store's connection: opening the file safely, transactions, wake-ups,
-the watch on the file. The store's concerns (tasks, requests, runs, daemons,
-claiming) are classes over this one.
+"""A SQLite store's connection: opening the file safely, transactions, statements,
+wake-ups, the watch on the file, and its dialect (instants as fixed-width UTC
+text, flags as 0/1, JSON as text). The store's concerns (``bgproc.store.sql``)
+are classes over this one.
 
 One SQLite file in WAL mode. Each store operation that writes is one
 ``BEGIN IMMEDIATE`` transaction (the write lock taken at once), so writers never
@@ -9,24 +10,26 @@ deadlock on an upgrade and each claim pass sees what the others committed.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Self
+from typing import Any, ClassVar, Self
 
 import sqlite_utils
 
 from ... import filesafety
 from ...errors import StoreError
 from ..base import Notifier
+from ..sql.connection import Dialect, SQLConnection, operation
 from . import notifier
-from .faults import faults_named, operation
+from .faults import faults_named, named
 from .filewatch import FileWatch
-from .schema import migrate, schema_version
+from .schema import dt, migrate, schema_version, ts
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -38,8 +41,34 @@ def default_path() -> Path:
     return Path(user_data_dir("bgproc", appauthor=False)) / "bgproc.db"
 
 
-class SQLiteConnection:
+class SQLiteDialect(Dialect):
+    """Instants as fixed-width UTC text (text order is time order), flags as 0/1,
+    JSON as text; the write lock holds the whole database, so no row is locked."""
+
+    def last_chars(self, expression: str, count: int) -> str:
+        return f"substr({expression}, -{int(count)})"
+
+    def instant(self, value: datetime | None) -> str | None:
+        return ts(value)
+
+    def to_instant(self, value: Any) -> datetime | None:
+        return dt(value)
+
+    def flag(self, value: bool | None) -> int | None:
+        return None if value is None else int(value)
+
+    def json(self, value: Any) -> str:
+        return json.dumps(value)
+
+    def to_json(self, value: Any) -> Any:
+        return json.loads(value)
+
+
+class SQLiteConnection(SQLConnection):
     """A bgproc database file, open. Open with ``open(path)``."""
+
+    dialect: ClassVar[Dialect] = SQLiteDialect()
+    driver_error: ClassVar[type[Exception]] = sqlite3.Error
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
@@ -129,6 +158,31 @@ class SQLiteConnection:
     def changes(self) -> Hashable:
         """``PRAGMA data_version``: moves whenever another connection commits."""
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def named(self, exc: Exception) -> StoreError:
+        assert isinstance(exc, sqlite3.Error)
+        return named(exc)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.conn.execute(sql, params).rowcount
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return int(self.conn.execute(sql, params).lastrowid or 0)
+
+    def update_ids(self, table: str, sets: str, where: str, params: Sequence[Any], keys: Sequence[Any]) -> list[int]:
+        """The ids first, then the update: the write lock (``immediate``) keeps them the same rows."""
+        ids = [int(v) for v in self.values(f"SELECT id FROM {table} WHERE {where} ORDER BY id", keys)]
+        self.execute(f"UPDATE {table} SET {sets} WHERE {where}", [*params, *keys])
+        return ids
+
+    def write(self) -> AbstractContextManager[None]:
+        return self.immediate()
 
     @contextmanager
     def immediate(self) -> Iterator[None]:

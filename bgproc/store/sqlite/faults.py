@@ -13,11 +13,9 @@ its cause, for the traceback.
 
 from __future__ import annotations
 
-import functools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import ParamSpec, TypeVar
 
 from ...errors import (
     StoreBusy,
@@ -78,20 +76,3 @@ def faults_named() -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         raise named(exc) from exc
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def operation(method: Callable[P, R]) -> Callable[P, R]:
-    """A store operation: whatever SQLite raises in it comes out named."""
-
-    @functools.wraps(method)
-    def named_method(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except sqlite3.Error as exc:
-            raise named(exc) from exc
-
-    return named_method

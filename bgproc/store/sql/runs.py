@@ -1,4 +1,4 @@
-"""The SQLite store's runs: recording them, their outcomes and follow-ups, logs,
+"""Runs: recording them, their outcomes and follow-ups, logs,
 progress and cancels, and reading them for the monitor."""
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from ...reruns import FollowUp, RetryPolicy, follow_up
 from ..base import LogWrite
 from ..records import RunRecord
 from . import rows
-from .connection import SQLiteConnection
-from .faults import operation
-from .schema import ts
+from .connection import SQLConnection, operation
 
 _FOLLOW_UP_FACTS = """
     SELECT runs.status, runs.reason, runs.attempt, runs.request_id, q.status AS request_status,
@@ -25,7 +23,7 @@ _FOLLOW_UP_FACTS = """
 """
 
 
-class Runs(SQLiteConnection):
+class Runs(SQLConnection):
     @operation
     def insert_run(
         self,
@@ -45,27 +43,27 @@ class Runs(SQLiteConnection):
         attempt: int = 1,
         retry_of: int | None = None,
     ) -> int:
-        """Record a run row (inside ``immediate()``: claiming's)."""
-        cursor = self.conn.execute(
+        """Record a run row (inside ``write()``: claiming's)."""
+        t = self.dialect.instant
+        run_id = self.insert(
             """
             INSERT INTO runs (request_id, task, status, reason, planned_at, started_at, daemon_id, host,
                 detail, missed_count, missed_until, created_at, attempt, retry_of)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             (
-                request_id, task, status, reason, ts(planned_at), ts(started_at), daemon_id, host,
-                detail, missed_count, ts(missed_until), ts(now), attempt, retry_of,
+                request_id, task, status, reason, t(planned_at), t(started_at), daemon_id, host,
+                detail, missed_count, t(missed_until), t(now), attempt, retry_of,
             ),
         )
-        run_id = int(cursor.lastrowid or 0)
         if status == "running":
-            self.conn.execute("INSERT INTO run_logs (run_id) VALUES (?)", (run_id,))
+            self.execute("INSERT INTO run_logs (run_id) VALUES (?)", (run_id,))
         return run_id
 
     @operation
     def set_run_pid(self, run_id: int, pid: int) -> None:
-        with self.immediate():
-            self.conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))
+        with self.write():
+            self.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))
 
     @operation
     def finish_run(
@@ -81,15 +79,15 @@ class Runs(SQLiteConnection):
         detail: str | None = None,
         log: LogWrite | None = None,
     ) -> bool:
-        with self.immediate():
-            changed = self.conn.execute(
+        with self.write():
+            changed = self.execute(
                 """
                 UPDATE runs SET status = ?, ended_at = ?, exit_code = ?, signal = ?, cpu_s = ?,
                     max_rss_kb = ?, detail = COALESCE(?, detail)
                 WHERE id = ? AND status = 'running'
                 """,
-                (status, ts(ended_at), exit_code, signal, cpu_s, max_rss_kb, detail, run_id),
-            ).rowcount
+                (status, self.dialect.instant(ended_at), exit_code, signal, cpu_s, max_rss_kb, detail, run_id),
+            )
             if changed:
                 self.follow_up(run_id, ended_at)
             if log is not None:
@@ -99,30 +97,30 @@ class Runs(SQLiteConnection):
     @operation
     def follow_up(self, run_id: int, now: datetime) -> FollowUp:
         """Schedule the retry or recovery that a run's recorded outcome calls for, if
-        any, and say so in its detail (inside ``immediate()``, with the outcome)."""
-        found = list(self.db.query(_FOLLOW_UP_FACTS, [run_id]))
-        if not found:
+        any, and say so in its detail (inside ``write()``, with the outcome)."""
+        d = self.dialect
+        row = self.row(_FOLLOW_UP_FACTS, (run_id,))
+        if row is None:
             return FollowUp(reason=None)
-        row = found[0]
         task = RetryPolicy.of(
-            retries=row["task_retries"], retry_delay_s=row["task_retry_delay_s"], recover=rows.flag(row["task_recover"])
+            retries=row["task_retries"], retry_delay_s=row["task_retry_delay_s"], recover=d.to_flag(row["task_recover"])
         )
         decided = follow_up(
             status=row["status"], reason=row["reason"], attempt=row["attempt"], registered=bool(row["registered"]),
             unscheduled=row["request_status"] == "unscheduled", now=now, jitter=self.jitter(),
             policy=RetryPolicy.of(
-                retries=row["retries"], retry_delay_s=row["retry_delay_s"], recover=rows.flag(row["recover"]),
+                retries=row["retries"], retry_delay_s=row["retry_delay_s"], recover=d.to_flag(row["recover"]),
                 task=task,
             ),
         )
         if decided.reason is not None:
-            self.conn.execute(
+            self.execute(
                 "INSERT INTO reruns (request_id, run_id, reason, attempt, due_at, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (row["request_id"], run_id, decided.reason, decided.attempt, ts(decided.due_at), ts(now)),
+                (row["request_id"], run_id, decided.reason, decided.attempt, d.instant(decided.due_at), d.instant(now)),
             )
             # Whoever recorded an interruption said "not re-run", the default; this run is.
-            self.conn.execute("UPDATE runs SET detail = REPLACE(detail, '; not re-run', '') WHERE id = ?", (run_id,))
+            self.execute("UPDATE runs SET detail = replace(detail, '; not re-run', '') WHERE id = ?", (run_id,))
         if decided.note:
             self.add_run_note(run_id, decided.note)
         return decided
@@ -130,7 +128,7 @@ class Runs(SQLiteConnection):
     @operation
     def add_run_note(self, run_id: int, note: str) -> None:
         """Append to a run's detail (what followed it, or why nothing did)."""
-        self.conn.execute("UPDATE runs SET detail = COALESCE(detail || '; ', '') || ? WHERE id = ?", (note, run_id))
+        self.execute("UPDATE runs SET detail = COALESCE(detail || '; ', '') || ? WHERE id = ?", (note, run_id))
 
     @operation
     def latest_run_row(self, request_id: int) -> RunRecord | None:
@@ -141,15 +139,15 @@ class Runs(SQLiteConnection):
     @operation
     def extend_skipped(self, run_id: int, *, count: int, until: datetime, detail: str) -> None:
         """A ``skipped`` row now stands for ``count`` more slots after its own, up to
-        ``until`` (inside ``immediate()``)."""
-        self.conn.execute(
+        ``until`` (inside ``write()``)."""
+        self.execute(
             "UPDATE runs SET missed_count = ?, missed_until = ?, detail = ? WHERE id = ? AND status = 'skipped'",
-            (count, ts(until), detail, run_id),
+            (count, self.dialect.instant(until), detail, run_id),
         )
 
     @operation
     def write_logs(self, writes: list[LogWrite]) -> None:
-        with self.immediate():
+        with self.write():
             for write in writes:
                 self._write(write)
 
@@ -161,7 +159,7 @@ class Runs(SQLiteConnection):
 
     @operation
     def set_progress(self, run_id: int, done: float, total: float | None, message: str | None) -> None:
-        self.conn.execute(
+        self.execute(
             "UPDATE runs SET progress_done = ?, progress_total = ?, progress_message = ? WHERE id = ?",
             (done, total, message, run_id),
         )
@@ -170,25 +168,25 @@ class Runs(SQLiteConnection):
     def write_log(self, run_id: int, *, append_head: str, tail: str | None, dropped: int) -> None:
         """Append to a run's log head and replace its tail (the daemon bounds both)."""
         if tail is None:
-            self.conn.execute(
+            self.execute(
                 "UPDATE run_logs SET head = head || ?, dropped_bytes = ? WHERE run_id = ?",
                 (append_head, dropped, run_id),
             )
         else:
-            self.conn.execute(
+            self.execute(
                 "UPDATE run_logs SET head = head || ?, tail = ?, dropped_bytes = ? WHERE run_id = ?",
                 (append_head, tail, dropped, run_id),
             )
 
     @operation
     def request_cancel(self, run_id: int, now: datetime) -> RunRecord:
-        with self.immediate():
+        with self.write():
             run = self.get_run(run_id)
             if run.status != "running":
                 raise StateError(f"run {run_id} is {run.status}, not running; nothing to cancel")
-            self.conn.execute(
+            self.execute(
                 "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, ?) WHERE id = ?",
-                (ts(now), run_id),
+                (self.dialect.instant(now), run_id),
             )
         self._notify()
         return self.get_run(run_id)
@@ -197,18 +195,16 @@ class Runs(SQLiteConnection):
     def cancel_requested(self, run_ids: list[int]) -> list[int]:
         if not run_ids:
             return []
-        marks = ",".join("?" * len(run_ids))
-        found = self.conn.execute(
-            f"SELECT id FROM runs WHERE id IN ({marks}) AND cancel_requested_at IS NOT NULL", run_ids
-        )
-        return [int(r[0]) for r in found]
+        these, ids = self.dialect.any_of("id", run_ids)
+        found = self.values(f"SELECT id FROM runs WHERE {these} AND cancel_requested_at IS NOT NULL ORDER BY id", ids)
+        return [int(v) for v in found]
 
     @operation
     def get_run(self, run_id: int, *, with_log: bool = True) -> RunRecord:
-        found = list(self.db.query(rows.run_select(with_log) + " WHERE runs.id = ?", [run_id]))
-        if not found:
+        found = self.row(rows.run_select(self.dialect, with_log) + " WHERE runs.id = ?", (run_id,))
+        if found is None:
             raise NotFound(f"no run with id {run_id}; see `bgproc monitor`")
-        return rows.run(found[0])
+        return rows.run(self.dialect, found)
 
     @operation
     def list_runs(
@@ -223,21 +219,21 @@ class Runs(SQLiteConnection):
         with_log: bool = False,
     ) -> list[RunRecord]:
         filters = {"runs.task = ?": task, "runs.status = ?": status, "runs.request_id = ?": request_id,
-                   "runs.created_at >= ?": ts(since), "runs.host = ?": host}
+                   "runs.created_at >= ?": self.dialect.instant(since), "runs.host = ?": host}
         where = [clause for clause, value in filters.items() if value is not None]
         values: list[Any] = [value for value in filters.values() if value is not None]
-        sql = rows.run_select(with_log)
+        sql = rows.run_select(self.dialect, with_log)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY runs.id DESC LIMIT ?"
         values.append(limit)
-        return [rows.run(r) for r in self.db.query(sql, values)]
+        return [rows.run(self.dialect, r) for r in self.rows(sql, values)]
 
     @operation
     def running_runs(self, daemon_id: str | None = None) -> list[RunRecord]:
-        sql = rows.run_select(False) + " WHERE runs.status = 'running'"
+        sql = rows.run_select(self.dialect, False) + " WHERE runs.status = 'running'"
         values: list[Any] = []
         if daemon_id is not None:
             sql += " AND runs.daemon_id = ?"
             values.append(daemon_id)
-        return [rows.run(r) for r in self.db.query(sql + " ORDER BY runs.id", values)]
+        return [rows.run(self.dialect, r) for r in self.rows(sql + " ORDER BY runs.id", values)]

@@ -1,18 +1,15 @@
-"""The PostgreSQL store's process requests. Each change wakes the daemons once committed."""
+"""Process requests. Each change wakes the daemons once committed."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from ...errors import NotFound, StateError
 from ...timing import Timing
 from ..records import RequestRecord
 from . import rows
-from .connection import PostgresConnection
-from .faults import operation
+from .connection import SQLConnection, operation
 
 # A request ({r}) with a retry or recovery waiting, or a run going that one may follow.
 _FOLLOWS_UP = (
@@ -26,7 +23,7 @@ def _unknown(request_id: int) -> NotFound:
     return NotFound(f"no request with id {request_id}; see `bgproc requests --all`")
 
 
-class Requests(PostgresConnection):
+class Requests(SQLConnection):
     @operation
     def insert_request(
         self,
@@ -43,29 +40,30 @@ class Requests(PostgresConnection):
         retry_delay_s: float | None = None,
         recover: bool | None = None,
     ) -> int:
-        with self.transaction():
-            (request_id,) = self.values(
+        d = self.dialect
+        with self.write():
+            request_id = self.insert(
                 """
                 INSERT INTO requests (task, params, timing, timezone, start_at, finish_at, status,
                     next_run_at, timeout_s, allow_overlap, "user", created_at, updated_at,
                     retries, retry_delay_s, recover)
-                VALUES (%s, %s, %s, %s, %s, %s, 'scheduled', %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                RETURNING id
+                VALUES (?, ?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (
-                    task, params, Jsonb(timing.to_dict()), timing.zone, timing.start, timing.finish, next_run_at,
-                    timeout_s, allow_overlap, user, now, now, retries, retry_delay_s, recover,
+                    task, params, d.json(timing.to_dict()), timing.zone, d.instant(timing.start),
+                    d.instant(timing.finish), d.instant(next_run_at), timeout_s, d.flag(allow_overlap), user,
+                    d.instant(now), d.instant(now), retries, retry_delay_s, d.flag(recover),
                 ),
             )
         self._notify()
-        return int(request_id)
+        return request_id
 
     @operation
     def get_request(self, request_id: int) -> RequestRecord:
-        found = self.row(rows.REQUEST_SELECT + " WHERE r.id = %s", (request_id,))
+        found = self.row(rows.REQUEST_SELECT + " WHERE r.id = ?", (request_id,))
         if found is None:
             raise _unknown(request_id)
-        return rows.request(found)
+        return rows.request(self.dialect, found)
 
     @operation
     def list_requests(self, *, include_all: bool = False, limit: int | None = None) -> list[RequestRecord]:
@@ -75,7 +73,7 @@ class Requests(PostgresConnection):
         sql += " ORDER BY r.id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [rows.request(r) for r in self.rows(sql)]
+        return [rows.request(self.dialect, r) for r in self.rows(sql)]
 
     @operation
     def set_request_schedule(
@@ -89,29 +87,33 @@ class Requests(PostgresConnection):
         expect_status: tuple[str, ...] | None = None,
         policy: dict[str, Any] | None = None,
     ) -> None:
-        with self.transaction():
-            row = self.row("SELECT status FROM requests WHERE id = %s FOR NO KEY UPDATE", (request_id,))
-            if row is None:
+        d = self.dialect
+        with self.write():
+            found = self.values(d.locking("SELECT status FROM requests WHERE id = ?"), (request_id,))
+            if not found:
                 raise _unknown(request_id)
-            if expect_status is not None and row["status"] not in expect_status:
-                raise StateError(f"request {request_id} is {row['status']}")
-            sets = "status = %s, next_run_at = %s, updated_at = %s"
+            if expect_status is not None and found[0] not in expect_status:
+                raise StateError(f"request {request_id} is {found[0]}")
+            sets = "status = ?, next_run_at = ?, updated_at = ?"
             if status == "unscheduled":
                 sets += ", manual_at = NULL"  # no future runs: a pending manual one included
-            values: list[Any] = [status, next_run_at, now]
+            values: list[Any] = [status, d.instant(next_run_at), d.instant(now)]
             if timing is not None:
-                sets += ", timing = %s, timezone = %s, start_at = %s, finish_at = %s"
-                values += [Jsonb(timing.to_dict()), timing.zone, timing.start, timing.finish]
-            for name, value in rows.policy_columns(policy).items():
-                sets += f", {name} = %s"
+                sets += ", timing = ?, timezone = ?, start_at = ?, finish_at = ?"
+                values += [d.json(timing.to_dict()), timing.zone, d.instant(timing.start), d.instant(timing.finish)]
+            for name, value in rows.policy_columns(d, policy).items():
+                sets += f", {name} = ?"
                 values.append(value)
-            self.execute(f"UPDATE requests SET {sets} WHERE id = %s", [*values, request_id])
+            self.execute(f"UPDATE requests SET {sets} WHERE id = ?", [*values, request_id])
         self._notify()
 
     @operation
     def unschedule_requests(self, request_ids: list[int], now: datetime) -> None:
-        with self.transaction():
-            self.execute("SELECT 1 FROM requests WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", (request_ids,))
+        d = self.dialect
+        these, ids = d.any_of("id", request_ids)
+        with self.write():
+            if d.row_locks:
+                self.execute(d.locking(f"SELECT 1 FROM requests WHERE {these} ORDER BY id"), ids)
             for request_id in request_ids:
                 self._check_unschedulable(request_id)
             # A retry or recovery waiting, or one that a run going may call for, is a
@@ -119,37 +121,39 @@ class Requests(PostgresConnection):
             self.execute(
                 "UPDATE requests SET status = CASE WHEN status = 'scheduled' OR "
                 f"{_FOLLOWS_UP.format(r='requests')} THEN 'unscheduled' ELSE status END, "
-                "next_run_at = NULL, manual_at = NULL, updated_at = %s WHERE id = ANY(%s)",
-                (now, request_ids),
+                f"next_run_at = NULL, manual_at = NULL, updated_at = ? WHERE {these}",
+                [d.instant(now), *ids],
             )
-            self.execute("DELETE FROM reruns WHERE request_id = ANY(%s)", (request_ids,))
+            self.execute(f"DELETE FROM reruns WHERE {d.any_of('request_id', request_ids)[0]}", ids)
         self._notify()
 
     def _check_unschedulable(self, request_id: int) -> None:
-        row = self.row(
-            f"SELECT r.status, r.manual_at, {_FOLLOWS_UP.format(r='r')} AS follows FROM requests r WHERE r.id = %s",
+        found = self.tuples(
+            f"SELECT r.status, r.manual_at, {_FOLLOWS_UP.format(r='r')} FROM requests r WHERE r.id = ?",
             (request_id,),
         )
-        if row is None:
+        if not found:
             raise _unknown(request_id)
-        if row["status"] != "scheduled" and row["manual_at"] is None and not row["follows"]:
-            raise StateError(f"request {request_id} is {row['status']}, not scheduled; nothing to unschedule")
+        status, manual_at, follows = found[0]
+        if status != "scheduled" and manual_at is None and not follows:
+            raise StateError(f"request {request_id} is {status}, not scheduled; nothing to unschedule")
 
     @operation
     def last_planned_at(self, request_id: int) -> datetime | None:
-        (last,) = self.values(
+        found = self.values(
             "SELECT MAX(COALESCE(missed_until, planned_at)) FROM runs "
-            "WHERE request_id = %s AND COALESCE(reason, '') NOT IN ('manual', 'retry', 'recovery')",
+            "WHERE request_id = ? AND COALESCE(reason, '') NOT IN ('manual', 'retry', 'recovery')",
             (request_id,),
         )
-        return last  # type: ignore[no-any-return]
+        return self.dialect.to_instant(found[0]) if found and found[0] else None
 
     @operation
     def request_manual_run(self, request_id: int, now: datetime) -> RequestRecord:
-        with self.transaction():
+        at = self.dialect.instant(now)
+        with self.write():
             changed = self.execute(
-                "UPDATE requests SET manual_at = COALESCE(manual_at, %s), updated_at = %s WHERE id = %s",
-                (now, now, request_id),
+                "UPDATE requests SET manual_at = COALESCE(manual_at, ?), updated_at = ? WHERE id = ?",
+                (at, at, request_id),
             )
             if not changed:
                 raise _unknown(request_id)
