@@ -172,6 +172,9 @@ class SQLiteConnection(SQLConnection):
     def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, params).fetchall()
 
+    def values(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return [row[0] for row in self.conn.execute(sql, params)]
+
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         return int(self.conn.execute(sql, params).lastrowid or 0)
 
