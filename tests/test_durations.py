@@ -46,7 +46,7 @@ def refusal(call: Callable[[], object]) -> str:
     ("text", "seconds"),
     [
         ("90s", 90), ("90", 90), ("5m", 300), ("1.5h", 5400), ("1h30m", 5400), ("1h 30m", 5400),
-        (" 2H ", 7200), ("2d12h", 216000), (".5m", 30), ("1m30.5s", 90.5), ("0.25", 0.25), ("1e3", 1000),
+        (" 2h ", 7200), ("2d12h", 216000), (".5m", 30), ("1m30.5s", 90.5), ("0.25", 0.25), ("1e3", 1000),
     ],
 )
 def test_a_duration_is_number_unit_parts_or_a_bare_number_of_seconds(text: str, seconds: float) -> None:
@@ -85,6 +85,26 @@ def test_zero_negative_and_infinite_are_refused_in_the_same_words(option: str) -
     )
 
 
+def test_an_upper_case_unit_is_refused_saying_what_to_write() -> None:
+    assert refusal(lambda: parse_duration("5M", "--every")) == (
+        "--every '5M' has an upper-case unit; units are lower-case s, m, h and d, and none is months "
+        "(use --monthly for those): write 5m for minutes"
+    )
+    assert refusal(lambda: parse_duration(" 2H ", "--timeout")) == (
+        "--timeout ' 2H ' has an upper-case unit; units are lower-case s, m, h and d: write 2h"
+    )
+    assert refusal(lambda: parse_duration("1h30M", "--retry-delay")).endswith("write 1h30m for minutes")
+    assert parse_duration("1E3", "--timeout") == timedelta(seconds=1000)  # an exponent, not a unit
+
+
+@pytest.mark.parametrize(("text", "total"), [("5m5m", "10m"), ("1h30m1h", "150m"), ("1s 1s", "2s")])
+def test_a_unit_given_twice_is_refused(text: str, total: str) -> None:
+    unit = text.strip()[-1]
+    assert refusal(lambda: parse_duration(text, "--every")) == (
+        f"--every {text!r} gives the unit {unit} more than once; give each unit once: write {total}"
+    )
+
+
 # ----------------------------------------------------------------------
 # Each use, with its own lower bound
 
@@ -116,12 +136,22 @@ def test_timeout_and_retry_delay_take_parts_and_fractions() -> None:
     assert retry_policy(None, 90, None) == {"retry_delay_s": 90.0}
 
 
+def test_relative_when_refuses_a_zero_duration() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    for text in ("+0s", "+0", "+0m0s"):
+        assert refusal(lambda text=text: parse_when(text, NOW, berlin, "--at")) == (
+            f"--at {text} is a zero duration; write now, or a time after now such as +5m"
+        )
+    assert refusal(lambda: parse_when("+0s", NOW, berlin, "--start")).startswith("--start +0s is a zero duration")
+    assert refusal(lambda: parse_when("+5m5m", NOW, berlin, "--at")).startswith("--at '+5m5m' gives the unit m")
+
+
 def test_relative_when_takes_any_duration() -> None:
     berlin = ZoneInfo("Europe/Berlin")
     assert parse_when("+1h30m", NOW, berlin, "--at") == NOW + timedelta(minutes=90)
     assert parse_when("+90", NOW, berlin, "--at") == NOW + timedelta(seconds=90)
     assert parse_when("+1.5h", NOW, berlin, "--start") == NOW + timedelta(minutes=90)
-    assert parse_when("+0s", NOW, berlin, "--at") == NOW
+    assert parse_when("+0.5s", NOW, berlin, "--at") == NOW + timedelta(seconds=0.5)
     with pytest.raises(TimingError, match=r"--at '\+1h30' is not a relative time; write \+90s"):
         parse_when("+1h30", NOW, berlin, "--at")
     with pytest.raises(TimingError, match=r"--at '\+-5m' is not a relative time"):
@@ -194,6 +224,21 @@ def test_the_command_line_refuses_a_fraction_of_a_second_in_one_line(registered:
         "write 1s or 2s"
     )
     assert registered("requests", "--json").json() == []
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--at", "+0s"], "--at +0s is a zero duration; write now, or a time after now such as +5m"),
+    (["--every", "5M"], "--every '5M' has an upper-case unit; "),
+    (["--every", "5m5m"], "--every '5m5m' gives the unit m more than once; give each unit once: write 10m"),
+    (["--at", "2026-12-24T10:00:00.123456789"], "gives the second to 9 decimal places; "),
+])
+def test_the_command_line_refuses_what_the_grammar_refuses_in_one_line(
+    registered: Cli, args: list[str], said: str
+) -> None:
+    result = registered("schedule", "Greet", "-p", "who=a", *args)
+    assert result.code != 0 and result.out == ""
+    assert said in result.err and result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert registered("requests", "--all", "--json").json() == []
 
 
 def test_task_attributes_read_the_grammar_and_the_bound(cli: Cli, tmp_path: Path) -> None:

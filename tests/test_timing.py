@@ -100,6 +100,27 @@ def test_at_ambiguous_wall_time_is_its_first_occurrence() -> None:
     assert t.start == at("2026-10-25T00:30:00+00:00")  # 02:30 CEST, not CET
 
 
+def test_a_time_of_day_with_an_offset_is_today_at_that_offset() -> None:
+    # NOW is 12:00 UTC, 14:00 at +02:00: 15:30+02:00 is later today, 09:30+02:00 has passed.
+    assert parse(at="15:30+02:00").start == at("2026-05-04T13:30:00+00:00")
+    assert parse(at="09:30+02:00").start == at("2026-05-05T07:30:00+00:00")  # tomorrow, as 09:30 alone
+    assert parse(at="13:00Z", tz="Asia/Tokyo").start == at("2026-05-04T13:00:00+00:00")  # the offset wins
+    # The date is today's at that offset: at -11:00 it is still 2026-05-04 01:00.
+    assert parse_when("23:00-11:00", NOW, BERLIN, "--start") == at("2026-05-05T10:00:00+00:00")
+    assert parse(daily=True, start="9:30:15+02:00").start == at("2026-05-04T07:30:15+00:00")
+    assert "is not a time of day; write 09:30, 09:30:15 or 09:30+02:00" in refused(at="25:00+02:00")
+
+
+@pytest.mark.parametrize("when", ["2026-12-24T10:00:00.123456789", "2026-12-24T10:00:00,1234567+01:00",
+                                  "10:00:00.1234567"])
+def test_more_than_six_digits_of_a_second_are_refused(when: str) -> None:
+    digits = len(when.replace(",", ".").split(".")[1].split("+")[0])
+    assert refused(at=when) == (
+        f"--at {when!r} gives the second to {digits} decimal places; bgproc keeps microseconds: give at most 6"
+    )
+    assert parse(at="2026-12-24T10:00:00.123456").start == at("2026-12-24T09:00:00.123456+00:00")
+
+
 def test_at_within_grace_is_accepted() -> None:
     assert parse(at=(NOW - timedelta(seconds=30)).isoformat()).start == NOW - timedelta(seconds=30)
 
@@ -132,7 +153,7 @@ def test_start_defaults_to_now_and_zone_to_default() -> None:
 
 def test_parse_helpers() -> None:
     assert parse_interval("90s") == timedelta(seconds=90)
-    assert parse_interval(" 2H ") == timedelta(hours=2)
+    assert parse_interval(" 2h ") == timedelta(hours=2)
     assert parse_interval("3d") == timedelta(days=3)
     assert parse_interval(timedelta(minutes=5)) == timedelta(minutes=5)
     assert parse_weekdays("Monday, wed,fri") == (0, 2, 4)

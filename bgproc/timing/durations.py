@@ -1,7 +1,8 @@
 """Durations: one grammar for what users type, one formatter for what bgproc shows.
 
-A duration is one or more ``NUMBER UNIT`` parts, with units s, m, h and d
-(``90s``, ``5m``, ``1.5h``, ``1h30m``), or a bare number of seconds (``90``).
+A duration is one or more ``NUMBER UNIT`` parts, with units s, m, h and d, each
+at most once and in lower case (``90s``, ``5m``, ``1.5h``, ``1h30m``), or a bare
+number of seconds (``90``).
 Numbers are decimals in ASCII digits; an exponent (``1e3``) is read as Python
 reads a float, so what ``--timeout`` always took stays taken. Every use
 (``--every``, ``--timeout``, ``--retry-delay``, ``+WHEN``, ``--since``, task
@@ -108,8 +109,24 @@ def _seconds(value: Any, option: str, noun: str) -> Decimal:
         text = text[1:].lstrip()
     if not _DURATION.fullmatch(text):
         raise DurationSyntaxError(f"{option} {value!r} is not {noun}; {_EXAMPLES}")
+    _check_units(text, value, option)
     seconds = _sum_parts(text.lstrip("+ \t"))
     return -seconds if negative else seconds
+
+
+def _check_units(text: str, value: str, option: str) -> None:
+    """Units are lower-case, each at most once: ``5M`` reads as months to some, and
+    ``5m5m`` is more likely a slip than ten minutes."""
+    units = [unit for _, unit in _PART.findall(text)]
+    if any(unit.isupper() for unit in units):
+        months = (", and none is months (use --monthly for those)", " for minutes") if "M" in units else ("", "")
+        raise TimingError(f"{option} {value!r} has an upper-case unit; units are lower-case s, m, h and d"
+                          f"{months[0]}: write {value.strip().lower()}{months[1]}")
+    repeated = sorted({unit for unit in units if units.count(unit) > 1}, key=units.index)
+    if repeated:
+        total = format_duration(float(_sum_parts(text.lstrip("+ \t"))), "spec")
+        raise TimingError(f"{option} {value!r} gives the unit {repeated[0]} more than once; give each unit "
+                          f"once: write {total}")
 
 
 def _sum_parts(text: str) -> Decimal:

@@ -23,7 +23,10 @@ from .placement import as_utc, gap_end, wall_exists
 from .words import WEEKDAY_NAMES
 
 _DAY = timedelta(days=1)
-_TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?", re.ASCII)
+# A time of day, with or without an offset (09:30, 09:30:15.5, 09:30+02:00, 09:30Z).
+_TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?", re.ASCII)
+# More digits of a second than a microsecond: Python would cut them off silently.
+_PAST_MICROSECONDS = re.compile(r":\d{2}[.,](\d{7,})", re.ASCII)
 # Instants a timing may name: wide enough for any schedule, narrow enough that a
 # fire, its wall time in any zone, and a day either side always exist.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
@@ -176,10 +179,13 @@ def _kind(opts: TimingOptions) -> str:
 
 def _parse_at(value: str | datetime, now: datetime, tz: ZoneInfo) -> datetime:
     at = parse_when(value, now, tz, "--at")
-    if at < now - AT_GRACE and isinstance(value, str) and _TIME_OF_DAY.fullmatch(value.strip()):
+    of_day = _TIME_OF_DAY.fullmatch(value.strip()) if isinstance(value, str) else None
+    if at < now - AT_GRACE and of_day and of_day.group(3):
+        at += _DAY  # a time of day at an offset that has passed today: the same time tomorrow
+    elif at < now - AT_GRACE and of_day:
         # A bare time of day that has passed today means the same time tomorrow.
         wall = at.astimezone(tz).replace(tzinfo=None) + _DAY
-        at = _from_wall(wall, tz, "--at", value)
+        at = _from_wall(wall, tz, "--at", _show(value))
     if at < now - AT_GRACE:
         ago = format_duration(now - at, "rough")
         raise TimingError(f"--at {_show(value)} is in the past ({ago} ago); use --now to run it as soon as possible")
@@ -226,7 +232,8 @@ def parse_interval(value: str | timedelta, option: str = "--every") -> timedelta
 
 def parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str) -> datetime:
     """An instant from ISO 8601 (offset optional; without one, wall time in ``tz``), a
-    time of day (today, in ``tz``), ``now``, or ``+`` and a duration (``+90s``, ``+1h30m``)."""
+    time of day (today, in ``tz`` or at its own offset), ``now``, or ``+`` and a duration
+    above zero (``+90s``, ``+1h30m``); seconds to at most 6 decimal places."""
     try:
         instant = _parse_when(value, now, tz, option)
     except OverflowError:
@@ -244,14 +251,18 @@ def _parse_when(value: str | datetime, now: datetime, tz: ZoneInfo, option: str)
         return now.replace(microsecond=0)
     if text.startswith(("+", "-")):
         return now.replace(microsecond=0) + _relative(text, option)
+    fraction = _PAST_MICROSECONDS.search(text)
+    if fraction:
+        raise TimingError(f"{option} {text!r} gives the second to {len(fraction.group(1))} decimal places; "
+                          "bgproc keeps microseconds: give at most 6")
     if _TIME_OF_DAY.fullmatch(text):
-        # A time of day alone: today (in the zone) at that wall time.
-        today = now.astimezone(tz).date()
+        # A time of day alone: today (in the zone, or at its own offset) at that time.
         try:
-            parsed = datetime.combine(today, time.fromisoformat(text.zfill(len(text) + (text.index(":") == 1))))
+            of_day = time.fromisoformat(text.zfill(len(text) + (text.index(":") == 1)))
         except ValueError:
-            raise TimingError(f"{option} {text!r} is not a time of day; write 09:30 or 09:30:15") from None
-        return _from_wall(parsed, tz, option, text)
+            raise TimingError(f"{option} {text!r} is not a time of day; write 09:30, 09:30:15 or 09:30+02:00") from None
+        today = now.astimezone(of_day.tzinfo or tz).date()
+        return _from_wall(datetime.combine(today, of_day), tz, option, text)
     return _from_wall(_iso(text, option), tz, option, text)
 
 
@@ -260,9 +271,12 @@ def _relative(text: str, option: str) -> timedelta:
     try:
         if text.startswith("-") or text[1:].lstrip().startswith(("+", "-")):
             raise DurationSyntaxError(text)
-        return parse_duration(text, option, least="zero")
+        after = parse_duration(text, option, least="zero")
     except DurationSyntaxError:
         raise TimingError(f"{option} {text!r} is not a relative time; write +90s, +5m, +2h, +1d or +1h30m") from None
+    if not after:
+        raise TimingError(f"{option} {text} is a zero duration; write now, or a time after now such as +5m")
+    return after
 
 
 def _iso(text: str, option: str) -> datetime:
