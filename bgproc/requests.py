@@ -81,7 +81,19 @@ def plan(
     policy = retry_policy(retries, retry_delay, recover)
     first = parsed.due_from(now)
     fires = parsed.fires_from(first, count)
-    return Plan(record, data, parsed, timeout_s, allow_overlap, user or current_user(), fires, **policy)
+    return Plan(record, data, parsed, timeout_s, allow_overlap, _user(user), fires, **policy)
+
+
+def _user(user: str | None) -> str:
+    """The user a request is made for: as given, or the OS user when left out."""
+    if user is None:
+        return current_user()
+    if not isinstance(user, str):
+        raise BgprocError(f"--user {user!r} is not a name; give a string, or leave --user out for the OS user")
+    if not user.strip():
+        shown = "only white space" if user else "empty"
+        raise BgprocError(f"--user is {shown}; give a name, or leave --user out for the OS user")
+    return user
 
 
 def retry_policy(

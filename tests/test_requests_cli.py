@@ -302,6 +302,23 @@ def test_schedule_prints_the_id_and_json_has_the_documented_keys(cli: Cli, db: P
     assert P.decode(good_module().GreetParams, stored_params(db, first)) == good_module().GreetParams("Ann")
 
 
+def test_an_empty_or_blank_user_is_refused_and_nothing_is_written(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    before = snapshot(db)
+    line = assert_refused(cli("schedule", "Greet", "-p", "who=A", "--user", ""))
+    assert line == "bgproc: error: --user is empty; give a name, or leave --user out for the OS user"
+    line = assert_refused(cli("schedule", "Greet", "-p", "who=A", "--user", "   "))
+    assert line == "bgproc: error: --user is only white space; give a name, or leave --user out for the OS user"
+    assert snapshot(db) == before
+    with pytest.raises(BgprocError, match="--user is only white space"):
+        bgproc.start_new("Greet", good_module().GreetParams("x"), db=db, user="\t")
+    with pytest.raises(BgprocError, match="--user 5 is not a name; give a string"):
+        bgproc.start_new("Greet", good_module().GreetParams("x"), db=db, user=5)  # type: ignore[arg-type]
+    assert snapshot(db) == before
+    made = schedule_id(cli("schedule", "Greet", "-p", "who=A", "--user", "ann"))
+    assert request_json(cli, made)["user"] == "ann"
+
+
 def test_requests_lists_only_scheduled_ones_without_all(cli: Cli) -> None:
     ok(cli("register", str(GOOD)))
     assert ok(cli("requests")).out.startswith("no scheduled requests")
