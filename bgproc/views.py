@@ -70,6 +70,8 @@ def request_json(request: RequestRecord) -> dict[str, Any]:
         "last_run_status": request.last_run_status,
         "last_run_at": iso(request.last_run_at, zone),
         "manual_run_at": iso(request.manual_at, zone),
+        "follow_up_reason": request.follow_up_reason,
+        "follow_up_at": iso(request.follow_up_at, zone),
     }
 
 

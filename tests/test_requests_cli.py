@@ -319,6 +319,25 @@ def test_an_empty_or_blank_user_is_refused_and_nothing_is_written(cli: Cli, db: 
     assert request_json(cli, made)["user"] == "ann"
 
 
+def test_requests_lists_a_request_whose_recovery_is_waiting(cli: Cli, db: Path) -> None:
+    ok(cli("register", str(GOOD)))
+    made = schedule_id(cli("schedule", "Greet", "-p", "who=A", "--recover"))
+    done = schedule_id(cli("schedule", "Greet", "-p", "who=B"))
+    now = datetime.now(UTC)
+    with Store.open(db) as store:
+        first, second = (c.run_id for c in store.claim_due("d", now, now, 2, registered=False).runs)
+        store.finish_run(first, status="interrupted", ended_at=now)  # an interrupted --recover run
+        store.finish_run(second, status="interrupted", ended_at=now)
+    shown = requests_json(cli)
+    assert [r["id"] for r in shown] == [made]
+    assert (shown[0]["status"], shown[0]["next_run_at"], shown[0]["follow_up_reason"]) == ("complete", None, "recovery")
+    assert datetime.fromisoformat(shown[0]["follow_up_at"]) == now
+    assert request_json(cli, done)["follow_up_at"] is None
+    table = ok(cli("requests")).out
+    assert "Greet" in table and "complete" in table and "(recovery)" in table
+    assert not ok(cli("requests")).out.startswith("no scheduled requests")
+
+
 def test_requests_lists_only_scheduled_ones_without_all(cli: Cli) -> None:
     ok(cli("register", str(GOOD)))
     assert ok(cli("requests")).out.startswith("no scheduled requests")

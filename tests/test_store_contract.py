@@ -453,6 +453,28 @@ def test_a_failed_run_is_retried_as_a_linked_run(noop: Store) -> None:
     assert "no retries left" in (noop.get_run(retry).detail or "") and noop.next_due_at() is None
 
 
+def test_a_request_with_a_retry_or_recovery_waiting_says_so_and_is_listed(noop: Store) -> None:
+    recovered = request(noop, recover=True)
+    other = request(noop)
+    retried = request(noop, every(3600), retries=2, retry_delay_s=30.0)
+    first, second, third = claim(noop)
+    assert noop.get_request(recovered).follow_up_at is None
+    noop.finish_run(first, status="interrupted", ended_at=T0)
+    noop.finish_run(second, status="interrupted", ended_at=T0)
+    noop.finish_run(third, status="error", ended_at=T0)
+    waiting = noop.get_request(recovered)
+    assert (waiting.status, waiting.next_run_at) == ("complete", None)
+    assert (waiting.follow_up_reason, waiting.follow_up_at) == ("recovery", T0)
+    again = noop.get_request(retried)
+    assert (again.follow_up_reason, again.follow_up_at) == ("retry", T0 + timedelta(seconds=30))
+    assert noop.get_request(other).follow_up_at is None
+    assert [r.id for r in noop.list_requests()] == [recovered, retried]  # the other is complete, nothing waits
+    (recovery,) = claim(noop, T0, free=1)
+    noop.finish_run(recovery, status="success", ended_at=T0)
+    assert noop.get_request(recovered).follow_up_at is None
+    assert [r.id for r in noop.list_requests()] == [retried]
+
+
 def test_a_cancel_is_asked_for_a_running_run_only(noop: Store) -> None:
     run_id = one_run(noop)
     assert noop.cancel_requested([run_id]) == []

@@ -104,7 +104,7 @@ def requests_table(requests: list[RequestRecord], width: int = 160) -> Table:
     for r in requests:
         cells: list[RenderableType] = [
             str(r.id), Text(escape(r.task)), Text(escape(r.timing.describe())), status_text(r.status),
-            zoned_time(r.next_run_at, r.timing.zone, short=compact),
+            next_run_text(r, short=compact),
         ]
         if not compact:
             last = status_text(r.last_run_status)
@@ -113,6 +113,15 @@ def requests_table(requests: list[RequestRecord], width: int = 160) -> Table:
             cells.append(last)
         table.add_row(*cells)
     return table
+
+
+def next_run_text(request: RequestRecord, *, short: bool = False) -> str:
+    """When a request runs next: its next fire, or the retry or recovery waiting
+    if that comes first, said as such."""
+    follow_up = request.follow_up_at
+    if follow_up is not None and (request.next_run_at is None or follow_up <= request.next_run_at):
+        return f"{zoned_time(follow_up, request.timing.zone, short=short)} ({request.follow_up_reason})"
+    return zoned_time(request.next_run_at, request.timing.zone, short=short)
 
 
 def zoned_time(value: datetime | None, zone: str, *, short: bool = False) -> str:

@@ -239,12 +239,13 @@ class Store(Protocol):
         ...
 
     def get_request(self, request_id: int) -> RequestRecord:
-        """One request, with its last run's status and start and its task's retry
-        policy. ``NotFound`` for an unknown id."""
+        """One request, with its last run's status and start, its task's retry
+        policy and the retry or recovery waiting, if any. ``NotFound`` for an unknown id."""
         ...
 
     def list_requests(self, *, include_all: bool = False, limit: int | None = None) -> list[RequestRecord]:
-        """Scheduled requests (with ``include_all``, every request), by id."""
+        """Scheduled requests and those with a retry or recovery waiting (with
+        ``include_all``, every request), by id."""
         ...
 
     def set_request_schedule(

@@ -59,6 +59,9 @@ class RequestRecord:
     retry_delay_s: float | None = None
     recover: bool | None = None
     task_policy: RetryPolicy | None = None
+    # The retry or recovery waiting (the earliest, if several): when it is due, and which.
+    follow_up_at: datetime | None = None
+    follow_up_reason: str | None = None
 
     def policy(self) -> RetryPolicy:
         """The retry policy its runs follow: its own values over its task's."""

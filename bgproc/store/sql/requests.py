@@ -69,7 +69,7 @@ class Requests(SQLConnection):
     def list_requests(self, *, include_all: bool = False, limit: int | None = None) -> list[RequestRecord]:
         sql = rows.REQUEST_SELECT
         if not include_all:
-            sql += " WHERE r.status = 'scheduled'"
+            sql += " WHERE r.status = 'scheduled' OR EXISTS (SELECT 1 FROM reruns x WHERE x.request_id = r.id)"
         sql += " ORDER BY r.id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"

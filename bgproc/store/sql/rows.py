@@ -18,6 +18,8 @@ REQUEST_SELECT = """
             ORDER BY id DESC LIMIT 1) AS last_run_status,
         (SELECT started_at FROM runs WHERE request_id = r.id AND status NOT IN ('skipped', 'missed')
             ORDER BY id DESC LIMIT 1) AS last_run_at,
+        (SELECT due_at FROM reruns WHERE request_id = r.id ORDER BY due_at, id LIMIT 1) AS follow_up_at,
+        (SELECT reason FROM reruns WHERE request_id = r.id ORDER BY due_at, id LIMIT 1) AS follow_up_reason,
         t.retries AS task_retries, t.retry_delay_s AS task_retry_delay_s, t.recover AS task_recover
     FROM requests r LEFT JOIN tasks t ON t.name = r.task
 """
@@ -80,7 +82,8 @@ def request(d: Dialect, row: dict[str, Any]) -> RequestRecord:
         updated_at=updated, last_run_status=row.get("last_run_status"),
         last_run_at=d.to_instant(row.get("last_run_at")), manual_at=d.to_instant(row.get("manual_at")),
         retries=row["retries"], retry_delay_s=row["retry_delay_s"], recover=d.to_flag(row["recover"]),
-        task_policy=task_policy,
+        task_policy=task_policy, follow_up_at=d.to_instant(row.get("follow_up_at")),
+        follow_up_reason=row.get("follow_up_reason"),
     )
 
 
