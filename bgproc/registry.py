@@ -305,18 +305,14 @@ def describe(cls: type[BackgroundTask[Any]], search_path: str | None) -> TaskRec
     except NameError as exc:
         raise RegistryError(f"task {cls.__qualname__}: cannot resolve a field type: {exc}") from None
     try:
-        if isinstance(cls.timeout, bool):
-            raise TypeError("a bool is not a duration")
         timeout = cls.timeout_seconds()
-    except (TypeError, ValueError):
-        raise RegistryError(
-            f"task {cls.__qualname__}: timeout {cls.timeout!r} is not a number of seconds "
-            "or a timedelta"
-        ) from None
-    try:
-        timeout = parse_duration(timeout, "timeout").total_seconds()
     except BgprocError as exc:
         raise RegistryError(f"task {cls.__qualname__}: {exc}") from None
+    if not isinstance(cls.description, str):
+        raise RegistryError(
+            f"task {cls.__qualname__}: description {cls.description!r} is not a string; set it to one line "
+            "of text, or remove it to use the docstring's first line"
+        )
     retries, retry_delay_s, recover = _retry_policy(cls)
     return TaskRecord(
         name=name,

@@ -62,11 +62,11 @@ class BackgroundTask(Generic[P]):
 
     - ``name``: the registered name (default: the class name)
     - ``description``: one line (default: the docstring's first line)
-    - ``timeout``: seconds (or a ``timedelta``) before the core stops a run
-      (default: one hour)
+    - ``timeout``: how long before the core stops a run (default: one hour):
+      a number of seconds, a ``timedelta`` or a DURATION string (``"5m"``, ``"1h30m"``)
     - ``retries``: how many times a run that ends ``error`` or ``timeout`` is
-      retried (default 0); ``retry_delay``: seconds (or a ``timedelta``) before
-      the first retry, doubled at each (default 30 s)
+      retried (default 0); ``retry_delay``: how long before the first retry, as
+      ``timeout``, doubled at each (default 30 s)
     - ``recover``: start a run again, once, when its daemon died or stopped
       while it ran (default False: at most once)
 
@@ -76,9 +76,9 @@ class BackgroundTask(Generic[P]):
 
     name: ClassVar[str] = "BackgroundTask"
     description: ClassVar[str] = ""
-    timeout: ClassVar[float | timedelta | None] = None
+    timeout: ClassVar[float | timedelta | str | None] = None
     retries: ClassVar[int] = 0
-    retry_delay: ClassVar[float | timedelta | None] = None
+    retry_delay: ClassVar[float | timedelta | str | None] = None
     recover: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -109,13 +109,13 @@ class BackgroundTask(Generic[P]):
 
     @classmethod
     def timeout_seconds(cls) -> float:
-        """The task's timeout in seconds (the default when it sets none)."""
-        value = cls.timeout
-        if value is None:
+        """The task's timeout in seconds (the default when it sets none); a
+        ``TimingError`` for one that is not a positive duration of at most 100 years."""
+        if cls.timeout is None:
             return DEFAULT_TIMEOUT_S
-        if isinstance(value, timedelta):
-            return value.total_seconds()
-        return float(value)
+        from .timing import parse_duration  # here, not at import: the worker does without it
+
+        return parse_duration(cls.timeout, "timeout").total_seconds()
 
     @classmethod
     def import_path(cls) -> str:

@@ -736,7 +736,7 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("syntax error", _syntax_error, ("cannot import", "SyntaxError", "syntax_broken.py:1")),
     ("raises at import", _raises_at_import, ("cannot import", "RuntimeError: no config found at all")),
     ("no tasks", _no_tasks, ("module empty_tasks defines no BackgroundTask subclasses",)),
-    ("bad timeout", _bad_timeout, ("task Slow: timeout 'five minutes' is not a number",)),
+    ("bad timeout", _bad_timeout, ("task Slow: timeout 'five minutes' is not a duration; write 30s, 5m",)),
     ("bad default", _bad_default, ("task Defaulted: params.seen: cannot serialize frozenset (the field's default)",)),
     ("ambiguous union", _ambiguous_union, ("task Ambiguous: params.items: list[int] and tuple[int, ...]",)),
     ("unresolvable annotation", _unresolvable_annotation, ("task Unresolved:", "name 'Moment' is not defined")),

@@ -153,6 +153,23 @@ def refused(result: Result, *words: str) -> None:
         assert word in line, line
 
 
+@pytest.mark.parametrize(
+    ("attribute", "seconds"),
+    [("timeout = '5m'", 300), ("timeout = '1h30m'", 5400), ("timeout = 90", 90), ("timeout = 2.5", 2.5),
+     ("import datetime\n    timeout = datetime.timedelta(minutes=2)", 120), ("retry_delay = '10s'", 30)],
+)
+def test_timeout_takes_what_retry_delay_takes(cli: Any, tmp_path: Path, attribute: str, seconds: float) -> None:
+    module = tmp_path / "mod" / f"timed_{tmp_path.name}.py"
+    module.parent.mkdir()
+    module.write_text(
+        "from bgproc import BackgroundTask\n\n"
+        f"class Timed(BackgroundTask):\n    {attribute}\n\n    def run(self, params):\n        pass\n"
+    )
+    assert cli("register", str(module)).code == 0
+    (task,) = cli("tasks", "--json").json()
+    assert task["timeout_s"] == (3600 if attribute.startswith("retry_delay") else seconds)
+
+
 def test_task_attributes_are_recorded_at_registration(registered: Any) -> None:
     tasks = {t["name"]: t for t in registered("tasks", "--json").json()}
     assert (tasks["Sturdy"]["retries"], tasks["Sturdy"]["retry_delay"], tasks["Sturdy"]["recover"]) == (4, 120, True)
@@ -213,6 +230,12 @@ def test_bad_retry_options_are_one_line_and_write_nothing(
         ("retry_delay = 'later'", ["retry_delay 'later' is not a duration"]),
         ("retry_delay = 0", ["retry_delay 0 must be a positive"]),
         ("recover = 'yes'", ["recover 'yes' must be True or False"]),
+        ("timeout = -5", ["timeout -5 must be a positive duration, not a negative one; write 30s, 5m"]),
+        ("timeout = '5M'", ["timeout '5M' has an upper-case unit"]),
+        ("timeout = True", ["timeout True is not a duration"]),
+        ("timeout = '0s'", ["timeout 0s must be a positive duration"]),
+        ("description = 5", ["description 5 is not a string; set it to one line of text, or remove it"]),
+        ("description = None", ["description None is not a string"]),
     ],
 )
 def test_bad_task_attributes_are_refused_at_registration(
