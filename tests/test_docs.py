@@ -80,3 +80,25 @@ def test_readme_names_every_daemon_duration_option_as_a_duration() -> None:
         assert f"[{option} D]" in README, f"README's daemon synopsis takes {option} as a DURATION"
         assert f"`{option}`" in text
     assert "`daemon --grace`, `--kill-after` and `--startup-timeout`" in text
+
+
+def test_readme_says_what_a_sqlite_url_names() -> None:
+    from bgproc.store import sqlite_path
+
+    text = " ".join(README.split())
+    assert "`sqlite:///tmp/x.db` is the file `/tmp/x.db` (not SQLAlchemy's convention" in text
+    assert "`sqlite:////tmp/x.db` names the same file `/tmp/x.db`" in text
+    assert sqlite_path("sqlite:///tmp/x.db") == Path("/tmp/x.db")
+    assert sqlite_path("sqlite:////tmp/x.db").resolve() == Path("/tmp/x.db").resolve()
+    assert sqlite_path("sqlite:///tmp/a%20b.db") == Path("/tmp/a b.db")
+
+
+def test_readme_says_the_years_a_when_may_name() -> None:
+    from datetime import UTC, datetime
+
+    from bgproc.timing.options import EARLIEST, LATEST
+
+    text = " ".join(README.split())
+    assert "A WHEN (`--at`, `--start`, `--finish`, `monitor --since`) must fall in the years 1900 to 8999" in text
+    assert "up to 9999-01-01, where bgproc's calendar ends" in text
+    assert (EARLIEST, LATEST) == (datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
