@@ -3,10 +3,10 @@
 The daemon's lease renewals arrive on it, and its closing says the daemon is
 gone. A child whose daemon is gone kills its own process group (and removes
 its working directory) rather than run on unobserved; one that hears nothing
-within its lease (its daemon stopped or suspended: it may soon be declared
-dead and the request run elsewhere) stops its task as on SIGTERM, says why
-in the run's log and with a ``LeaseExpired`` event, and kills what is left of
-its process group after the grace.
+within its lease (its daemon stopped or suspended, or cut off from its
+database: it may soon be declared dead and the request run elsewhere) stops
+its task as on SIGTERM, says why in the run's log and with a ``LeaseExpired``
+event, and kills what is left of its process group after the grace.
 """
 
 from __future__ import annotations

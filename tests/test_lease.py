@@ -1,15 +1,19 @@
 """A worker's lease: a worker whose daemon has gone quiet (stopped, suspended) stops
 its task itself, before another daemon can declare that one dead and run the
 request again. The worker side with a worker process and hand-made pipes; the
-daemon side in-process and end to end, with real daemons SIGSTOPped."""
+daemon side in-process and end to end, with real daemons SIGSTOPped, and a daemon
+cut off from its PostgreSQL server (which renews no lease past its last heartbeat
+taken)."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -23,8 +27,14 @@ from daemon_tasks.helpers import DaemonProcess, daemon, pid_alive, register, run
 from daemon_tasks.tasks import BodyParams, FloodParams, HangParams
 
 from bgproc import params as params_codec
-from bgproc.daemon import DaemonConfig, overrides_for_tests
+from bgproc.clock import utcnow
+from bgproc.daemon import Daemon, DaemonConfig, overrides_for_tests
+from bgproc.daemon.membership import settle
 from bgproc.daemon.protocol import EXIT_CANCELLED, FDS_ENV, Job
+from bgproc.daemon.reporter import Reporter
+from bgproc.errors import StoreIOError
+from bgproc.store import open_store
+from bgproc.store.base import Store
 
 LEASE_LINE = "no word from the daemon for"
 
@@ -308,3 +318,96 @@ def test_daemon_whose_database_is_locked_keeps_renewing_its_workers(tmp_path: Pa
     assert [n[0] for n in notes(body)] == ["start", "end"]
     log = query(db, "SELECT head FROM run_logs WHERE run_id = ?", run["id"])[0]["head"]
     assert LEASE_LINE not in log
+
+
+class CutOff:
+    """A store cut off from its server while ``cut`` is set: every operation of the
+    store interface fails with an I/O error, as psycopg's calls do once the link is
+    down (after the connection's user timeout; here at once)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.cut = False
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._store, name)
+        if name.startswith("_") or not callable(getattr(Store, name, None)):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.cut:
+                raise StoreIOError("the test cut this daemon off from its server")
+            return value(*args, **kwargs)
+
+        return call
+
+
+@pytest.mark.daemon
+def test_daemon_cut_off_from_postgres_stops_its_runs_before_it_can_be_declared_dead(
+    pg_db: str, tmp_path: Path
+) -> None:
+    register(pg_db)
+    body, child_file = tmp_path / "body", tmp_path / "child"
+    request = schedule(pg_db, "Body", "--now", "-p", f"path={body}", "-p", f"child_pid_file={child_file}")
+    expiry = 4.0
+    config = DaemonConfig(heartbeat_s=0.25, heartbeat_expiry_s=expiry, kill_after_s=1, spare=False)
+    assert config.worker_lease() == (2.625, 0.875)
+    store = CutOff(open_store(pg_db))
+    log = io.StringIO()
+    # Another host's daemon, as far as the judge below can tell (its pid is not checked).
+    daemon = Daemon(store, config, reporter=Reporter(stream=log, live=False), hostname="host-a")  # type: ignore[arg-type]
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            daemon.run()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    judge = open_store(pg_db)
+    try:
+        wait_until(lambda: notes(body) or failure, 30)
+        started = run_of(pg_db, request)
+        assert started is not None and started["status"] == "running"
+        worker, child = started["pid"], int(child_file.read_text())
+        store.cut = True
+        # The body is stopped, and everything of its run with it, while the daemon's
+        # row has been silent for less than the expiry by the database's clock: no
+        # daemon could have declared it dead yet, and none has.
+        wait_until(lambda: len(notes(body)) >= 2, 20)
+        wait_until(lambda: not pid_alive(worker) and not pid_alive(child), 10)
+        (row,) = query(
+            pg_db,
+            "SELECT EXTRACT(EPOCH FROM clock_timestamp() - heartbeat_at)::float AS silent, "
+            "EXTRACT(EPOCH FROM heartbeat_at)::float AS beaten FROM daemons WHERE id = ?",
+            started["daemon_id"],
+        )
+        assert row["silent"] < expiry, f"the run outlived its daemon's last heartbeat by {row['silent']:.2f}s"
+        assert run_of(pg_db, request, status="running") is not None
+        assert notes(body)[1][0] == "cancelled" and float(notes(body)[1][3]) < row["beaten"] + expiry
+        assert log.getvalue().count("its workers' leases are no longer renewed") == 1
+        # Another host declares it dead once its row is silent for the expiry.
+        assert wait_until(lambda: settle(judge, utcnow(), expiry), 20) == [started["id"]]
+        interrupted = run_of(pg_db, request, status="interrupted")
+        assert interrupted is not None and "stopped heartbeating" in interrupted["detail"]
+        # The server is reachable again: the daemon finds itself declared dead, says
+        # that the run it stopped ended after that record, and carries on anew.
+        store.cut = False
+        wait_until(lambda: "continues as" in log.getvalue() or failure, 30)
+        head = wait_until(
+            lambda: (rows := query(pg_db, "SELECT head FROM run_logs WHERE run_id = ?", started["id"]))
+            and "after it had been recorded as ended" in (rows[0]["head"] or "") and rows[0]["head"],
+            30,
+        )
+        assert LEASE_LINE in head
+    finally:
+        store.cut = False
+        daemon.request_stop("the test is done")
+        thread.join(timeout=60)
+        judge.close()
+        store.close()
+    assert not failure, f"the daemon stopped: {failure[0]!r}"
+    assert [n[0] for n in notes(body)] == ["start", "cancelled"]
+    assert log.getvalue().count("its workers' leases are no longer renewed") == 1

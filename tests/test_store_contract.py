@@ -537,6 +537,9 @@ def test_a_daemon_beats_until_it_is_recorded_stopped(backend: Any, noop: Store) 
     assert noop.beat(ME, T0 + timedelta(seconds=5))
     beaten = noop.get_daemon(ME)
     assert beaten is not None
+    # Where the database keeps the time, a silent row is a dead daemon's for any judge:
+    # a daemon cut off from it must stop its runs first (the daemon's fence).
+    assert noop.heartbeats_expire is bool(getattr(backend, "server_clock", False))
     if getattr(backend, "server_clock", False):
         # The database keeps the time: the heartbeat is its clock's, and the row says
         # how long ago that was by the same clock.

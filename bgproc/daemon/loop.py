@@ -79,7 +79,8 @@ class DaemonConfig:
 
         Another daemon declares this one dead no sooner than ``heartbeat_expiry_s``
         after this one's last heartbeat, which came at most a heartbeat interval
-        before its last renewal; a second interval is the margin for a late loop
+        before its last renewal (where the database times heartbeats, the daemon
+        makes it so: ``leases``); a second interval is the margin for a late loop
         pass. Lease and grace fit in what is left, so a worker's task has stopped
         before its request can run again elsewhere (defaults: 45 s, then 5 s)."""
         budget = self.heartbeat_expiry_s - 2 * self.heartbeat_s
@@ -125,12 +126,7 @@ class Daemon:
     one claim pass, driven by hand in tests."""
 
     def __init__(
-        self,
-        store: Store,
-        config: DaemonConfig,
-        *,
-        clock: Clock | None = None,
-        reporter: Reporter | None = None,
+        self, store: Store, config: DaemonConfig, *, clock: Clock | None = None, reporter: Reporter | None = None,
         hostname: str | None = None,
     ) -> None:
         self.store = store
@@ -163,7 +159,9 @@ class Daemon:
         parts = (store, config, self._clock, self.reporter)
         self.membership = Membership(*parts, hostname=hostname or socket.gethostname())
         self.dispatcher = Dispatcher(*parts, pool=self.workers, outage=self._outage)
-        self.supervisor = Supervisor(*parts, pool=self.workers, outage=self._outage)
+        self.supervisor = Supervisor(
+            *parts, pool=self.workers, outage=self._outage, beaten=lambda: self.membership.beaten
+        )
 
     @property
     def clock(self) -> DatabaseClock:
@@ -214,7 +212,7 @@ class Daemon:
         # From here, short waits for locks: a task holding the database must not
         # stall the loop (timeouts, signals, other runs' output) for the default 30 s.
         self.store.set_busy_timeout(DAEMON_BUSY_TIMEOUT_MS)
-        self.membership.last_beat = self.supervisor.last_renewal = self.clock.monotonic()
+        self.membership.last_beat = self.supervisor.leases.last_renewal = self.clock.monotonic()
         self._wakeups.catch_signals()
         if self._wakeups.listen(self.store, self.id.replace(":", "_"), self.reporter.event):
             # Whatever changes requests or asks for a cancel wakes us; looking
@@ -237,7 +235,7 @@ class Daemon:
             self._give_up(*problem)
             return True
         self._handle_signals()
-        self.supervisor.renew_leases(self.clock.monotonic())  # first: nothing here waits for the database
+        self.supervisor.leases.renew(self.clock.monotonic())  # first: nothing here waits for the database
         if not self._outage.due(self.clock.monotonic()):
             return self._step_offline()
         self._outage.attempt()
@@ -297,6 +295,8 @@ class Daemon:
         if changed or mono - self._last_poll >= self._poll_s:
             self._last_poll = mono
             self.supervisor.check_cancels()
+        if self.supervisor.leases.fenced(mono):
+            self._beat(now)  # first: no run starts past the fence
         claimed = self._dispatch(now)
         if self.supervisor.flush_in(mono) <= 0:
             self.dispatcher.record_unstarted()

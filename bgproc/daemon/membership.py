@@ -135,6 +135,9 @@ class Membership:
         self.registered = False  # a row in the daemons table (tests may claim without one)
         self.beats = 0  # own heartbeats written
         self.last_beat = 0.0  # monotonic
+        # When the last heartbeat (or registration) the database took was sent, monotonic:
+        # its row's heartbeat is no older than that.
+        self.beaten = 0.0
         self._last_prune: float | None = None
         # Other daemons' heartbeats as last seen, by id.
         self.observed: dict[str, Sighting] = {}
@@ -145,6 +148,7 @@ class Membership:
     def register(self, daemon_id: str | None = None) -> None:
         """Record this daemon in the database, under ``daemon_id`` (default its id),
         having measured the database's clock (the daemon's time is its)."""
+        sent = self.clock.monotonic()
         self.clock.measure(self.store.clock_offset)
         now = self.clock.now()
         self.store.register_daemon(
@@ -154,6 +158,7 @@ class Membership:
             )
         )
         self.registered = True
+        self.beaten = sent
 
     def beat_in(self, mono: float) -> float:
         """Seconds until the next heartbeat is due (<= 0: now)."""
@@ -167,6 +172,7 @@ class Membership:
         alive = self.store.beat(self.id, now)
         if alive:
             self.beats += 1
+            self.beaten = self.last_beat
         return alive
 
     def prune(self, now: datetime, *, when_due: bool = False) -> None:

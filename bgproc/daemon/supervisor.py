@@ -6,19 +6,20 @@ written in the order the runs ended when the database allows (on a full disk,
 with the run's log cut to its tail rather than held back). It stops runs past
 their deadline (the start-up limit, then the timeout), cancelled, or
 interrupted by a stopping daemon: SIGTERM, then SIGKILL after ``kill_after_s``.
-It flushes the runs' logs and progress, and renews each worker's *lease* at
-the heartbeat interval whatever the database does: a worker that hears
-nothing within its lease stops its task itself (``DaemonConfig.worker_lease``).
+It flushes the runs' logs and progress, and has each worker's *lease* renewed
+(``leases``).
 """
 
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError, StoreFault, StoreFull
 from ..store import LogWrite
 from ..store.decide import iso_local
+from .leases import Leases
 from .outage import said
 from .runlog import stamp
 
@@ -45,10 +46,11 @@ _STOP_WHY = {
 class Supervisor:
     """The active runs of one daemon (``pool.runs``: started, their outcome not
     recorded yet): reaping, outcomes, deadlines, stops, cancels, log flushing and
-    lease renewals."""
+    lease renewals. ``beaten``: when the last heartbeat the database took was sent."""
 
     def __init__(
-        self, store: Store, config: DaemonConfig, clock: Clock, reporter: Reporter, pool: Pool, outage: Outage
+        self, store: Store, config: DaemonConfig, clock: Clock, reporter: Reporter, pool: Pool, outage: Outage,
+        beaten: Callable[[], float],
     ) -> None:
         self.store = store
         self.config = config
@@ -56,9 +58,8 @@ class Supervisor:
         self.reporter = reporter
         self.pool = pool
         self.outage = outage
-        self._lease = config.worker_lease()
+        self.leases = Leases(store, config, reporter, pool, outage, beaten)
         self.last_flush = 0.0  # monotonic
-        self.last_renewal = 0.0  # workers' leases last renewed (monotonic)
         # When every live run is stopped as interrupted (the daemon stopping), monotonic.
         self.stop_deadline: float | None = None
         # Runs whose worker exited, in that order, whose outcome is not written yet.
@@ -309,22 +310,6 @@ class Supervisor:
         for run, _, marks in writes:
             written(run, marks)
 
-    def renew_leases(self, mono: float) -> None:
-        """Renew each worker's lease, at the heartbeat interval. Called first in every
-        pass of the loop, and while the database is busy: a daemon that is alive keeps
-        its runs going, whatever the database does."""
-        if self._lease is None or mono - self.last_renewal < self.config.heartbeat_s:
-            return
-        quiet = mono - self.last_renewal
-        self.last_renewal = mono
-        if quiet > self._lease[0] and self.pool.runs:
-            self.reporter.event(
-                f"this daemon's loop did not run for {quiet:.0f}s (stopped or suspended?), past its workers' "
-                f"lease of {self._lease[0]:g}s: they stop their runs themselves"
-            )
-        for run in self.pool.runs.values():
-            self.pool.renew(run)
-
     def delays(self, mono: float) -> list[float]:
         """When the live runs need the loop next: deadlines, SIGKILLs, the stop deadline,
         their leases' renewal."""
@@ -332,8 +317,7 @@ class Supervisor:
         if not live:
             return []
         delays = [0.5]  # reap even if a SIGCHLD was lost
-        if self._lease is not None:
-            delays.append(self.config.heartbeat_s - (mono - self.last_renewal))
+        delays += self.leases.delays(mono)
         for run in live:
             if run.term_at is None:
                 delays.append(run.deadline - mono)
@@ -378,7 +362,7 @@ def describe(run: ActiveRun, outcome: str) -> str | None:
     if outcome == "interrupted" and run.stop_reason is None and run.lease_expired:
         return (
             f"the worker stopped the run: no word from this daemon within its lease of {run.lease_s:g}s "
-            f"(the daemon was stopped or suspended) ({how or 'exited'})"
+            f"(the daemon was stopped or suspended, or cut off from its database) ({how or 'exited'})"
         )
     if outcome == "interrupted":
         return f"the daemon stopped; run stopped ({how or 'exited'})"

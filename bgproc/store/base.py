@@ -172,6 +172,16 @@ class Store(Protocol):
         own (a file: this host's clock is the one every daemon on it reads)."""
         ...
 
+    @property
+    def heartbeats_expire(self) -> bool:
+        """Whether any daemon declares another dead once its heartbeat is older than the
+        expiry by the database's clock (a server: True), so that a daemon whose
+        heartbeats the database does not take must stop its runs before then; False
+        where a judge needs its own heartbeats written meanwhile, or checks the pid on
+        one host (a file: a database that refuses one daemon's heartbeats refuses the
+        judge's too)."""
+        ...
+
     def listen(self, name: str) -> Notifier | None:
         """Start listening for wake-ups as ``name`` (a daemon, unique among those on
         the database); None where this platform offers none. Raises ``StoreError``

@@ -219,6 +219,11 @@ class PostgresConnection(SQLConnection):
         after = wall()
         return float((server - (before + (after - before) / 2)).total_seconds())
 
+    @property
+    def heartbeats_expire(self) -> bool:
+        """Yes: a row silent for the expiry by the server's clock is a dead daemon's."""
+        return True
+
     def listen(self, name: str) -> Notifier | None:
         """A connection of its own that LISTENs (see ``notifier``)."""
         try:

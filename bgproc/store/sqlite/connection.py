@@ -146,6 +146,11 @@ class SQLiteConnection(SQLConnection):
         """A file has no clock of its own: this host's is the database's."""
         return 0.0
 
+    @property
+    def heartbeats_expire(self) -> bool:
+        """No: a heartbeat is judged by the judge's own beats, or a pid on this host."""
+        return False
+
     @operation
     def set_busy_timeout(self, ms: int) -> None:
         self.conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
