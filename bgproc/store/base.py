@@ -174,12 +174,10 @@ class Store(Protocol):
 
     @property
     def heartbeats_expire(self) -> bool:
-        """Whether any daemon declares another dead once its heartbeat is older than the
-        expiry by the database's clock (a server: True), so that a daemon whose
-        heartbeats the database does not take must stop its runs before then; False
-        where a judge needs its own heartbeats written meanwhile, or checks the pid on
-        one host (a file: a database that refuses one daemon's heartbeats refuses the
-        judge's too)."""
+        """Whether a daemon is declared dead once its heartbeat is older than the expiry
+        by the database's clock (a server: True), so that one whose heartbeats are not
+        taken must stop its runs first; False where a judge needs its own heartbeats
+        written meanwhile, or checks pids on one host (a file)."""
         ...
 
     def listen(self, name: str) -> Notifier | None:
