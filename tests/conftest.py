@@ -1,6 +1,12 @@
 """Shared test helpers: a database per test, the command line in-process or as a
 real subprocess, polling with a deadline, and database snapshots; and the fast
-lane's rule held: a test not marked ``daemon`` starts no daemon and no worker."""
+lane's rule held: a test not marked ``daemon`` starts no daemon and no worker.
+
+A module marked ``both_stores`` (``pytestmark = pytest.mark.both_stores``) runs each
+test that takes ``db`` (itself or through a fixture) on each store, SQLite and
+PostgreSQL (test ids ``[sqlite]``/``[postgres]``); a test there marked
+``sqlite_only`` (what is about files) runs on SQLite alone. ``db`` is a database
+target: a SQLite file's ``Path`` or a PostgreSQL URL (``str``), as ``--db`` takes it."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,9 +76,39 @@ def _fast_lane_starts_no_daemon(request: pytest.FixtureRequest, monkeypatch: pyt
     monkeypatch.setattr(subprocess, "Popen", Guarded)
 
 
+STORES = ("sqlite", "postgres")
+
+# A database target: a SQLite file's path, or a PostgreSQL database's URL.
+Target = Path | str
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``db`` on each store, in the modules (or for the tests) marked ``both_stores``."""
+    both = metafunc.definition.get_closest_marker("both_stores") is not None
+    one = metafunc.definition.get_closest_marker("sqlite_only") is not None
+    if both and not one and "db" in metafunc.fixturenames:
+        metafunc.parametrize("db", STORES, indirect=True)
+
+
+@contextmanager
+def target_on(store: str, tmp_path: Path) -> Iterator[Target]:
+    """A fresh, empty database target on ``store``: a file not made yet, or a new
+    PostgreSQL database (``pgserver``: skipped without a server), dropped afterwards."""
+    if store == "sqlite":
+        yield tmp_path / "data" / "bgproc.db"
+        return
+    import pgserver
+
+    with pgserver.fresh_database() as url:
+        yield url
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "bgproc.db"
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """This test's database: a SQLite file's path; on each store in a ``both_stores``
+    module."""
+    with target_on(getattr(request, "param", "sqlite"), tmp_path) as target:
+        yield target
 
 
 @pytest.fixture
@@ -83,17 +120,12 @@ def pg_db() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+@pytest.fixture(params=STORES)
+def store_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     """A database target on each store: a SQLite file's path, a PostgreSQL URL. What
     ``--db`` takes, and what ``cli_on``, ``run_bgproc`` and ``bgproc_env`` take."""
-    if request.param == "sqlite":
-        yield tmp_path / "data" / "bgproc.db"
-        return
-    import pgserver
-
-    with pgserver.fresh_database() as url:
-        yield url
+    with target_on(request.param, tmp_path) as target:
+        yield target
 
 
 def cli_on(target: Path | str, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
@@ -151,8 +183,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: fl
         time.sleep(interval)
 
 
-def snapshot(db: Path) -> dict[str, list[tuple]]:
-    """Every row of every table (to prove a failed command wrote nothing)."""
+def snapshot(db: Target) -> dict[str, list[tuple]]:
+    """Every row of every table (to prove a failed command wrote nothing), on either
+    store."""
+    if is_url(db):
+        import pgserver
+
+        return pgserver.snapshot(str(db))
+    db = Path(db)
     if not db.exists():
         return {}
     conn = sqlite3.connect(db)
@@ -161,6 +199,26 @@ def snapshot(db: Path) -> dict[str, list[tuple]]:
         return {t: conn.execute(f'SELECT * FROM "{t}" ORDER BY rowid').fetchall() for t in tables}
     finally:
         conn.close()
+
+
+def created(db: Target) -> bool:
+    """Whether a database was made there: the file, or bgproc's tables on the server."""
+    if is_url(db):
+        import pgserver
+
+        return bool(pgserver.snapshot(str(db)))
+    return Path(db).exists()
+
+
+def insert_runs(db: Target, *runs: dict[str, Any]) -> list[int]:
+    """Record run rows as a daemon would (``insert_run``'s keywords each), in one
+    transaction, on either store: their ids."""
+    from bgproc.store import open_store
+
+    with open_store(db) as store:
+        begin = getattr(store, "immediate", None) or getattr(store, "transaction")  # noqa: B009
+        with begin():
+            return [store.insert_run(**run) for run in runs]  # type: ignore[attr-defined]
 
 
 def is_url(db: Path | str) -> bool:
@@ -181,3 +239,10 @@ def query(db: Path | str, sql: str, *params: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(sql, params)]
     finally:
         conn.close()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The PostgreSQL databases the tests made are dropped by now."""
+    pgserver = sys.modules.get("pgserver")
+    if pgserver is not None:
+        pgserver.finish_drops()

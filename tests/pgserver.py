@@ -9,6 +9,8 @@ skip is a failure instead, so CI always runs them.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,19 +59,75 @@ def _admin() -> Any:
     return psycopg.connect(admin_url(), autocommit=True)
 
 
+def url_of(name: str) -> str:
+    return urlunsplit(urlsplit(admin_url())._replace(path=f"/{name}"))
+
+
 @contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new, empty database (``bgproc_t_<random>``), dropped afterwards (its
-    connections ended): its URL."""
+def fresh_database(template: str | None = None) -> Iterator[str]:
+    """A new database (``bgproc_t_<random>``): empty, or a copy of the database
+    ``template`` (a URL; nobody may be connected to it). Dropped afterwards (its
+    connections ended), in the background: a drop takes the server a while, and the
+    next test need not wait for it. Its URL."""
     require()
     name = f"bgproc_t_{uuid.uuid4().hex[:12]}"
+    copy = "" if template is None else f' TEMPLATE "{urlsplit(template).path.lstrip("/")}"'
     with _admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
-        yield urlunsplit(urlsplit(admin_url())._replace(path=f"/{name}"))
+        yield url_of(name)
     finally:
-        with _admin() as conn:
+        _drop_later(name)
+
+
+def refill(url: str, template: str) -> None:
+    """Make the database at ``url`` a copy of ``template``'s (the old one renamed out
+    of the way and dropped later)."""
+    name, old = urlsplit(url).path.lstrip("/"), f"bgproc_t_{uuid.uuid4().hex[:12]}"
+    with _admin() as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(f'ALTER DATABASE "{name}" RENAME TO "{old}"')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{urlsplit(template).path.lstrip("/")}"')
+    _drop_later(old)
+
+
+_drops: queue.Queue[str | None] = queue.Queue()
+_dropper: list[threading.Thread] = []
+
+
+def _drop_later(name: str) -> None:
+    if not _dropper:
+        _dropper.append(threading.Thread(target=_drop_queued, name="pgserver drops", daemon=True))
+        _dropper[0].start()
+    _drops.put(name)
+
+
+def _drop_queued() -> None:
+    with _admin() as conn:
+        while (name := _drops.get()) is not None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def finish_drops() -> None:
+    """Wait for every database given up to be dropped (at the end of the session)."""
+    if _dropper:
+        _drops.put(None)
+        _dropper.pop().join(120)
+
+
+def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, each table's rows sorted (to prove a failed command
+    wrote nothing); ``{}`` for a database without tables."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+        )]
+        return {t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
 
 
 @contextmanager

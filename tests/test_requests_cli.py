@@ -21,13 +21,26 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pgserver
 import pytest
-from conftest import ROOT, SAMPLE, Result, query, run_bgproc, snapshot
+from conftest import (
+    ROOT,
+    SAMPLE,
+    Result,
+    Target,
+    cli_on,
+    insert_runs,
+    is_url,
+    query,
+    run_bgproc,
+    snapshot,
+    target_on,
+)
 
 import bgproc
 from bgproc import params as P
 from bgproc.errors import BgprocError, ParamsError, RegistryError, StoreError, TimingError
-from bgproc.store.sqlite import SQLiteStore as Store
+from bgproc.store import open_store
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GOOD = FIXTURES / "good_tasks.py"
@@ -38,6 +51,8 @@ DUP_B = FIXTURES / "dup_b.py"
 REQUEST_KEYS = {"id", "task", "status", "timing", "params", "next_run_at", "start", "finish", "timezone"}
 
 Cli = Callable[..., Result]
+
+pytestmark = pytest.mark.both_stores
 
 
 @pytest.fixture(autouse=True)
@@ -324,7 +339,7 @@ def test_requests_lists_a_request_whose_recovery_is_waiting(cli: Cli, db: Path) 
     made = schedule_id(cli("schedule", "Greet", "-p", "who=A", "--recover"))
     done = schedule_id(cli("schedule", "Greet", "-p", "who=B"))
     now = datetime.now(UTC)
-    with Store.open(db) as store:
+    with open_store(db) as store:
         first, second = (c.run_id for c in store.claim_due("d", now, now, 2, registered=False).runs)
         store.finish_run(first, status="interrupted", ended_at=now)  # an interrupted --recover run
         store.finish_run(second, status="interrupted", ended_at=now)
@@ -452,6 +467,7 @@ def _peak_kb(pid: int) -> int:
         return 0
 
 
+@pytest.mark.sqlite_only  # about reading input, on any store: once is enough
 @pytest.mark.parametrize("source", ["/dev/zero", "-"])
 def test_a_params_file_that_never_ends_is_refused_at_the_limit(db: Path, source: str) -> None:
     # A real bgproc, fed for ever (stdin) or reading /dev/zero: it must stop reading at
@@ -579,9 +595,9 @@ def test_python_api_refuses_a_class_that_is_not_registered(db: Path, tmp_path: P
     sys.path.insert(0, str(tmp_path))
     module = importlib.import_module("unregistered_tasks")
     assert Path(module.__file__) == path
-    with pytest.raises(StoreError, match="no bgproc database at .*register a task first"):
+    with pytest.raises(StoreError, match="register a task first"):
         bgproc.start_new(module.Stray, db=db)
-    Store.open(db).close()
+    open_store(db).close()
     with pytest.raises(RegistryError, match="task unregistered_tasks:Stray is not registered"):
         bgproc.start_new(module.Stray, db=db)
 
@@ -590,17 +606,10 @@ def test_python_api_refuses_a_class_that_is_not_registered(db: Path, tmp_path: P
 # Every bad input: one line, no traceback, nothing written
 
 
-@pytest.fixture(scope="module")
-def world_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database with registered tasks, one scheduled and one unscheduled request.
-
-    Built once and copied for each test: every command line call costs tens of
-    milliseconds, and the bad-input table is long.
-    """
+def _make_world(target: Target) -> None:
     from bgproc.cli import run
 
     saved_path = list(sys.path)
-    path = tmp_path_factory.mktemp("world") / "bgproc.db"
     with contextlib.redirect_stdout(io.StringIO()) as out:
         for args in (
             ["register", str(GOOD), str(DUP_A)],
@@ -608,19 +617,86 @@ def world_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ["schedule", "Greet", "-p", "who=B"],
             ["unschedule", "2"],
         ):
-            assert run(["--db", str(path), *args]) == 0, out.getvalue()
+            assert run(["--db", str(target), *args]) == 0, out.getvalue()
     sys.path[:] = saved_path
     for name in ("good_tasks", "dup_a"):
         sys.modules.pop(name, None)
-    assert not path.with_name("bgproc.db-wal").exists() or path.with_name("bgproc.db-wal").stat().st_size == 0
-    return path
+
+
+@pytest.fixture(scope="module")
+def world_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Target]]:
+    """A database with registered tasks, one scheduled and one unscheduled request, on
+    each store (made when first asked for).
+
+    Built once and copied for each test: every command line call costs tens of
+    milliseconds, and the bad-input table is long.
+    """
+    made: dict[str, Target] = {}
+    with contextlib.ExitStack() as stack:
+
+        def template(store: str) -> Target:
+            if store not in made:
+                made[store] = stack.enter_context(target_on(store, tmp_path_factory.mktemp("world")))
+                _make_world(made[store])
+            path = made[store]
+            assert is_url(path) or not Path(path).with_name("bgproc.db-wal").exists() or (
+                Path(path).with_name("bgproc.db-wal").stat().st_size == 0
+            )
+            return path
+
+        yield template
+
+
+def _copy_world(template: Target, db: Target) -> None:
+    if is_url(db):
+        pgserver.refill(str(db), str(template))
+        return
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(template, db)
+
+
+WORLD = {"scheduled": 1, "unscheduled": 2}
 
 
 @pytest.fixture
-def world(world_template: Path, db: Path) -> dict[str, int]:
-    db.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(world_template, db)
-    return {"scheduled": 1, "unscheduled": 2}
+def world(world_template: Callable[[str], Target], db: Target) -> dict[str, int]:
+    _copy_world(world_template("postgres" if is_url(db) else "sqlite"), db)
+    return WORLD
+
+
+@pytest.fixture(scope="module")
+def pg_world(world_template: Callable[[str], Target]) -> Iterator[list[str]]:
+    """A copy of the PostgreSQL world that tests share while none of them changes it
+    (``worlds`` checks, and makes another copy if one did): a new database per test
+    would cost more than the test."""
+    template = str(world_template("postgres"))
+    with contextlib.ExitStack() as stack:
+        shared = [stack.enter_context(pgserver.fresh_database(template))]
+        yield shared
+
+
+@pytest.fixture
+def worlds(world_template: Callable[[str], Target], pg_world: list[str], tmp_path: Path) -> Iterator[dict[str, Target]]:
+    """The world on each store, side by side (to compare what they say)."""
+    sqlite: Target = tmp_path / "sqlite" / "bgproc.db"
+    _copy_world(world_template("sqlite"), sqlite)
+    pristine = snapshot(pg_world[0])
+    yield {"sqlite": sqlite, "postgres": pg_world[0]}
+    if snapshot(pg_world[0]) != pristine:
+        pgserver.refill(pg_world[0], str(world_template("postgres")))
+
+
+def refused_on_both(worlds: dict[str, Target], capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """The command refused on each store in one line, the same line (the database's name
+    aside), each database as it was: that line."""
+    said = {}
+    for store, target in worlds.items():
+        before = snapshot(target)
+        line = assert_refused(cli_on(target, capsys)(*args))
+        said[store] = line.replace(str(target), "DB")
+        assert snapshot(target) == before, store
+    assert said["sqlite"] == said["postgres"], said
+    return said["sqlite"]
 
 
 def _syntax_error(tmp: Path) -> list[str]:
@@ -900,15 +976,14 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
 
 
 @pytest.mark.parametrize(("make_args", "words"), [pytest.param(m, w, id=i) for i, m, w in BAD_INPUTS])
-def test_bad_input_is_one_line_and_writes_nothing(
-    cli: Cli, db: Path, tmp_path: Path, world: dict[str, int],
+def test_bad_input_is_the_same_line_on_both_stores_and_writes_nothing(
+    worlds: dict[str, Target], tmp_path: Path, capsys: pytest.CaptureFixture[str],
     make_args: Callable[[Path], list[str]], words: tuple[str, ...], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(ROOT)
-    args = make_args(tmp_path)
-    before = snapshot(db)
-    assert_refused(cli(*args), *words)
-    assert snapshot(db) == before
+    line = refused_on_both(worlds, capsys, *make_args(tmp_path))
+    for word in words:
+        assert word in line, f"{word!r} not in {line!r}"
 
 
 @pytest.mark.parametrize(
@@ -920,14 +995,12 @@ def test_bad_input_is_one_line_and_writes_nothing(
         (("reschedule", "{unscheduled}", "--at", "2001-01-01T00:00:00Z"), ("--at",)),
     ],
 )
-def test_state_errors_are_one_line_and_write_nothing(
-    cli: Cli, db: Path, world: dict[str, int], command: tuple[str, ...], words: tuple[str, ...]
+def test_state_errors_are_the_same_line_on_both_stores_and_write_nothing(
+    worlds: dict[str, Target], capsys: pytest.CaptureFixture[str], command: tuple[str, ...], words: tuple[str, ...]
 ) -> None:
-    before = snapshot(db)
-    line = assert_refused(cli(*(c.format(**world) for c in command)))
+    line = refused_on_both(worlds, capsys, *(c.format(**WORLD) for c in command))
     for word in words:
-        assert word.format(**world) in line, line
-    assert snapshot(db) == before
+        assert word.format(**WORLD) in line, line
 
 
 def test_a_past_one_time_request_is_not_rescheduled_without_a_new_timing(cli: Cli, db: Path) -> None:
@@ -1023,6 +1096,7 @@ def test_a_task_moving_between_modules_of_one_batch_is_updated_in_either_order(c
     [("schedule", "Greet", "-p", "who=a"), ("requests",), ("monitor",), ("tasks",), ("unschedule", "1"),
      ("upcoming", "1"), ("run", "1"), ("cancel", "1"), ("unregister", "Greet")],
 )
+@pytest.mark.sqlite_only  # about files (a missing server database: test_postgres.py)
 def test_commands_on_a_mistyped_database_path_refuse_and_create_nothing(
     cli: Cli, tmp_path: Path, args: tuple[str, ...]
 ) -> None:
@@ -1032,6 +1106,7 @@ def test_commands_on_a_mistyped_database_path_refuse_and_create_nothing(
     assert not missing.parent.exists()
 
 
+@pytest.mark.sqlite_only  # about files
 @pytest.mark.parametrize("content", ["empty", "foreign", "foreign with a version"])
 def test_reading_commands_leave_a_file_that_is_not_a_bgproc_database_alone(
     cli: Cli, tmp_path: Path, content: str
@@ -1165,9 +1240,8 @@ def test_a_manual_run_asked_while_a_run_goes_says_it_waits_for_it(cli: Cli, db: 
     ok(cli("register", str(GOOD)))
     rid = schedule_id(cli("schedule", "Greet", "-p", "who=a", "--daily"))
     now = datetime.now(UTC)
-    with Store.open(db) as store, store.immediate():
-        run_id = store.insert_run(request_id=rid, task="Greet", status="running", now=now,
-                                  reason="schedule", planned_at=now, started_at=now, daemon_id="d")
+    (run_id,) = insert_runs(db, dict(request_id=rid, task="Greet", status="running", now=now,
+                                     reason="schedule", planned_at=now, started_at=now, daemon_id="d"))
     said = ok(cli("run", str(rid))).out.strip()
     assert said == f"request {rid}: a manual run is due; it starts when run {run_id} ends"
 
@@ -1176,13 +1250,15 @@ def test_monitor_filters_by_host_and_shows_the_host_of_a_run(cli: Cli, db: Path)
     ok(cli("register", str(GOOD)))
     rids = [schedule_id(cli("schedule", "Greet", "-p", f"who={who}", "--daily")) for who in "abc"]
     now = datetime.now(UTC)
-    with Store.open(db) as store, store.immediate():
-        made = [
-            store.insert_run(request_id=rid, task="Greet", status=status, now=now, reason="schedule",
-                             planned_at=now, started_at=now, daemon_id=f"{host}:1:aaaaaa", host=host)
+    *made, unknown = insert_runs(
+        db,
+        *(
+            dict(request_id=rid, task="Greet", status=status, now=now, reason="schedule",
+                 planned_at=now, started_at=now, daemon_id=f"{host}:1:aaaaaa", host=host)
             for rid, status, host in zip(rids, ["success", "error", "success"], ["alpha", "beta", "alpha"], strict=True)
-        ]
-        unknown = store.insert_run(request_id=rids[0], task="Greet", status="missed", now=now)
+        ),
+        dict(request_id=rids[0], task="Greet", status="missed", now=now),
+    )
     alpha = ok(cli("monitor", "--host", "alpha", "--json")).json()
     assert [(r["id"], r["host"]) for r in alpha] == [(made[2], "alpha"), (made[0], "alpha")]
     assert [r["id"] for r in ok(cli("monitor", "--host", "alpha", "--request", str(rids[0]), "--json")).json()] == [
@@ -1236,13 +1312,20 @@ def test_json_stays_pure_when_a_task_module_prints_on_import(cli: Cli, tmp_path:
 
 
 def test_a_locked_database_is_one_line_not_a_traceback(
-    cli: Cli, db: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, db: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    ok(cli("register", str(GOOD)))
+    if is_url(db):
+        import bgproc.store.postgres.connection
+
+        monkeypatch.setattr(bgproc.store.postgres.connection, "BUSY_TIMEOUT_MS", 50)
+        with pgserver.lock_everything(str(db)):
+            assert_refused(cli("schedule", "Greet", "-p", "who=a"), "the database is busy (")
+        return
     import sqlite3
 
     import bgproc.store.sqlite.connection
 
-    ok(cli("register", str(GOOD)))
     monkeypatch.setattr(bgproc.store.sqlite.connection, "BUSY_TIMEOUT_MS", 50)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
