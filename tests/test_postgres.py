@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pgserver
 import pytest
-from conftest import Result, query, run_bgproc, wait_until
+from conftest import Result, cli_on, query, run_bgproc, wait_until
 from daemon_tasks.helpers import TASKS_FILE, daemon, register, schedule, wait_finished
 
 from bgproc.clock import utcnow
@@ -71,6 +72,64 @@ def test_a_password_in_the_url_is_not_shown(pg_db: str) -> None:
     secret = pg_db.replace("postgres@", "postgres:hunter2@", 1)
     refused = run_bgproc(secret, "requests")
     assert refused.code == 1 and "hunter2" not in refused.err and "is not a bgproc database" in refused.err
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        pytest.param("postgresql://postgres:hunter2@127.0.0.1:1/test",
+                     ["cannot connect to postgresql://postgres:***@127.0.0.1:1/test (", "Connection refused",
+                      "; check that the server runs, and --db / BGPROC_DB"], id="no server there"),
+        pytest.param("postgresql://postgres:hunter2@{host}/bgproc_no_such_database",
+                     ["postgresql://postgres:***@{host}/bgproc_no_such_database: the server has no such database; "
+                      "create it (`createdb NAME`) or check --db / BGPROC_DB"], id="no such database"),
+        pytest.param("postgresql://postgres:hunter2@{host}:port/test",
+                     ["cannot read the PostgreSQL URL postgresql://postgres:***@{host}:port/test in --db / BGPROC_DB (",
+                      "; write it as postgresql://USER@HOST:PORT/DBNAME"], id="port not a number"),
+        pytest.param("postgresql://postgres:hunter2@[::1/test",
+                     ["cannot read the PostgreSQL URL postgresql://postgres:***@[::1/test", "write it as"],
+                     id="unclosed bracket"),
+        pytest.param("postgresql://postgres@{host}/test?password=hunter2&colour=blue",
+                     ["cannot read the PostgreSQL URL postgresql://postgres@{host}/test?password=***&colour=blue",
+                      '(invalid URI query parameter: "colour"); write it as'], id="unknown parameter"),
+    ],
+)
+def test_a_database_that_cannot_be_reached_or_read_is_one_line_without_its_password(
+    url: str, words: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pgserver.require()
+    host = urlsplit(pgserver.admin_url()).hostname or ""
+    url = url.format(host=host)
+    for args in (["requests"], ["register", TASKS_FILE], ["monitor", "--json"]):
+        said = cli_on(url, capsys)(*args)
+        assert said.code == 1 and said.out == "", said
+        (line,) = said.err.splitlines()
+        assert line.startswith("bgproc: error: ") and "hunter2" not in line, line
+        for word in words:
+            assert word.format(host=host) in line, line
+
+
+def test_a_url_is_shown_with_its_password_masked() -> None:
+    from bgproc.store import shown
+
+    assert shown("postgresql://ann:s3cret@db:5432/jobs") == "postgresql://ann:***@db:5432/jobs"
+    assert shown("postgres://ann:@db/jobs?password=s3cret&sslmode=require") == (
+        "postgres://ann:***@db/jobs?password=***&sslmode=require"
+    )
+    assert shown("postgresql://ann@db/jobs") == "postgresql://ann@db/jobs"
+    assert shown("postgresql:///jobs?host=/run/pg&PASSWORD=x") == "postgresql:///jobs?host=/run/pg&PASSWORD=***"
+    assert shown("sqlite://u:p@host/x") == "sqlite://u:***@host/x"
+    assert shown("/home/ann/user:pw@x/bgproc.db") == "/home/ann/user:pw@x/bgproc.db"  # a file's path, as it is
+
+
+@pytest.mark.daemon
+def test_the_daemon_says_where_it_started_without_the_password(pg_db: str) -> None:
+    secret = pg_db.replace("postgres@", "postgres:hunter2@", 1)
+    register(secret)
+    done = run_bgproc(secret, "daemon", "--once", "--workers", "1")
+    assert done.code == 0, done.err
+    said = done.out + done.err
+    assert f"started on {pg_db.replace('postgres@', 'postgres:***@', 1)} (" in said and "hunter2" not in said, said
 
 
 def test_a_lost_connection_is_an_io_error_and_the_next_operation_connects_again(pg_db: str) -> None:

@@ -17,7 +17,7 @@ from .. import registry, requests
 from ..clock import utcnow
 from ..daemon import Daemon, DaemonConfig
 from ..localzone import system_zone_name
-from ..store import RunRecord, Store
+from ..store import RunRecord, Store, shown
 from ..task import APP_DB_ENV, application_db
 from . import render
 
@@ -38,7 +38,7 @@ def _sample_target() -> str:
 
 def run_demo(store: Store, delay_s: float, console: Any) -> int:
     now = utcnow()
-    console.print(f"[bold]1.[/] bgproc register sample_tasks.activities   (database {store.target})")
+    console.print(f"[bold]1.[/] bgproc register sample_tasks.activities   (database {shown(store.target)})")
     for result in registry.register(store, [_sample_target()], now):
         console.print(f"   registered {result.module}: {', '.join(t.name for t in result.tasks)}")
 
@@ -75,7 +75,7 @@ def run_demo(store: Store, delay_s: float, console: Any) -> int:
         console.print(f"[bold]5.[/] no activity row: the run {'ended ' + run.status if run else 'did not start'}")
     console.print(
         ("[green]demo succeeded[/]" if ok else "[red]demo failed[/]")
-        + f"; explore with: bgproc --db {store.target} monitor"
+        + f"; explore with: bgproc --db {shown(store.target)} monitor"
     )
     return 0 if ok else 1
 

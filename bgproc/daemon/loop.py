@@ -32,7 +32,7 @@ from datetime import datetime
 
 from ..clock import Clock, DatabaseClock
 from ..errors import StoreError, StoreFault
-from ..store import ClaimedRun, Store, Watch
+from ..store import ClaimedRun, Store, Watch, shown
 from ..task import APP_DB_ENV, application_db
 from .active import ActiveRun
 from .dispatcher import Dispatcher
@@ -223,7 +223,7 @@ class Daemon:
         self.reap_dead_daemons(now)
         self.dispatcher.ensure_spare(stopping=self.stopping)
         mode = "once" if self.config.once else f"{self.config.workers} worker(s)"
-        self.reporter.event(f"daemon {self.id} started on {self.store.target} ({mode})")
+        self.reporter.event(f"daemon {self.id} started on {shown(self.store.target)} ({mode})")
 
     def _iterate(self) -> bool:
         """One pass of the loop, whatever the database does; True when the daemon should

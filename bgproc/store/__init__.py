@@ -20,7 +20,7 @@ from .records import DaemonRecord, RequestRecord, RunRecord, TaskRecord
 
 __all__ = [
     "ClaimResult", "ClaimedRun", "DaemonRecord", "LogWrite", "Notifier", "RequestRecord", "RunRecord", "Settled",
-    "Store", "TaskRecord", "Watch", "open_store", "postgres_url", "sqlite_path",
+    "Store", "TaskRecord", "Watch", "open_store", "postgres_url", "shown", "sqlite_path",
 ]
 
 # A URL names its scheme before "://"; anything else is a file path.
@@ -29,7 +29,20 @@ _SQLITE_FORM = "sqlite:///ABSOLUTE/PATH"
 
 
 _POSTGRES = ("postgresql", "postgres")
+POSTGRES_FORM = "postgresql://USER@HOST:PORT/DBNAME"
 POSTGRES_EXTRA = "pip install 'bgproc[postgres]'"
+# A URL's password: after the user name, up to the "@" (libpq's reading: neither "@"
+# nor "/" before it), or a password=... parameter.
+_NETLOC_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^@/:]*):[^@/]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def shown(target: str | Path) -> str:
+    """A database target as messages show it: a URL's password masked (``***``)."""
+    text = str(target)
+    if _URL.match(text) is None:
+        return text
+    return _QUERY_PASSWORD.sub(r"\1***", _NETLOC_PASSWORD.sub(r"\1:***@", text))
 
 
 def open_store(target: str | Path | None = None, *, create: bool = True) -> Store:
@@ -65,7 +78,6 @@ def _open_postgres(url: str, *, create: bool) -> Store:
         raise StoreError(
             f"a PostgreSQL database (--db / BGPROC_DB) needs the store's `postgres` extra: {POSTGRES_EXTRA}"
         ) from None
-
     return PostgresStore.open(url, create=create)
 
 
@@ -87,7 +99,7 @@ def sqlite_path(target: str | Path | None) -> Path | None:
     if scheme != "sqlite":
         raise StoreError(
             f"unknown database URL scheme {scheme!r} in --db / BGPROC_DB; give a file path, "
-            f"{_SQLITE_FORM} or postgresql://USER@HOST:PORT/DBNAME"
+            f"{_SQLITE_FORM} or {POSTGRES_FORM}"
         )
     return _sqlite_url_path(target)
 
@@ -95,5 +107,5 @@ def sqlite_path(target: str | Path | None) -> Path | None:
 def _sqlite_url_path(url: str) -> Path:
     parts = urlsplit(url)
     if parts.netloc or not parts.path.startswith("/") or parts.query or parts.fragment:
-        raise StoreError(f"cannot read the SQLite URL {url!r} in --db / BGPROC_DB; write it as {_SQLITE_FORM}")
+        raise StoreError(f"cannot read the SQLite URL {shown(url)!r} in --db / BGPROC_DB; write it as {_SQLITE_FORM}")
     return Path(unquote(parts.path))

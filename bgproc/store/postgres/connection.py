@@ -19,9 +19,10 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -37,13 +38,10 @@ CONNECT_TIMEOUT_S = 10
 
 
 def display_name(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+    """The URL with its password masked, for messages."""
+    from .. import shown
+
+    return shown(url)
 
 
 class GoneWatch:
@@ -108,6 +106,7 @@ class PostgresConnection(SQLConnection):
     def open(cls, url: str, *, create: bool = True) -> Self:
         """Connect and migrate; a database without bgproc's tables is set up only with
         ``create`` (``register``, ``daemon`` and ``demo``), else refused."""
+        _check_url(url)
         store = cls(url, _connect(url, display_name(url), opening=True))
         try:
             with faults_named():
@@ -266,6 +265,22 @@ def _no_database(exc: psycopg.Error) -> bool:
     server's words, without their SQLSTATE)."""
     text = str(exc)
     return isinstance(exc, psycopg.errors.InvalidCatalogName) or ('database "' in text and "does not exist" in text)
+
+
+def _check_url(url: str) -> None:
+    """A URL libpq cannot read (a port that is not a number, an unknown parameter) is
+    refused in one line, before connecting."""
+    from .. import POSTGRES_FORM
+
+    try:
+        urlsplit(url).port  # noqa: B018 - what it says of a port that is not a number
+        conninfo_to_dict(url)
+    except (ValueError, psycopg.Error) as exc:
+        why = " ".join(str(exc).split())
+        raise StoreError(
+            f"cannot read the PostgreSQL URL {display_name(url)} in --db / BGPROC_DB ({why}); "
+            f"write it as {POSTGRES_FORM}"
+        ) from None
 
 
 def _connect(url: str, name: str, *, opening: bool) -> psycopg.Connection[Any]:
