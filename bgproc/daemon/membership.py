@@ -100,7 +100,7 @@ def settle(store: Store, now: datetime, expiry_s: float = HEARTBEAT_EXPIRY_S) ->
         # Without the database's clock, one look cannot time a heartbeat.
         expiry = expiry_s if daemon.silent_s is not None else math.inf
         why = why_dead(daemon, here=here, mono=0.0, seen=seen, own_beats=0, expiry_s=expiry)
-        if why is None or daemon.silent_s is not None:
+        if why is None or why.startswith("stopped heartbeating"):  # it says when it last beat
             return why
         # When it died is not known: after its last heartbeat, by now. (Not at that
         # heartbeat: a suspended daemon stops beating, its runs do not.)
