@@ -236,7 +236,8 @@ def query(db: Path | str, sql: str, *params: Any) -> list[dict[str, Any]]:
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in conn.execute(sql, params)]
+        with conn:  # what it changes, committed
+            return [dict(r) for r in conn.execute(sql, params)]
     finally:
         conn.close()
 

@@ -149,7 +149,8 @@ def query(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
     from psycopg.rows import dict_row
 
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        return list(conn.execute(sql, params or None).fetchall())
+        cursor = conn.execute(sql, params or None)
+        return list(cursor.fetchall()) if cursor.description is not None else []
 
 
 def drop_database(url: str) -> None:

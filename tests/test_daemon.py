@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import query, run_bgproc, wait_until
+from conftest import is_url, query, run_bgproc, wait_until
 from daemon_tasks.helpers import (
     DaemonProcess,
     children,
@@ -28,10 +27,10 @@ from daemon_tasks.helpers import (
 )
 
 from bgproc import start_new
-from bgproc.store.sqlite import SQLiteStore as Store
+from bgproc.store import open_store
 from bgproc.timing import Timing
 
-pytestmark = pytest.mark.daemon
+pytestmark = [pytest.mark.daemon, pytest.mark.both_stores]
 
 
 @pytest.fixture(autouse=True)
@@ -48,17 +47,20 @@ def _head(db: Path, run_id: int) -> str:
     return query(db, "SELECT head FROM run_logs WHERE run_id = ?", run_id)[0]["head"]
 
 
-def _t(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _t(text: str | datetime) -> datetime:
+    """An instant, as JSON or a SQLite row gives it (text), or a PostgreSQL row."""
+    return text if isinstance(text, datetime) else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _timing(db: Path, request_id: int) -> Timing:
-    with Store.open(db) as store:
+    with open_store(db) as store:
         return store.get_request(request_id).timing
 
 
-def test_sample_scenario(db: Path) -> None:
-    # The user's path, every step a real `bgproc` process.
+def test_sample_scenario(db: Path, tmp_path: Path) -> None:
+    # The user's path, every step a real `bgproc` process. (On a server the application
+    # database is a file of its own, as BGPROC_APP_DB says.)
+    app, env = (tmp_path / "app.db", {"BGPROC_APP_DB": str(tmp_path / "app.db")}) if is_url(db) else (db, {})
     assert run_bgproc(db, "register", "sample_tasks.activities").code == 0
     scheduled = run_bgproc(
         db, "schedule", "BackgroundActivityCreator", "-p", "title=Activity created by background task",
@@ -66,7 +68,7 @@ def test_sample_scenario(db: Path) -> None:
     )
     assert scheduled.code == 0, scheduled.err
     request = int(scheduled.out)
-    done = run_bgproc(db, "daemon", "--once", timeout=30)
+    done = run_bgproc(db, "daemon", "--once", timeout=30, **env)
     assert done.code == 0, done.err
     listed = run_bgproc(db, "monitor", "--json")
     assert listed.code == 0, listed.err
@@ -78,7 +80,7 @@ def test_sample_scenario(db: Path) -> None:
     assert run["duration_s"] >= 0.2
     assert run["cpu_s"] > 0 and run["max_rss_kb"] > 0
     assert "waiting 0.2 s" in run["log"] and "created activity" in run["log"]
-    (row,) = query(db, "SELECT * FROM activities")
+    (row,) = query(app, "SELECT * FROM activities")
     assert row["title"] == "Activity created by background task"
     assert row["category"] == "To do"
     assert _request(db, request)["status"] == "complete"
@@ -353,6 +355,7 @@ def test_large_parameters_reach_the_worker(db: Path, tmp_path: Path) -> None:
     assert f"got {len(text)} chars, sha256 {hashlib.sha256(text.encode()).hexdigest()}" in log
 
 
+@pytest.mark.sqlite_only  # the FIFO beside the file
 def test_without_the_wake_up_fifo_the_daemon_watches_the_database(db: Path) -> None:
     register(db)
     wake = db.with_name(db.name + ".wake")
@@ -417,10 +420,7 @@ def test_a_request_that_cannot_be_loaded_does_not_stop_the_daemon(db: Path) -> N
     register(db)
     broken = schedule(db, "Noop")
     fine = schedule(db, "Noop")
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("UPDATE requests SET timezone = 'Mars/Olympus_Mons' WHERE id = ?", (broken,))
-    conn.close()
+    query(db, "UPDATE requests SET timezone = 'Mars/Olympus_Mons' WHERE id = ?", broken)
     done = run_bgproc(db, "daemon", "--once", timeout=30)
     assert done.code == 0, done.err
     assert run_of(db, fine)["status"] == "success"
