@@ -15,18 +15,36 @@ import pytest
 from conftest import ROOT, Result
 
 
-@pytest.mark.daemon
-def test_demo_in_a_fresh_directory_runs_the_sample_and_shows_it(tmp_path: Path) -> None:
+def _demo(tmp_path: Path, *db: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("BGPROC_DB", "BGPROC_APP_DB")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["COLUMNS"] = "160"
     proc = subprocess.run(
-        [sys.executable, "-m", "bgproc", "demo", "--delay", "0.2"],
+        [sys.executable, "-m", "bgproc", *db, "demo", "--delay", "0.2"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
-    out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.daemon
+def test_demo_in_a_fresh_directory_runs_the_sample_and_shows_it(tmp_path: Path) -> None:
+    out = _demo(tmp_path)
     assert (tmp_path / "bgproc-demo.db").is_file()
+    _assert_shown(out)
+
+
+@pytest.mark.daemon
+def test_demo_on_postgresql_keeps_the_samples_rows_in_a_file_of_their_own(pg_db: str, tmp_path: Path) -> None:
+    secret = pg_db.replace("postgres@", "postgres:hunter2@", 1)
+    out = _demo(tmp_path, "--db", secret)
+    assert not (tmp_path / "bgproc-demo.db").exists() and (tmp_path / "bgproc-demo-app.db").is_file()
+    assert "application database bgproc-demo-app.db" in out and "hunter2" not in out
+    assert f"--db {pg_db.replace('postgres@', 'postgres:***@', 1)} monitor" in out
+    _assert_shown(out)
+
+
+def _assert_shown(out: str) -> None:
     rows = [line for line in out.splitlines() if "BackgroundActivityCreator" in line and "success" in line]
     assert rows, f"no success row in the monitor's table:\n{out}"
     activity = re.search(r"^5\. the activity row: id ([0-9a-f-]{36}), category 'To do', created ", out, re.M)

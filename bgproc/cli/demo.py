@@ -36,9 +36,17 @@ def _sample_target() -> str:
     return "sample_tasks.activities"  # fails with the registry's clear message
 
 
+DEMO_APP_DB = "bgproc-demo-app.db"
+
+
 def run_demo(store: Store, delay_s: float, console: Any) -> int:
     now = utcnow()
-    console.print(f"[bold]1.[/] bgproc register sample_tasks.activities   (database {shown(store.target)})")
+    where = f"database {shown(store.target)}"
+    if store.path is None and not os.environ.get(APP_DB_ENV):
+        # On a server the sample's own rows go to a file beside the demo, as BGPROC_APP_DB would say.
+        os.environ[APP_DB_ENV] = os.path.abspath(DEMO_APP_DB)
+        where += f"; application database {DEMO_APP_DB}"
+    console.print(f"[bold]1.[/] bgproc register sample_tasks.activities   ({where})")
     for result in registry.register(store, [_sample_target()], now):
         console.print(f"   registered {result.module}: {', '.join(t.name for t in result.tasks)}")
 
