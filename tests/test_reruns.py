@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Result, snapshot
+from conftest import Result, created, snapshot
 
 from bgproc.reruns import RETRY_DELAY_CAP_S, RetryPolicy, backoff_s, follow_up
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+# The command-line tests (those taking db) run on each store.
+pytestmark = pytest.mark.both_stores
 
 
 # ----------------------------------------------------------------------
@@ -248,7 +251,7 @@ def test_bad_task_attributes_are_refused_at_registration(
         f"class Odd(BackgroundTask):\n    {attribute}\n\n    def run(self, params):\n        pass\n"
     )
     refused(cli("register", str(module)), "task Odd:", *words)
-    assert not db.exists()
+    assert not created(db)
 
 
 def test_the_monitor_shows_attempts(tmp_path: Path) -> None:
