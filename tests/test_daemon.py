@@ -3,15 +3,18 @@ database file per test. Every wait polls with a deadline."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import is_url, query, run_bgproc, wait_until
+from conftest import ROOT, bgproc_env, is_url, query, run_bgproc, wait_until
 from daemon_tasks.helpers import (
     DaemonProcess,
     children,
@@ -488,3 +491,35 @@ def test_an_interrupted_run_that_opted_in_is_recovered_once_by_the_next_daemon(d
     assert interrupted["status"] == "interrupted" and "to be recovered" in interrupted["detail"]
     assert (recovery["reason"], recovery["retry_of"], recovery["attempt"]) == ("recovery", interrupted["id"], 1)
     assert counter.read_text() == "xx" and len(runs(db, request)) == 2  # once
+
+
+def test_following_a_run_shows_its_log_and_progress_then_its_outcome(db: Path, tmp_path: Path) -> None:
+    """``monitor RUN --follow`` (a table, until the run ends) and ``monitor --follow
+    --json`` (a line per change, until Ctrl-C) watch runs another process records."""
+    register(db)
+    with daemon(db, "--workers", "1") as proc:
+        request = schedule(db, "ProgressThenWait", "-p", "hold_s=2")
+        run = wait_until(lambda: (r := run_of(db, request)) and r["status"] == "running" and r, 30)
+        followed = run_bgproc(db, "monitor", str(run["id"]), "--follow", timeout=30, COLUMNS="160")
+        assert followed.code == 0, followed.err
+        assert "holding" in followed.out and f"run {run['id']} success" in followed.out, followed.out
+        # Following before the run exists (a slow start-up cannot miss it), then Ctrl-C.
+        out = tmp_path / "follow.jsonl"
+        with open(out, "w") as sink:
+            follower = subprocess.Popen(
+                [sys.executable, "-m", "bgproc", "monitor", "--follow", "--json", "--task", "ProgressThenWait"],
+                stdout=sink, stderr=subprocess.STDOUT, env=bgproc_env(db), cwd=str(ROOT),
+            )
+            try:
+                wait_until(lambda: '"success"' in out.read_text(), 30)  # the first run, as it stands
+                again = schedule(db, "ProgressThenWait", "-p", "hold_s=2")
+                wait_until(lambda: any(
+                    c["request_id"] == again and c["status"] == "success"
+                    for c in map(json.loads, out.read_text().splitlines())
+                ), 30)
+            finally:
+                follower.send_signal(signal.SIGINT)
+                follower.wait(15)
+        changes = [c for c in map(json.loads, out.read_text().splitlines()) if c["request_id"] == again]
+        assert [c["status"] for c in changes][-1] == "success" and "running" in {c["status"] for c in changes}
+        proc.assert_healthy()
