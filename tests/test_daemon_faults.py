@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_bgproc, wait_until
+from conftest import STORES, run_bgproc, target_on, wait_until
 from daemon_tasks.helpers import (
     DaemonProcess,
     daemon,
@@ -35,7 +35,7 @@ LOG_LIMIT = 1024 * 1024  # the daemon's default
 
 
 class Faults:
-    def __init__(self, db: Path, proc: DaemonProcess, requests: dict[str, int], tmp: Path) -> None:
+    def __init__(self, db: Path | str, proc: DaemonProcess, requests: dict[str, int], tmp: Path) -> None:
         self.db, self.proc, self.requests, self.tmp = db, proc, requests, tmp
 
     def finished(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -43,10 +43,15 @@ class Faults:
         return monitor_run(self.db, run["id"])
 
 
-@pytest.fixture(scope="module")
-def faults(tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="module", params=STORES)
+def faults(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """One daemon, every fault side by side: on each store (what is recorded differs)."""
     tmp = tmp_path_factory.mktemp("faults")
-    db = tmp / "data" / "bgproc.db"
+    with target_on(request.param, tmp) as db:
+        yield from _faults(db, tmp)
+
+
+def _faults(db: Path | str, tmp: Path) -> Iterator[Faults]:
     register(db)
     plans = {
         "raise": ["Raise", "-p", "message=kaboom-42"],
