@@ -509,6 +509,9 @@ def test_following_a_run_shows_its_log_and_progress_then_its_outcome(db: Path, t
             follower = subprocess.Popen(
                 [sys.executable, "-m", "bgproc", "monitor", "--follow", "--json", "--task", "ProgressThenWait"],
                 stdout=sink, stderr=subprocess.STDOUT, env=bgproc_env(db), cwd=str(ROOT),
+                # A suite started in the background (`cmd &`) inherits SIGINT ignored, and
+                # Python then installs no Ctrl-C handler: the follower gets the default back.
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
             try:
                 wait_until(lambda: '"success"' in out.read_text(), 30)  # the first run, as it stands
