@@ -314,6 +314,10 @@ def describe(cls: type[BackgroundTask[Any]], search_path: str | None) -> TaskRec
             "of text, or remove it to use the docstring's first line"
         )
     retries, retry_delay_s, recover = _retry_policy(cls)
+    if cls.isolation not in ISOLATIONS:
+        raise RegistryError(
+            f"task {cls.__qualname__}: isolation {cls.isolation!r} must be one of {', '.join(map(repr, ISOLATIONS))}"
+        )
     return TaskRecord(
         name=name,
         import_path=cls.import_path(),
@@ -330,6 +334,7 @@ def describe(cls: type[BackgroundTask[Any]], search_path: str | None) -> TaskRec
 
 
 MAX_NAME_LENGTH = 200
+ISOLATIONS = ("fork", "spawn")
 
 
 def task_name(cls: type[BackgroundTask[Any]]) -> str:

@@ -69,6 +69,10 @@ class BackgroundTask(Generic[P]):
       ``timeout``, doubled at each (default 30 s)
     - ``recover``: start a run again, once, when its daemon died or stopped
       while it ran (default False: at most once)
+    - ``isolation``: how a run's process starts: ``"fork"`` (default), forked
+      from the daemon's fork server, which imported the task's module once; or
+      ``"spawn"``, a fresh interpreter that imports everything anew (for a task
+      whose module must be imported afresh at each run, or that cannot be forked)
 
     A request's ``--timeout``, ``--retries``, ``--retry-delay`` and ``--recover``
     win over these.
@@ -80,6 +84,7 @@ class BackgroundTask(Generic[P]):
     retries: ClassVar[int] = 0
     retry_delay: ClassVar[float | timedelta | str | None] = None
     recover: ClassVar[bool] = False
+    isolation: ClassVar[str] = "fork"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -40,7 +40,7 @@ class Result:
 
 
 # The worker's module, by its names before and after the daemon's split.
-WORKER_MODULES = {"bgproc.worker", "bgproc.child"}
+WORKER_MODULES = {"bgproc.worker", "bgproc.child", "bgproc.forkserver"}
 
 
 def starts_a_daemon_or_worker(args: Any) -> bool:
@@ -101,6 +101,21 @@ def target_on(store: str, tmp_path: Path) -> Iterator[Target]:
 
     with pgserver.fresh_database() as url:
         yield url
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def isolation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a run's process starts: forked by the daemon's fork server, and a fresh
+    interpreter (``BGPROC_FORK_SERVER=0``, as for a task with ``isolation = "spawn"``).
+    A test module that uses it runs each of its tests in both."""
+    monkeypatch.setenv("BGPROC_FORK_SERVER", "1" if request.param == "fork" else "0")
+    return str(request.param)
+
+
+@pytest.fixture
+def spawn_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run a fresh interpreter: no fork server (the spare worker's tests)."""
+    monkeypatch.setenv("BGPROC_FORK_SERVER", "0")
 
 
 @pytest.fixture

@@ -374,6 +374,7 @@ def test_without_the_wake_up_fifo_the_daemon_watches_the_database(db: Path) -> N
         proc.assert_healthy()
 
 
+@pytest.mark.usefixtures("spawn_mode")  # with the fork server, no spare is kept
 def test_spare_worker_waits_idle_and_goes_with_the_daemon(db: Path) -> None:
     register(db)
     proc = DaemonProcess(db)

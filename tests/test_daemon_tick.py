@@ -82,6 +82,7 @@ def made() -> Iterator[Made]:
         if daemon.active or daemon.workers.spare is not None:
             daemon.clock = Clock()  # a real clock to wait for real processes
             daemon._shutdown()
+        daemon.workers.stop_forkserver()
 
 
 def make(made: Made, store: Store, clock: FakeClock, hostname: str | None = None, **config: Any) -> Daemon:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import protocol
+from .forking import Forked
 from .protocol import EXIT_CANCELLED
 from .runlog import RunLog
 
@@ -22,7 +23,7 @@ class ActiveRun:
     run_id: int
     request_id: int
     task: str
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | Forked
     output_fd: int
     events_fd: int  # -1 once closed (the run wrote what could not be read)
     lifeline_fd: int

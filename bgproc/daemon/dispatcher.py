@@ -162,7 +162,7 @@ class Dispatcher:
         """Hand a claimed run to a worker. Raises (OSError, StoreError) with no worker
         left behind."""
         timeout_s = request.timeout_s or task.timeout_s
-        launched = self.pool.take_spare() or self.pool.launch()
+        launched = self.pool.launch_for(task)
         try:
             # Before the job is sent: a run never goes on without its pid recorded.
             self.store.set_run_pid(run_id, launched.proc.pid)
@@ -196,7 +196,16 @@ class Dispatcher:
     def ensure_spare(self, *, stopping: bool) -> None:
         """Keep one worker started ahead, so that a claimed run need not wait for an
         interpreter to start (it still gets a process of its own)."""
-        if self.pool.spare is not None or not self.config.spare or self.config.once or stopping:
+        if stopping:
+            return
+        if not self.pool.wants_spare():
+            # Runs are forked by the fork server: it is started ahead instead.
+            try:
+                self.pool.warm()
+            except StoreFault:
+                pass  # started at the next run
+            return
+        if self.pool.spare is not None or not self.config.spare or self.config.once:
             return
         try:
             self.pool.ensure_spare()

@@ -25,8 +25,10 @@ database, stops it with a non-zero status.
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,8 +36,10 @@ from ..clock import Clock, DatabaseClock
 from ..errors import StoreError, StoreFault
 from ..store import ClaimedRun, Store, Watch, shown
 from ..task import APP_DB_ENV, application_db
+from . import forking
 from .active import ActiveRun
 from .dispatcher import Dispatcher
+from .forking import ForkServer
 from .membership import HEARTBEAT_EXPIRY_S, Membership
 from .outage import Outage, said
 from .pool import Pool
@@ -155,6 +159,7 @@ class Daemon:
             selector=self._wakeups.selector,
             now=lambda: self.clock.now(),  # late-bound: tests swap the daemon's clock
             mono=lambda: self.clock.monotonic(),
+            forkserver=self._forkserver if forking.enabled() else None,
         )
         parts = (store, config, self._clock, self.reporter)
         self.membership = Membership(*parts, hostname=hostname or socket.gethostname())
@@ -162,6 +167,9 @@ class Daemon:
         self.supervisor = Supervisor(
             *parts, pool=self.workers, outage=self._outage, beaten=lambda: self.membership.beaten
         )
+
+    def _forkserver(self, env: Callable[[], dict[str, str]], selector: selectors.BaseSelector) -> ForkServer:
+        return ForkServer(self.store.list_tasks, env, self.reporter.event, selector)
 
     @property
     def clock(self) -> DatabaseClock:
@@ -412,6 +420,7 @@ class Daemon:
 
     def _shutdown(self) -> None:
         self.workers.discard_spare()
+        self.workers.stop_forkserver()
         self.supervisor.end_runs()
         self.supervisor.record_last(writable=self._writable, given_up=self._given_up)
         # Whatever of ours is still recorded running (a run that could not start and

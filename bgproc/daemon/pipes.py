@@ -83,8 +83,10 @@ class Pipes:
             os.close(run.lifeline_fd)
         except OSError:
             pass
-        if run.proc.stdout is not None:
-            run.proc.stdout.close()
+        try:
+            os.close(run.output_fd)
+        except OSError:
+            pass
 
     def _read(self, fd: int) -> bytes | None:
         """What a pipe has now (b"" at its end, unregistered then); None if nothing yet."""

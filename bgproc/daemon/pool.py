@@ -31,8 +31,9 @@ from datetime import datetime
 from typing import Any
 
 from ..store.records import RequestRecord, TaskRecord
-from . import protocol
+from . import forking, protocol
 from .active import ActiveRun
+from .forking import Forked, ForkServer, become_subreaper, reap_strays
 from .pipes import Pipes
 from .protocol import Job
 from .runlog import RunLog
@@ -45,7 +46,7 @@ PARTIAL_LINE_S = 1.0
 class Launched:
     """A child started and waiting for its job on ``job_w``."""
 
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | Forked
     job_w: int
     events_r: int
     output_fd: int
@@ -69,6 +70,7 @@ class Pool:
         selector: selectors.BaseSelector,
         now: Callable[[], datetime],
         mono: Callable[[], float],
+        forkserver: Callable[[Callable[[], dict[str, str]], selectors.BaseSelector], ForkServer] | None = None,
     ) -> None:
         self.target = target  # the store, as open_store takes it (the worker's BGPROC_DB)
         self.app_db = app_db
@@ -77,13 +79,39 @@ class Pool:
         self.spare: Launched | None = None
         self._mono = mono
         self._pipes = Pipes(selector, now, mono)
+        # The fork server (``forking.py``); None: every run is a fresh interpreter.
+        self.forkserver = None
+        if forkserver is not None and become_subreaper():
+            self.forkserver = forkserver(self._child_env, selector)
+        self.spawned = False  # a run was started as a fresh interpreter (a spare is then kept)
 
     # ------------------------------------------------------------------
     # Starting
 
     def launch(self) -> Launched:
-        """Start a child, waiting for its job. Raises OSError (out of file
+        """Start a fresh interpreter, waiting for its job. Raises OSError (out of file
         descriptors, a full disk) with nothing left behind."""
+        return self._launch(None)
+
+    def launch_for(self, task: TaskRecord) -> Launched:
+        """A child for a run of ``task``: forked by the fork server, or for a task with
+        ``isolation = "spawn"`` (or no fork server) the spare or a fresh interpreter.
+        Raises OSError as ``launch``, StoreFault if the tasks cannot be read."""
+        if self.forkserver is not None and self.forkserver.isolation(task) == "fork":
+            return self._launch(self.forkserver)
+        self.spawned = True
+        return self.take_spare() or self.launch()
+
+    def wants_spare(self) -> bool:
+        """Whether a spare is worth keeping: runs start as fresh interpreters here."""
+        return self.forkserver is None or self.forkserver.broken is not None or self.spawned
+
+    def warm(self) -> None:
+        """Start the fork server ahead of the first run. Raises StoreFault as ``launch_for``."""
+        if self.forkserver is not None:
+            self.forkserver.start()
+
+    def _launch(self, server: ForkServer | None) -> Launched:
         fds: list[int] = []
         workdir = None
         try:
@@ -91,31 +119,37 @@ class Pool:
             fds += (job_r, job_w)
             events_r, events_w = os.pipe()
             fds += (events_r, events_w)
+            output_r, output_w = os.pipe()
+            fds += (output_r, output_w)
             workdir = tempfile.mkdtemp(prefix=protocol.WORKDIR_PREFIX)
-            proc = subprocess.Popen(
-                # -P: the working directory does not go first on sys.path (a task's
-                # modules come from its recorded search path, after the standard library).
-                [sys.executable, "-P", "-m", "bgproc.child"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                pass_fds=(job_r, events_w), cwd=workdir, env=self._child_env(job_r, events_w),
-                start_new_session=True, close_fds=True,
-            )
+            proc: subprocess.Popen[bytes] | Forked
+            if server is not None:
+                proc = server.fork(workdir, (job_r, events_w, output_w))
+            else:
+                proc = subprocess.Popen(
+                    # -P: the working directory does not go first on sys.path (a task's
+                    # modules come from its recorded search path, after the standard library).
+                    [sys.executable, "-P", "-m", "bgproc.child"],
+                    stdin=subprocess.DEVNULL, stdout=output_w, stderr=output_w,
+                    pass_fds=(job_r, events_w), cwd=workdir, env=self._child_env(job_r, events_w),
+                    start_new_session=True, close_fds=True,
+                )
         except OSError:
             for fd in fds:
                 os.close(fd)
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
             raise
-        os.close(job_r)
-        os.close(events_w)
-        assert proc.stdout is not None
-        for fd in (job_w, events_r, proc.stdout.fileno()):
+        for fd in (job_r, events_w, output_w):
+            os.close(fd)
+        for fd in (job_w, events_r, output_r):
             os.set_blocking(fd, False)
-        return Launched(proc=proc, job_w=job_w, events_r=events_r, output_fd=proc.stdout.fileno(), workdir=workdir)
+        return Launched(proc=proc, job_w=job_w, events_r=events_r, output_fd=output_r, workdir=workdir)
 
-    def _child_env(self, job_r: int, events_w: int) -> dict[str, str]:
+    def _child_env(self, job_r: int | None = None, events_w: int | None = None) -> dict[str, str]:
         env = dict(os.environ)
-        env[protocol.FDS_ENV] = f"{job_r},{events_w}"
+        if job_r is not None:
+            env[protocol.FDS_ENV] = f"{job_r},{events_w}"
         env["PYTHONUNBUFFERED"] = "1"
         env["BGPROC_DB"] = self.target
         env["BGPROC_APP_DB"] = self.app_db
@@ -160,8 +194,7 @@ class Pool:
             except ChildProcessError:
                 spare.proc.returncode = -1
         os.close(spare.events_r)
-        if spare.proc.stdout is not None:
-            spare.proc.stdout.close()
+        os.close(spare.output_fd)
         shutil.rmtree(spare.workdir, ignore_errors=True)
 
     def start(
@@ -209,7 +242,12 @@ class Pool:
     # Pipes
 
     def ready(self, kind: str, run: ActiveRun) -> None:
-        """One of a run's pipes is ready (``kind`` as registered): read or write it."""
+        """One of a run's pipes is ready (``kind`` as registered): read or write it; or
+        the fork server's socket."""
+        if kind == forking.KIND:
+            if self.forkserver is not None:
+                self.forkserver.readable()
+            return
         self._pipes.ready(kind, run)
 
     def drain(self, run: ActiveRun) -> None:
@@ -226,6 +264,15 @@ class Pool:
         for run in self.runs.values():
             run.log.flush_stale(now, PARTIAL_LINE_S)
             run.sample_peak()
+        if self.forkserver is not None:
+            known = {run.pid for run in self.runs.values() if not run.reaped}
+            known |= {pid for pid in (self.forkserver.pid, self.spare and self.spare.proc.pid) if pid}
+            reap_strays(known)
+
+    def stop_forkserver(self) -> None:
+        """Stop the fork server, if there is one (its runs go on)."""
+        if self.forkserver is not None:
+            self.forkserver.stop()
 
     # ------------------------------------------------------------------
     # Signalling, reaping, closing
@@ -273,7 +320,7 @@ class Pool:
         self.runs.pop(run.run_id, None)
 
 
-def _reap_if_exited(proc: subprocess.Popen[bytes]) -> bool:
+def _reap_if_exited(proc: subprocess.Popen[bytes] | Forked) -> bool:
     """Whether our child ``proc`` has exited; reaped then, its exit code on ``proc``."""
     if proc.returncode is not None:
         return True

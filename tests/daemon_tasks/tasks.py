@@ -330,3 +330,34 @@ class Flaky(BackgroundTask[FlakyParams]):
                     time.sleep(0.05)
             raise RuntimeError(f"failing attempt {attempt}")
         print("succeeded")
+
+
+@dataclass
+class WhoAmIParams:
+    out: str
+
+
+class WhoAmI(BackgroundTask[WhoAmIParams]):
+    """Writes how its process was started: its command line, parent, process group,
+    working directory, and how many times its module was imported in this process."""
+
+    def run(self, params: WhoAmIParams) -> None:
+        import json
+
+        with open(f"/proc/{os.getpid()}/cmdline", "rb") as cmdline:
+            argv = cmdline.read().decode().split("\0")
+        facts = {
+            "argv": argv, "pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgrp(), "sid": os.getsid(0),
+            "cwd": os.getcwd(), "imported_at": IMPORTED_AT,
+        }
+        with open(params.out, "w") as out:
+            json.dump(facts, out)
+
+
+class WhoAmISpawn(WhoAmI):
+    """``WhoAmI`` in a fresh interpreter."""
+
+    isolation = "spawn"
+
+
+IMPORTED_AT = time.time()
