@@ -1,6 +1,22 @@
-"""Dispatch latency and idle CPU of `bgproc daemon`.
+"""Dispatch latency and idle CPU of `bgproc daemon`; throughput and time to run(),
+with the fork server and with a fresh interpreter per run.
 
     python benchmarks/bench_dispatch.py [--runs 20] [--idle 10]
+    python benchmarks/bench_dispatch.py --fork [--throughput 300] [--planned 60] [--rounds 2]
+
+``--fork`` measures, for runs forked by the fork server and for runs in a
+fresh interpreter (``BGPROC_FORK_SERVER=0``), interleaved over ``--rounds``
+rounds on fresh databases:
+
+- throughput: ``--throughput`` no-op ``--now`` requests made before
+  ``bgproc daemon --once --workers 2`` starts, drained; runs/s from the
+  first run's recorded start to the last one's recorded end (every run in its
+  own process, start and outcome recorded);
+- time to ``run()``: ``--planned`` runs planned 250 ms apart for a running
+  ``daemon --workers 2``, from each run's planned instant to its ``run()``
+  entered (median, p99; never early: the earliest is shown);
+
+and prints the ratios fork / spawn.
 
 Measured in one run, against a baseline taken in the same run:
 
@@ -133,11 +149,119 @@ def dispatch_ms(tmp: str, runs: int, spare: bool) -> tuple[list[float], list[flo
     return wakes, boots, daemon
 
 
+def make_requests(db: Path, task: str, count: int, params: list[object] | None = None,
+                  at: list[float] | None = None) -> None:
+    """``count`` requests through one open store (``bgproc schedule``'s code, without a
+    process per request): ``--now``, or each planned at ``at[i]`` (epoch seconds)."""
+    from datetime import UTC, datetime
+
+    from bgproc import requests
+    from bgproc.clock import utcnow
+    from bgproc.store import open_store
+    from bgproc.timing import TimingOptions
+
+    with open_store(db, create=False) as store:
+        for i in range(count):
+            timing = TimingOptions(now=True) if at is None else TimingOptions(at=datetime.fromtimestamp(at[i], UTC))
+            now = utcnow()
+            planned = requests.plan(
+                store, task, now=now, default_zone="UTC", timing=timing,
+                params=None if params is None else params[i],
+            )
+            requests.create(store, planned, now)
+
+
+def throughput(tmp: str, count: int, isolation: str, round_no: int) -> float:
+    """Runs/s of ``daemon --once --workers 2`` draining ``count`` no-op requests."""
+    db = Path(tmp) / f"through-{isolation}-{round_no}.db"
+    bgproc(db, "register", str(TASKS))
+    make_requests(db, "Noop", count)
+    env = dict(os.environ, BGPROC_DB=str(db), BGPROC_FORK_SERVER="1" if isolation == "fork" else "0")
+    subprocess.run(
+        [sys.executable, "-m", "bgproc", "daemon", "--once", "--workers", "2"], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=600,
+    )
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT status, started_at, ended_at FROM runs").fetchall()
+    assert len(rows) == count and all(r[0] == "success" for r in rows), f"{isolation}: not all runs succeeded"
+    first = min(utc_seconds(r[1]) for r in rows)
+    last = max(utc_seconds(r[2]) for r in rows)
+    return count / (last - first)
+
+
+def time_to_run(tmp: str, count: int, isolation: str, round_no: int) -> list[float]:
+    """Milliseconds from each run's planned instant to its run() entered."""
+    db = Path(tmp) / f"planned-{isolation}-{round_no}.db"
+    bgproc(db, "register", str(TASKS))
+    env = dict(os.environ, BGPROC_DB=str(db), BGPROC_FORK_SERVER="1" if isolation == "fork" else "0")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "bgproc", "daemon", "--workers", "2"], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    stamps = [Path(tmp) / f"planned-{isolation}-{round_no}-{i}" for i in range(count)]
+    try:
+        time.sleep(2.0)  # started, its fork server ready, idle
+        first = time.time() + 1.0
+        at = [round(first + 0.25 * i, 3) for i in range(count)]
+        sys.path.append(str(TASKS.parent.parent))
+        from daemon_tasks.tasks import SleepParams
+
+        make_requests(db, "Sleep", count, [SleepParams(seconds=0, stamp_file=str(s)) for s in stamps], at)
+        wait_for(lambda: all(s.exists() and s.read_text().strip() for s in stamps), at[-1] - time.time() + 30)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+    with sqlite3.connect(db) as conn:
+        planned = [utc_seconds(r[0]) for r in conn.execute("SELECT planned_at FROM runs ORDER BY request_id")]
+    return [(float(s.read_text()) - p) * 1000 for s, p in zip(stamps, planned, strict=True)]
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def fork_vs_spawn(args: argparse.Namespace) -> None:
+    med = statistics.median
+    rates: dict[str, list[float]] = {"fork": [], "spawn": []}
+    delays: dict[str, list[float]] = {"fork": [], "spawn": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_no in range(args.rounds):
+            for isolation in ("fork", "spawn") if round_no % 2 == 0 else ("spawn", "fork"):
+                rates[isolation].append(throughput(tmp, args.throughput, isolation, round_no))
+                delays[isolation] += time_to_run(tmp, args.planned, isolation, round_no)
+                print(
+                    f"round {round_no + 1} {isolation:5}: {rates[isolation][-1]:6.1f} runs/s; planned -> run() "
+                    f"median {med(delays[isolation][-args.planned:]):6.1f} ms", flush=True,
+                )
+    print(f"{args.throughput} no-op --now runs, daemon --once --workers 2, {args.rounds} rounds interleaved:")
+    for isolation in ("fork", "spawn"):
+        values = delays[isolation]
+        print(
+            f"  {isolation:5}: {med(rates[isolation]):6.1f} runs/s "
+            f"(rounds {', '.join(f'{r:.1f}' for r in rates[isolation])}); "
+            f"planned -> run() median {med(values):.1f} ms, p99 {p99(values):.1f} ms, min {min(values):.1f} ms "
+            f"({len(values)} runs)"
+        )
+    print(
+        f"  fork / spawn: throughput {med(rates['fork']) / med(rates['spawn']):.2f}x; time to run() median "
+        f"{med(delays['spawn']) / med(delays['fork']):.2f}x faster, "
+        f"p99 {p99(delays['spawn']) / p99(delays['fork']):.2f}x"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--idle", type=float, default=10.0)
+    parser.add_argument("--fork", action="store_true", help="fork server against a fresh interpreter per run")
+    parser.add_argument("--throughput", type=int, default=300)
+    parser.add_argument("--planned", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    if args.fork:
+        fork_vs_spawn(args)
+        return 0
     med = statistics.median
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,7 +23,8 @@ from daemon_tasks.helpers import (
     wait_finished,
 )
 
-pytestmark = pytest.mark.daemon
+# Every fault in both ways a run starts: forked by the fork server, and a fresh interpreter.
+pytestmark = [pytest.mark.daemon, pytest.mark.usefixtures("isolation")]
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -95,6 +95,16 @@ def make(made: Made, store: Store, clock: FakeClock, hostname: str | None = None
     return daemon
 
 
+def forkserver_ready(daemon: Daemon) -> None:
+    """With the fork server on: start it and wait until it is ready, so that the
+    daemon's next runs are forked (until then they start as fresh interpreters)."""
+    server = daemon.workers.forkserver
+    if server is None:
+        return
+    daemon.workers.warm()
+    wait_until(lambda: daemon._wait(0.05) or server.ready, 60)
+
+
 def new_request(
     store: Store,
     when: datetime,

@@ -36,6 +36,9 @@ from bgproc.errors import StoreIOError
 from bgproc.store import open_store
 from bgproc.store.base import Store
 
+# Every guarantee in both ways a run starts: forked by the fork server, and a fresh interpreter.
+pytestmark = pytest.mark.usefixtures("isolation")
+
 LEASE_LINE = "no word from the daemon for"
 
 
@@ -209,8 +212,11 @@ def test_worker_whose_output_nobody_reads_still_stops(tmp_path: Path, workers: l
 
 @pytest.mark.daemon
 def test_run_whose_worker_stopped_it_is_recorded_interrupted(tmp_path: Path) -> None:
+    from test_daemon_tick import forkserver_ready
+
     from bgproc.clock import Clock
     from bgproc.daemon import Daemon
+    from bgproc.daemon.forking import Forked
     from bgproc.daemon.reporter import Reporter
     from bgproc.store.sqlite import SQLiteStore as Store
 
@@ -223,8 +229,11 @@ def test_run_whose_worker_stopped_it_is_recorded_interrupted(tmp_path: Path) -> 
     with Store.open(db) as store:
         daemon = Daemon(store, config, clock=Clock(), reporter=Reporter(open(os.devnull, "w"), live=False))
         try:
+            forkserver_ready(daemon)  # with the fork server on, the run is forked
             # Claimed and started by hand: nothing renews the lease, as in a daemon stopped.
             assert len(daemon.tick(daemon.clock.now())) == 1
+            (active,) = daemon.active.values()
+            assert isinstance(active.proc, Forked) == (daemon.workers.forkserver is not None)
             deadline = time.monotonic() + 20
             while daemon.active:
                 assert time.monotonic() < deadline

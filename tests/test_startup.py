@@ -13,12 +13,16 @@ from conftest import query, wait_until
 from daemon_tasks.helpers import DaemonProcess, daemon, schedule, wait_finished
 from daemon_tasks.helpers import cli as in_process_cli
 from daemon_tasks.slow_start import GATE_ENV
-from test_daemon_tick import T0, Made, make, new_request, runs, wait_reaped
+from test_daemon_tick import T0, Made, forkserver_ready, make, new_request, runs, wait_reaped
 
 from bgproc.clock import FakeClock
 from bgproc.daemon import Daemon
 from bgproc.daemon.active import ActiveRun
+from bgproc.daemon.forking import Forked
 from bgproc.store.sqlite import SQLiteStore as Store
+
+# Every guarantee in both ways a run starts: forked by the fork server, and a fresh interpreter.
+pytestmark = pytest.mark.usefixtures("isolation")
 
 SLOW_FILE = str(Path(__file__).resolve().parent / "daemon_tasks" / "slow_start.py")
 
@@ -51,8 +55,10 @@ def slow_run(made: Made, store: Store, clock: FakeClock, gate: Path, **config: f
     with store.immediate():
         store.conn.execute("UPDATE requests SET timeout_s = 1 WHERE id = ?", (request,))
     daemon = make(made, store, clock, **config)
+    forkserver_ready(daemon)
     assert len(daemon.tick(clock.now())) == 1
     (run,) = daemon.active.values()
+    assert isinstance(run.proc, Forked) == (daemon.workers.forkserver is not None)  # the mode under test
     wait_until(lambda: importing(gate), 60)
     return daemon, request, run
 

@@ -234,6 +234,11 @@ class ForkServer:
             self._proc = None
 
     @property
+    def ready(self) -> bool:
+        """Whether it is running and said it is ready."""
+        return self._loaded is not None
+
+    @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
