@@ -37,8 +37,6 @@ import sys
 import threading
 import traceback
 
-import msgpack
-
 from . import child
 from .daemon import protocol
 from .loader import load_task_class
@@ -79,7 +77,7 @@ def serve(sock: socket.socket) -> None:
         if not data:
             return
         try:
-            request = msgpack.unpackb(data, raw=False)
+            request = protocol.unpack(data)
             if len(fds) != 3:
                 raise ValueError(f"a fork request comes with 3 file descriptors, not {len(fds)}")
             reply: dict[str, object] = {"pid": fork_run(sock, str(request["workdir"]), fds)}
@@ -88,7 +86,7 @@ def serve(sock: socket.socket) -> None:
         finally:
             for fd in fds:
                 os.close(fd)
-        sock.send(msgpack.packb(reply, use_bin_type=True))
+        sock.send(protocol.pack(reply))
 
 
 def fork_run(sock: socket.socket, workdir: str, fds: list[int]) -> int:
@@ -166,10 +164,10 @@ def _run_child(sock: socket.socket, workdir: str, fds: list[int]) -> None:
 def main() -> int:
     sock = socket.socket(fileno=int(os.environ.pop(SOCKET_ENV)))
     raw = bytes.fromhex(os.environ.pop(TASKS_ENV, ""))
-    tasks = [(str(path), search) for path, search in msgpack.unpackb(raw, raw=False)] if raw else []
+    tasks = [(str(path), search) for path, search in protocol.unpack(raw)] if raw else []
     isolation, files = preload(tasks)
     threads = threading.active_count()
-    sock.send(msgpack.packb({"isolation": isolation, "files": files, "threads": threads}, use_bin_type=True))
+    sock.send(protocol.pack({"isolation": isolation, "files": files, "threads": threads}))
     if threads > 1:
         return 1  # a fork would copy one thread of several: the daemon spawns instead
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon's Ctrl-C is the daemon's

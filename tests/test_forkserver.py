@@ -142,3 +142,34 @@ def test_a_fork_server_that_dies_is_started_again_and_its_runs_go_on(db: Path, t
         assert wait_finished(db, after, 30)["status"] == "success"
         wait_until(lambda: "the fork server" in proc.output() and ready_count(proc.output()) == 2, 30)
         proc.assert_healthy()
+
+
+@pytest.mark.daemon
+def test_a_task_module_that_starts_a_thread_turns_the_fork_server_off(db: Path, tmp_path: Path) -> None:
+    module = tmp_path / "starts_a_thread.py"
+    module.write_text(textwrap.dedent("""
+        import os, sys, threading, time
+        from dataclasses import dataclass
+        from bgproc import BackgroundTask
+
+        if sys.argv[0].endswith("forkserver.py"):  # only in the fork server
+            threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+
+        @dataclass
+        class Out:
+            out: str
+
+        class Argv(BackgroundTask[Out]):
+            def run(self, params: Out) -> None:
+                with open(f"/proc/{os.getpid()}/cmdline", "rb") as cmdline, open(params.out, "wb") as out:
+                    out.write(cmdline.read())
+    """))
+    code, _, err = cli(db, "register", str(module))
+    assert code == 0, err
+    with daemon(db) as proc:
+        wait_until(lambda: "starts a thread on import" in proc.output(), 30)
+        request = schedule(db, "Argv", "-p", f"out={tmp_path / 'argv'}")
+        assert wait_finished(db, request, 30)["status"] == "success"
+        assert b"bgproc.child" in (tmp_path / "argv").read_bytes()  # a fresh interpreter
+        assert forkserver_of(proc.pid) is None
+        proc.assert_healthy()

@@ -26,9 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import msgpack
-
 from ..store.records import TaskRecord
+from . import protocol
 
 ENABLE_ENV = "BGPROC_FORK_SERVER"
 KIND = "forkserver"  # its socket's kind on the daemon's selector
@@ -74,7 +73,8 @@ class _Loaded:
 
 class ForkServer:
     """The daemon's fork server. ``tasks`` lists the registered tasks (read when the
-    server starts); ``env`` is the environment of a child; ``say`` reports events.
+    server starts); ``say`` reports events; ``env`` is the environment of a child;
+    its socket goes on ``selector``, the daemon's (``Pool.ready`` hands it back).
 
     The daemon never waits for it to load the task modules: until it says it is
     ready (``isolation`` looks without waiting), runs start as fresh interpreters,
@@ -83,8 +83,8 @@ class ForkServer:
     def __init__(
         self,
         tasks: Callable[[], list[TaskRecord]],
-        env: Callable[[], dict[str, str]],
         say: Callable[[str], None],
+        env: Callable[[], dict[str, str]],
         selector: selectors.BaseSelector | None = None,
     ) -> None:
         self._tasks = tasks
@@ -145,7 +145,7 @@ class ForkServer:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = self._env()
         env[SOCKET_ENV] = str(child.fileno())
-        env[TASKS_ENV] = msgpack.packb([[t.import_path, t.search_path] for t in tasks]).hex()
+        env[TASKS_ENV] = protocol.pack([[t.import_path, t.search_path] for t in tasks]).hex()
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-P", "-m", "bgproc.forkserver"], stdin=subprocess.DEVNULL,
@@ -183,17 +183,20 @@ class ForkServer:
             return
         except OSError:
             data = b""
-        ready = msgpack.unpackb(data, raw=False) if data else None
+        ready = protocol.unpack(data) if data else None
         if not isinstance(ready, dict) or ready.get("threads") != 1:
             threads = ready.get("threads") if isinstance(ready, dict) else None
+            code = self._proc.poll() if self._proc is not None else None
             self.stop()
             if threads:
                 self.broken = (
                     f"the fork server has {threads} threads once the task modules are imported (one of "
                     "them starts a thread on import): a fork would copy one"
                 )
-                self._say(f"{self.broken}; every run starts a fresh interpreter")
-            return  # it died loading them: started again at the next run
+            else:
+                self.broken = f"the fork server exited before it was ready (code {code})"
+            self._say(f"{self.broken}; every run starts a fresh interpreter")
+            return
         self._loaded = _Loaded(
             isolation=dict(ready["isolation"]),
             files={k: (str(v[0]), int(v[1])) for k, v in ready["files"].items()},
@@ -208,9 +211,9 @@ class ForkServer:
             raise OSError("the fork server is not running")
         try:
             self._sock.settimeout(REPLY_S)
-            socket.send_fds(self._sock, [msgpack.packb({"workdir": workdir})], list(fds))
+            socket.send_fds(self._sock, [protocol.pack({"workdir": workdir})], list(fds))
             data = self._sock.recv(MAX_PACKET)
-            reply = msgpack.unpackb(data, raw=False) if data else None
+            reply = protocol.unpack(data) if data else None
         except (OSError, ValueError):
             reply = None
         if not isinstance(reply, dict) or not isinstance(reply.get("pid"), int):

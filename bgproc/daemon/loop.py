@@ -25,12 +25,11 @@ database, stops it with a non-zero status.
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from ..clock import Clock, DatabaseClock
 from ..errors import StoreError, StoreFault
@@ -153,13 +152,10 @@ class Daemon:
         # The database condition (busy, full...) this daemon is in, if any.
         self._outage = Outage(self.reporter.event)
         self.workers = Pool(
-            target=store.target,
-            app_db=_app_db(store),
-            log_limit=config.log_limit,
-            selector=self._wakeups.selector,
+            target=store.target, app_db=_app_db(store), log_limit=config.log_limit, selector=self._wakeups.selector,
             now=lambda: self.clock.now(),  # late-bound: tests swap the daemon's clock
             mono=lambda: self.clock.monotonic(),
-            forkserver=self._forkserver if forking.enabled() else None,
+            forkserver=partial(ForkServer, store.list_tasks, self.reporter.event) if forking.enabled() else None,
         )
         parts = (store, config, self._clock, self.reporter)
         self.membership = Membership(*parts, hostname=hostname or socket.gethostname())
@@ -167,9 +163,6 @@ class Daemon:
         self.supervisor = Supervisor(
             *parts, pool=self.workers, outage=self._outage, beaten=lambda: self.membership.beaten
         )
-
-    def _forkserver(self, env: Callable[[], dict[str, str]], selector: selectors.BaseSelector) -> ForkServer:
-        return ForkServer(self.store.list_tasks, env, self.reporter.event, selector)
 
     @property
     def clock(self) -> DatabaseClock:
@@ -419,8 +412,7 @@ class Daemon:
             self.reporter.event(f"{why} again: stopping running runs now")
 
     def _shutdown(self) -> None:
-        self.workers.discard_spare()
-        self.workers.stop_forkserver()
+        self.workers.let_helpers_go()
         self.supervisor.end_runs()
         self.supervisor.record_last(writable=self._writable, given_up=self._given_up)
         # Whatever of ours is still recorded running (a run that could not start and

@@ -177,6 +177,11 @@ class Pool:
         self.discard(spare)
         return spare
 
+    def let_helpers_go(self) -> None:
+        """At shutdown: let the spare go, and stop the fork server (runs go on)."""
+        self.discard_spare()
+        self.stop_forkserver()
+
     def discard_spare(self) -> None:
         """Let the spare go, if there is one."""
         if self.spare is not None:

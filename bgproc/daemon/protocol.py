@@ -56,6 +56,12 @@ def pack(message: object) -> bytes:
     return data
 
 
+def unpack(data: bytes) -> Any:
+    """One whole message (as ``pack`` framed it). Raises ``ValueError`` (and
+    ``msgpack`` errors) on what is not one."""
+    return msgpack.unpackb(data, raw=False)
+
+
 def reader() -> msgpack.Unpacker:
     """Reads a stream of framed messages: ``feed`` it bytes, iterate the messages.
     Raises (``ValueError``, ``msgpack`` errors) on what is not a message or too big."""
