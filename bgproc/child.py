@@ -1,4 +1,5 @@
-"""The child: the process that runs one task. ``python -P -m bgproc.child``.
+"""The child: the process that runs one task. ``python -P -m bgproc.child``, or
+forked from the daemon's fork server (``forkserver.py``), which calls ``main``.
 
 It knows the task API, the parameter codec, the loader and the worker
 protocol (``daemon/protocol.py``), nothing of the daemon's loop, the store

@@ -196,16 +196,12 @@ class Dispatcher:
     def ensure_spare(self, *, stopping: bool) -> None:
         """Keep one worker started ahead, so that a claimed run need not wait for an
         interpreter to start (it still gets a process of its own)."""
-        if stopping:
+        if stopping or not self.config.spare:
             return
         if not self.pool.wants_spare():
-            # Runs are forked by the fork server: it is started ahead instead.
-            try:
-                self.pool.warm()
-            except StoreFault:
-                pass  # started at the next run
+            self.pool.warm()  # runs are forked by the fork server: it is started ahead instead
             return
-        if self.pool.spare is not None or not self.config.spare or self.config.once:
+        if self.pool.spare is not None or self.config.once:
             return
         try:
             self.pool.ensure_spare()

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..errors import StoreError
 from ..store.records import TaskRecord
 from . import protocol
 
@@ -100,8 +101,7 @@ class ForkServer:
     def isolation(self, task: TaskRecord) -> str:
         """How ``task``'s next run is started: "fork" or "spawn". Starts (or starts again)
         the server as needed; "spawn" while it is not ready, when it cannot serve, or
-        when it could not load the task (a fresh interpreter then says why, as ever).
-        Raises StoreFault if the tasks cannot be read."""
+        when it could not load the task (a fresh interpreter then says why, as ever)."""
         if self.broken is not None:
             return "spawn"
         if self._proc is None:
@@ -137,11 +137,14 @@ class ForkServer:
         return changed
 
     def start(self) -> None:
-        """Start the server if it is not running (it loads the task modules on its own).
-        Raises StoreFault if the tasks cannot be read."""
+        """Start the server if it is not running (it loads the task modules on its own);
+        not now if the tasks cannot be read (a run then starts a fresh interpreter)."""
         if self._proc is not None or self.broken is not None:
             return
-        tasks = self._tasks()
+        try:
+            tasks = self._tasks()
+        except StoreError:
+            return  # the database says why elsewhere; tried again at the next run
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = self._env()
         env[SOCKET_ENV] = str(child.fileno())

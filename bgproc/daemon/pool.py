@@ -1,9 +1,13 @@
 """The daemon's side of worker processes: starting them, talking to them, reaping them.
 
-Each run gets a process of its own, ``python -P -m bgproc.child``, in its own
-process group and its own temporary working directory. One child may be
-started ahead (the *spare*) so that a claimed run need not wait for an
-interpreter to start. The job goes over the job pipe, which then stays open
+Each run gets a process of its own, in its own session, process group and
+temporary working directory: forked by the fork server (``forking.py``,
+``bgproc/forkserver.py``), which imported bgproc and the task modules once,
+or, for a task with ``isolation = "spawn"`` (or with no fork server), a fresh
+``python -P -m bgproc.child``. For those, one child may be started ahead
+(the *spare*) so that a claimed run need not wait for an interpreter to
+start. Either way the run's process is this daemon's own child. The job
+goes over the job pipe, which then stays open
 as the child's lifeline and carries the renewals of its lease; what the
 child prints (``connection.log`` records included) is read into the run's
 log, and its events (``protocol.py``) into the run, without ever blocking.
@@ -96,7 +100,7 @@ class Pool:
     def launch_for(self, task: TaskRecord) -> Launched:
         """A child for a run of ``task``: forked by the fork server, or for a task with
         ``isolation = "spawn"`` (or no fork server) the spare or a fresh interpreter.
-        Raises OSError as ``launch``, StoreFault if the tasks cannot be read."""
+        Raises OSError as ``launch``."""
         if self.forkserver is not None and self.forkserver.isolation(task) == "fork":
             return self._launch(self.forkserver)
         self.spawned = True
@@ -107,7 +111,7 @@ class Pool:
         return self.forkserver is None or self.forkserver.broken is not None or self.spawned
 
     def warm(self) -> None:
-        """Start the fork server ahead of the first run. Raises StoreFault as ``launch_for``."""
+        """Start the fork server ahead of the first run."""
         if self.forkserver is not None:
             self.forkserver.start()
 
