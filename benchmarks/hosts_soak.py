@@ -226,21 +226,26 @@ class Loss:
 
 
 def lose_host(hosts: hostlib.Hosts, daemons: HostDaemons, target: str, host: hostlib.Host, how: str) -> Loss:
-    """Cut ``host`` off once its daemon has runs going."""
-    mine = f"{host.name}:{daemons.procs[host.name].pid}:"
+    """Cut ``host`` off once its daemon has runs going. A run seen going may end before
+    the cut (forked runs end within their sleep): with none recorded running once
+    cut, the host is brought back and cut again at its next run."""
+    while True:
+        mine = f"{host.name}:{daemons.procs[host.name].pid}:"
 
-    def going() -> str | None:
-        running = runs_json(target, "--status", "running")
-        ids = {r["daemon_id"] for r in running if (r["daemon_id"] or "").startswith(mine)}
-        return ids.pop() if len(ids) == 1 else None
+        def going(mine: str = mine) -> str | None:
+            running = runs_json(target, "--status", "running")
+            ids = {r["daemon_id"] for r in running if (r["daemon_id"] or "").startswith(mine)}
+            return ids.pop() if len(ids) == 1 else None
 
-    loss = Loss(host, how, wait_for(f"a run going on {host.name}", going, timeout=60, interval=0.2))
-    if how == "kill":
-        daemons.kill_host(host)
-    else:
-        hosts.cut(host)
-    loss.at = time.time()
-    return loss
+        loss = Loss(host, how, wait_for(f"a run going on {host.name}", going, timeout=60, interval=0.2))
+        if how == "kill":
+            daemons.kill_host(host)
+        else:
+            hosts.cut(host)
+        loss.at = time.time()
+        if runs_of(target, loss, "--status", "running"):
+            return loss
+        bring_back(hosts, daemons, loss)
 
 
 def runs_of(target: str, loss: Loss, *args: str) -> list[dict[str, Any]]:

@@ -103,6 +103,16 @@ def target_on(store: str, tmp_path: Path) -> Iterator[Target]:
         yield url
 
 
+@pytest.fixture(autouse=True)
+def _no_subreaper_after_the_test() -> Iterator[None]:
+    """A daemon made in the test process (with the fork server on) makes it the reaper
+    of orphaned descendants; the next tests get a test process as it was."""
+    yield
+    from bgproc.daemon.forking import become_subreaper
+
+    become_subreaper(False)
+
+
 @pytest.fixture(params=["fork", "spawn"])
 def isolation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both ways a run's process starts: forked by the daemon's fork server, and a fresh

@@ -45,11 +45,12 @@ def enabled() -> bool:
     return sys.platform.startswith("linux") and os.environ.get(ENABLE_ENV, "1") not in ("0", "no", "off")
 
 
-def become_subreaper() -> bool:
-    """Make this process the reaper of its orphaned descendants (Linux); whether it is."""
+def become_subreaper(on: bool = True) -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux), or no longer
+    (``on`` False: a test process done with an in-process daemon); whether it worked."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
 
