@@ -27,7 +27,8 @@ app = typer.Typer(
     help=(
         "Typed background tasks with an embedded scheduler and a process monitor.\n\n"
         "Register task classes, schedule process requests, run `bgproc daemon`, "
-        "and watch executions with `bgproc monitor`. One SQLite file holds it all."
+        "and watch executions with `bgproc monitor`. One SQLite file holds it all "
+        "(or, for daemons on several hosts, one PostgreSQL database)."
     ),
     no_args_is_help=True,
     add_completion=False,
